@@ -1,0 +1,77 @@
+// CLinux: the Linux calls and constants that Swift's Glibc module does not
+// export (epoll, splice, tee, pipe2, accept4, eventfd, pipe sizing). Every
+// function is a thin pass-through: errors come back as -1 with errno set,
+// exactly like the call it wraps. Swift code never includes these headers.
+#ifndef SWITCHYARD_CLINUX_H
+#define SWITCHYARD_CLINUX_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+// epoll(7). Events are returned unpacked (struct epoll_event is packed on
+// x86_64, which Swift does not lay out reliably): data[i] and events[i].
+int cl_epoll_create(void);
+int cl_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+int cl_epoll_wait(int epfd, uint64_t *data, uint32_t *events, int max, int timeout_ms);
+
+extern const int CL_EPOLL_CTL_ADD;
+extern const int CL_EPOLL_CTL_MOD;
+extern const int CL_EPOLL_CTL_DEL;
+extern const uint32_t CL_EPOLLIN;
+extern const uint32_t CL_EPOLLOUT;
+extern const uint32_t CL_EPOLLERR;
+extern const uint32_t CL_EPOLLHUP;
+extern const uint32_t CL_EPOLLRDHUP;
+extern const uint32_t CL_EPOLLET;
+
+// eventfd(2), non-blocking and close-on-exec.
+int cl_eventfd(void);
+
+// accept4(2) with SOCK_NONBLOCK|SOCK_CLOEXEC.
+int cl_accept(int fd, struct sockaddr *addr, socklen_t *len);
+
+// socket(2) with SOCK_NONBLOCK|SOCK_CLOEXEC.
+int cl_socket(int domain, int type);
+
+// pipe2(2) with O_NONBLOCK|O_CLOEXEC; fds[0] is the read end.
+int cl_pipe(int fds[2]);
+
+// fcntl(F_SETPIPE_SZ) / fcntl(F_GETPIPE_SZ).
+int cl_set_pipe_size(int fd, int size);
+int cl_get_pipe_size(int fd);
+
+// splice(2) and tee(2) with SPLICE_F_MOVE|SPLICE_F_NONBLOCK.
+ssize_t cl_splice(int fd_in, int fd_out, size_t len, int more);
+ssize_t cl_tee(int fd_in, int fd_out, size_t len);
+
+// Socket options the proxy sets.
+int cl_set_reuseport(int fd);
+int cl_set_reuseaddr(int fd);
+int cl_set_nodelay(int fd);
+int cl_get_socket_error(int fd);
+int cl_ioctl_fionread(int fd);
+
+// sockaddr helpers: fill a sockaddr_storage from a numeric IPv4/IPv6 address.
+// Returns the address length, or 0 when `host` is not a numeric address.
+socklen_t cl_make_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *out);
+// Render the peer address as text (IPv4 dotted or IPv6); returns length.
+int cl_format_address(const struct sockaddr_storage *addr, char *out, int cap, uint16_t *port);
+
+// Resolve a host name to its first IPv4/IPv6 address (getaddrinfo). 0 on success.
+int cl_resolve(const char *host, uint16_t port, struct sockaddr_storage *out, socklen_t *len);
+
+// Raise RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+long cl_raise_nofile_limit(void);
+
+// Block SIGPIPE for the process (writes to a closed socket return EPIPE).
+void cl_ignore_sigpipe(void);
+
+// Resident set size in bytes (from /proc/self/statm), 0 if unknown.
+long cl_rss_bytes(void);
+
+// Monotonic clock in nanoseconds.
+uint64_t cl_monotonic_ns(void);
+
+#endif
