@@ -1,0 +1,79 @@
+// Routing: the pure core that picks a cluster for each exchange.
+//
+// Glossary (see DESIGN.md): *client* sent the request; *backend* is one
+// server we forward to; *cluster* is one version of the service (a set of
+// backends, a version label, an upgrade mode); *latest* is the usable cluster
+// with the highest version. This module has no sockets, clocks or globals:
+// callers pass the time and a random number generator in.
+
+/// How clients move from the previous cluster to the latest one.
+public enum UpgradeMode: String, Sendable, CaseIterable {
+    /// Every exchange goes to the latest cluster at once.
+    case instant = "INSTANT"
+    /// A client stays on the cluster named by its session cookie until the
+    /// cookie expires (`sessionTimeout` seconds after its last exchange).
+    case session = "SESSION"
+    /// A rising share of clients (by a stable hash of their transition id)
+    /// moves to the latest cluster; the share grows with every exchange served.
+    case gradual = "GRADUAL"
+    /// Exchanges go to the latest cluster and are mirrored to the previous
+    /// one so that the two responses can be compared.
+    case concurrent = "CONCURRENT"
+}
+
+/// One backend: a host name (or IP literal) and a TCP port.
+public struct ServerAddress: Hashable, Sendable, CustomStringConvertible {
+    /// Host name or IP address literal.
+    public var hostname: String
+    /// TCP port, 1...65535.
+    public var port: Int
+
+    /// Creates a backend address.
+    public init(hostname: String, port: Int) {
+        self.hostname = hostname
+        self.port = port
+    }
+
+    /// `host:port`, with IPv6 literals in brackets.
+    public var description: String {
+        hostname.contains(":") ? "[\(hostname)]:\(port)" : "\(hostname):\(port)"
+    }
+}
+
+/// The validated description of one cluster, as given by the config file or
+/// `PUT /configuration/cluster`. Runtime state lives in `ClusterState`.
+public struct ClusterSpec: Sendable, Equatable {
+    /// Stable identifier; also the value of the session cookie.
+    public var uuid: String
+    /// Version label; ordered by `Version`.
+    public var version: String
+    /// Backends of this cluster, in the order given.
+    public var servers: [ServerAddress]
+    /// Upgrade mode applied while this cluster is the latest.
+    public var mode: UpgradeMode
+    /// Session cookie lifetime in seconds (SESSION only).
+    public var sessionTimeout: Int?
+    /// Percentage points the GRADUAL threshold rises per exchange served (GRADUAL only).
+    public var percentageTransitionPerRequest: Double?
+    /// Whether non-idempotent requests are mirrored too (CONCURRENT only).
+    public var mirrorUnsafeMethods: Bool
+
+    /// Creates a cluster description; no validation happens here (see the Config module).
+    public init(
+        uuid: String,
+        version: String,
+        servers: [ServerAddress],
+        mode: UpgradeMode = .instant,
+        sessionTimeout: Int? = nil,
+        percentageTransitionPerRequest: Double? = nil,
+        mirrorUnsafeMethods: Bool = false
+    ) {
+        self.uuid = uuid
+        self.version = version
+        self.servers = servers
+        self.mode = mode
+        self.sessionTimeout = sessionTimeout
+        self.percentageTransitionPerRequest = percentageTransitionPerRequest
+        self.mirrorUnsafeMethods = mirrorUnsafeMethods
+    }
+}

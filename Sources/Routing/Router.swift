@@ -1,0 +1,212 @@
+/// One cluster as the router sees it. `route` takes them latest first (see
+/// `orderLatestFirst`), built from the routing snapshot and `ClusterState`.
+public struct RouteCandidate: Sendable, Equatable {
+    /// Cluster uuid; compared with the session cookie and written into it.
+    public var uuid: String
+    /// The cluster's upgrade mode (applies while it is the effective latest).
+    public var mode: UpgradeMode
+    /// Session cookie lifetime in seconds (SESSION).
+    public var sessionTimeout: Int?
+    /// Mirror non-idempotent requests too (CONCURRENT).
+    public var mirrorUnsafeMethods: Bool
+    /// Not failed, and at least one backend is not marked down.
+    public var usable: Bool
+    /// Current GRADUAL threshold, 0...100 (from `ClusterState.gradualThreshold`).
+    public var gradualThreshold: Double
+
+    /// Creates a candidate.
+    public init(
+        uuid: String,
+        mode: UpgradeMode = .instant,
+        sessionTimeout: Int? = nil,
+        mirrorUnsafeMethods: Bool = false,
+        usable: Bool = true,
+        gradualThreshold: Double = 0
+    ) {
+        self.uuid = uuid
+        self.mode = mode
+        self.sessionTimeout = sessionTimeout
+        self.mirrorUnsafeMethods = mirrorUnsafeMethods
+        self.usable = usable
+        self.gradualThreshold = gradualThreshold
+    }
+
+    /// Creates a candidate from a cluster's description and live state.
+    public init(_ spec: ClusterSpec, state: ClusterState, hasLiveBackend: Bool = true) {
+        self.init(
+            uuid: spec.uuid, mode: spec.mode, sessionTimeout: spec.sessionTimeout,
+            mirrorUnsafeMethods: spec.mirrorUnsafeMethods,
+            usable: hasLiveBackend && !state.isFailed,
+            gradualThreshold: state.gradualThreshold)
+    }
+}
+
+/// What `route` needs to know about one request.
+public struct RouteInput: Sendable {
+    /// Value of the session cookie (`dynsoftup`), if the request has one.
+    public var sessionCookie: String?
+    /// Value of the transition cookie, if the request has one.
+    public var transitionCookie: String?
+    /// GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110 §9.2.2): safe to mirror.
+    public var methodIsIdempotent: Bool
+    /// Current time in unix seconds (for cookie expiry).
+    public var nowUnix: Int64
+
+    /// Creates an input from already extracted cookie values.
+    public init(sessionCookie: String? = nil, transitionCookie: String? = nil, methodIsIdempotent: Bool = true, nowUnix: Int64) {
+        self.sessionCookie = sessionCookie
+        self.transitionCookie = transitionCookie
+        self.methodIsIdempotent = methodIsIdempotent
+        self.nowUnix = nowUnix
+    }
+
+    /// Creates an input from a `Cookie` header value (nil when the request has none).
+    public init(cookieHeader: String?, names: CookieNames, methodIsIdempotent: Bool = true, nowUnix: Int64) {
+        self.init(
+            sessionCookie: cookieHeader.flatMap { cookieValue(named: names.session, inCookieHeader: $0) },
+            transitionCookie: cookieHeader.flatMap { cookieValue(named: names.transition, inCookieHeader: $0) },
+            methodIsIdempotent: methodIsIdempotent, nowUnix: nowUnix)
+    }
+}
+
+/// Where one exchange goes and which cookies its response sets.
+public struct RouteDecision: Equatable, Sendable {
+    /// Index into the candidates of the cluster that answers the client.
+    public var primary: Int
+    /// CONCURRENT: index of the previous version, which gets a mirrored copy.
+    public var shadow: Int?
+    /// Full `Set-Cookie` header values, session cookie first.
+    public var setCookies: [String]
+    /// The mode applied: the latest cluster's mode, or INSTANT when that mode
+    /// needs an older usable cluster and there is none.
+    public var effectiveMode: UpgradeMode
+
+    /// Creates a decision.
+    public init(primary: Int, shadow: Int? = nil, setCookies: [String], effectiveMode: UpgradeMode) {
+        self.primary = primary
+        self.shadow = shadow
+        self.setCookies = setCookies
+        self.effectiveMode = effectiveMode
+    }
+}
+
+/// Attributes of every routing cookie: the whole site, hidden from scripts,
+/// sent on top-level navigations.
+let cookieAttributes = "; Path=/; HttpOnly; SameSite=Lax"
+
+/// Picks the cluster for one exchange. Pure: the time comes from `input`,
+/// new transition ids from `random`.
+///
+/// - The *latest* is the first usable candidate; the *previous* is the next
+///   usable one after it. The latest's mode governs.
+/// - INSTANT: latest.
+/// - SESSION: the cluster named by the session cookie if it is a usable
+///   candidate, else latest. The session cookie gets `Expires`/`Max-Age` from
+///   the chosen cluster's `sessionTimeout` (the latest's when it has none).
+/// - GRADUAL: the client's transition id (issued when absent or malformed)
+///   falls in bucket `gradualBucket(id)`; bucket < latest's threshold →
+///   latest; else the usable cluster named by the session cookie; else previous.
+/// - CONCURRENT: latest, with previous as shadow for idempotent methods (or
+///   every method when the latest has `mirrorUnsafeMethods`).
+/// - GRADUAL and CONCURRENT without a previous cluster behave as INSTANT.
+/// - Every decision sets the session cookie to the served cluster's uuid.
+///
+/// Returns nil when no candidate is usable (the caller answers 503).
+public func route(
+    _ input: RouteInput,
+    candidates: [RouteCandidate],
+    names: CookieNames,
+    random: inout some RandomNumberGenerator
+) -> RouteDecision? {
+    guard let latest = candidates.firstIndex(where: { $0.usable }) else { return nil }
+    let previous = candidates[(latest + 1)...].firstIndex(where: { $0.usable })
+
+    /// Index of the usable candidate the session cookie names, if any.
+    func pinned() -> Int? {
+        guard let uuid = input.sessionCookie, !uuid.isEmpty else { return nil }
+        return candidates.firstIndex { $0.usable && $0.uuid == uuid }
+    }
+    func sessionCookie(_ index: Int) -> String {
+        names.session + "=" + candidates[index].uuid + cookieAttributes
+    }
+
+    switch candidates[latest].mode {
+    case .instant:
+        break
+
+    case .session:
+        let chosen = pinned() ?? latest
+        guard let timeout = candidates[chosen].sessionTimeout ?? candidates[latest].sessionTimeout else {
+            return RouteDecision(primary: chosen, setCookies: [sessionCookie(chosen)], effectiveMode: .session)
+        }
+        let expires = httpDate(unixSeconds: input.nowUnix + Int64(timeout))
+        let cookie = sessionCookie(chosen) + "; Expires=" + expires + "; Max-Age=" + String(timeout)
+        return RouteDecision(primary: chosen, setCookies: [cookie], effectiveMode: .session)
+
+    case .gradual:
+        guard let previous else { break }
+        var cookies: [String] = []
+        let clientID: String
+        if let id = input.transitionCookie, isValidTransitionID(id) {
+            clientID = id
+        } else {
+            clientID = newTransitionID(using: &random)
+        }
+        let chosen: Int
+        if Double(gradualBucket(clientID)) < candidates[latest].gradualThreshold {
+            chosen = latest
+        } else {
+            chosen = pinned() ?? previous
+        }
+        cookies.append(sessionCookie(chosen))
+        if clientID != input.transitionCookie {
+            cookies.append(names.transition + "=" + clientID + cookieAttributes)
+        }
+        return RouteDecision(primary: chosen, setCookies: cookies, effectiveMode: .gradual)
+
+    case .concurrent:
+        guard let previous else { break }
+        let mirror = input.methodIsIdempotent || candidates[latest].mirrorUnsafeMethods
+        return RouteDecision(
+            primary: latest, shadow: mirror ? previous : nil,
+            setCookies: [sessionCookie(latest)], effectiveMode: .concurrent)
+    }
+    return RouteDecision(primary: latest, setCookies: [sessionCookie(latest)], effectiveMode: .instant)
+}
+
+/// Whether a transition cookie value is an id we issued or could have: 1 to
+/// 64 characters from `[A-Za-z0-9._-]`. Anything else is replaced, so a
+/// mangled cookie cannot pick its bucket through odd bytes.
+public func isValidTransitionID(_ id: String) -> Bool {
+    let bytes = id.utf8
+    guard !bytes.isEmpty, bytes.count <= 64 else { return false }
+    return bytes.allSatisfy { b in
+        (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+            || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
+            || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
+    }
+}
+
+/// A new transition id: 16 lowercase hex characters from one 64-bit draw
+/// (64 bits are plenty to spread clients over 100 buckets).
+public func newTransitionID(using random: inout some RandomNumberGenerator) -> String {
+    let value = random.next()
+    let hex = Array("0123456789abcdef".utf8)
+    var out = [UInt8](repeating: 0, count: 16)
+    for i in 0..<16 {
+        out[i] = hex[Int((value >> UInt64(60 - 4 * i)) & 0xF)]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Stable bucket 0..<100 for a transition id: FNV-1a 64 of its UTF-8 bytes
+/// modulo 100. The same id lands in the same bucket in every process and run
+/// (unlike `Hasher`, which is seeded per process).
+public func gradualBucket(_ clientID: String) -> Int {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in clientID.utf8 {
+        hash ^= UInt64(byte)
+        hash &*= 0x0000_0100_0000_01b3
+    }
+    return Int(hash % 100)
+}
