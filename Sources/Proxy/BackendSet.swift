@@ -1,0 +1,27 @@
+import Observability
+import Reactor
+import Syscalls
+
+/// One backend known to a worker: its address, its passive health, and its idle
+/// keep-alive connections. Identified by a small integer that never changes for the
+/// worker's lifetime, so the hot path indexes arrays instead of hashing addresses.
+struct BackendSlot {
+    let address: SocketAddress
+    /// Monotonic time until which the backend is skipped (refused or timed-out connect).
+    var downUntil: UInt64 = 0
+    /// Idle connections, most recently used last (reused first: their buffers are warm).
+    var idle: [(fd: Int32, since: UInt64)] = []
+    /// Consecutive connect failures (for the log line on recovery).
+    var failures = 0
+}
+
+/// A connection to a backend while an exchange uses it.
+struct BackendLink {
+    let fd: Int32
+    let backendID: Int
+    /// Taken from the idle pool (a failure before any response byte may be retried).
+    let reused: Bool
+    /// Non-blocking connect still in progress.
+    var connecting: Bool
+    var ready = Readiness()
+}

@@ -1,0 +1,723 @@
+import HTTP1
+import Observability
+import Reactor
+import Routing
+import Syscalls
+
+/// One client connection and the exchanges on it, driven by readiness events on the
+/// client's descriptor and on the backend connection it currently uses.
+///
+/// The session is a loop over non-blocking calls (`drive`): each event sets a readiness
+/// flag, and `drive` makes all the progress the flags allow. Requests on one connection
+/// are handled one at a time, in order (pipelined requests wait in the buffer).
+final class ClientSession: EventHandler, DeadlineHandler {
+    /// What the session is doing.
+    enum State {
+        /// Waiting for (the rest of) a request head; idle between exchanges.
+        case readingHead
+        /// A request is being forwarded and its response relayed.
+        case exchange
+        /// After `101 Switching Protocols`: bytes flow both ways until a side closes.
+        case tunnel
+        /// Writing a final error response, then closing.
+        case closingAfterWrite
+        /// Closed; every resource has been returned.
+        case closed
+    }
+
+    /// Which deadline the sweep is checking.
+    enum DeadlineKind { case idle, head, connect, response, body, drain }
+
+    unowned let worker: Worker
+    let fd: Int32
+    let clientAddress: String
+    var sweepIndex = -1
+
+    private(set) var state = State.readingHead
+    private var client = Readiness()
+    private var buffer: ByteBuffer?
+    private var parser: HeadParser
+    private var request = RequestHead()
+
+    private var deadline: UInt64 = 0
+    private var deadlineKind = DeadlineKind.idle
+
+    // The exchange in flight.
+    private var cluster: ClusterRuntime?
+    private var backend: BackendLink?
+    private var backendBuffer: ByteBuffer?
+    private var responseParser: HeadParser
+    private var response = ResponseHead()
+    private var requestFlow: BodyFlow?
+    private var responseFlow: BodyFlow?
+    private var requestDone = false
+    private var responseDone = false
+    private var responseStarted = false
+    private var interimResponse = false
+    private var upgradeAccepted = false
+    private var closeAfterExchange = false
+    /// Head bytes left in the buffer until the response begins (bodiless requests), so a
+    /// request that met a dead pooled connection can be sent again.
+    private var headHeldInBuffer = 0
+    private var setCookies: [UInt8] = []
+    private var exchangeStart: UInt64 = 0
+    private var attempts = 0
+    private var status = 0
+
+    init(worker: Worker, fd: Int32, clientAddress: String) {
+        self.worker = worker
+        self.fd = fd
+        self.clientAddress = clientAddress
+        parser = HeadParser(limits: worker.settings.headLimits)
+        responseParser = HeadParser(limits: HeadLimits(maxHeadBytes: worker.settings.headLimits.maxHeadBytes,
+                                                       maxTargetBytes: worker.settings.headLimits.maxTargetBytes,
+                                                       maxHeaders: worker.settings.headLimits.maxHeaders,
+                                                       requireHost: false))
+        client.writable = true
+        setDeadline(.idle, after: worker.settings.clientHeadNanos)
+    }
+
+    // MARK: Events
+
+    func handleEvent(fd eventFD: Int32, events: EpollEvents) {
+        if eventFD == fd {
+            if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
+                client.readable = true
+            }
+            if events.contains(.writable) || events.contains(.error) { client.writable = true }
+            if events.contains(.readHangup) || events.contains(.hangup) { client.hungUp = true }
+        } else if backend?.fd == eventFD {
+            if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
+                backend!.ready.readable = true
+            }
+            if events.contains(.writable) || events.contains(.error) || events.contains(.hangup) { backend!.ready.writable = true }
+            if events.contains(.readHangup) || events.contains(.hangup) { backend!.ready.hungUp = true }
+        } else {
+            return
+        }
+        drive()
+    }
+
+    func checkDeadline(now: UInt64) {
+        guard state != .closed, now >= deadline else { return }
+        switch deadlineKind {
+        case .idle:
+            close()
+        case .head:
+            reject(status: 408, message: "request head not received in time", offset: nil)
+            drive()
+        case .connect:
+            Log.warning("backend_connect_timeout", ["backend": backend.map { worker.backends[$0.backendID].address.description } ?? "?"])
+            connectFailed()
+            drive()
+        case .response:
+            if responseStarted { close() } else {
+                failExchange(status: 504, message: "backend did not answer in time", backendFault: true)
+                drive()
+            }
+        case .body:
+            close()
+        case .drain:
+            close()
+        }
+    }
+
+    @inline(__always)
+    private func setDeadline(_ kind: DeadlineKind, after nanos: UInt64) {
+        deadlineKind = kind
+        deadline = worker.loop.now &+ nanos
+    }
+
+    // MARK: Driving
+
+    /// Makes all the progress the readiness flags allow.
+    func drive() {
+        while true {
+            switch state {
+            case .readingHead:
+                if !stepReadHead() { return }
+            case .exchange:
+                if !stepExchange() { return }
+            case .tunnel:
+                if !stepTunnel() { return }
+            case .closingAfterWrite:
+                stepClosing()
+                return
+            case .closed:
+                return
+            }
+        }
+    }
+
+    /// Reads and parses a request head. Returns true when the state changed.
+    private func stepReadHead() -> Bool {
+        if let buffer, buffer.readableCount > 0 {
+            switch parser.parseRequest(buffer.readable, into: &request) {
+            case .complete:
+                startExchange()
+                return true
+            case .error(let error):
+                reject(status: error.status, message: error.message, offset: error.offset)
+                return true
+            case .incomplete:
+                break
+            }
+        }
+        guard client.readable else {
+            if worker.draining && (buffer?.readableCount ?? 0) == 0 { close(); return false }
+            return false
+        }
+        let buffer = self.buffer ?? takeBuffer()
+        if buffer.writableCount == 0 {
+            buffer.compact()
+            if buffer.writableCount == 0 {
+                reject(status: 431, message: "request head larger than \(buffer.capacity) bytes", offset: buffer.capacity)
+                return true
+            }
+        }
+        let wasEmpty = buffer.readableCount == 0
+        let space = buffer.writableCount
+        do {
+            switch try buffer.read(from: fd) {
+            case .done(0):
+                close()
+                return false
+            case .done(let n):
+                if n < space { client.readable = false }
+                if wasEmpty { setDeadline(.head, after: worker.settings.clientHeadNanos) }
+                return true
+            case .wouldBlock:
+                client.readable = false
+                if buffer.readableCount == 0 { releaseClientBuffer() }
+                return false
+            }
+        } catch {
+            close()
+            return false
+        }
+    }
+
+    private func takeBuffer() -> ByteBuffer {
+        let b = worker.pools.takeBuffer()
+        buffer = b
+        return b
+    }
+
+    private func releaseClientBuffer() {
+        if let b = buffer, b.readableCount == 0 {
+            worker.pools.giveBack(b)
+            buffer = nil
+        }
+    }
+
+    // MARK: Exchange
+
+    private func startExchange() {
+        exchangeStart = worker.loop.now
+        attempts = 0
+        requestDone = false
+        responseDone = false
+        responseStarted = false
+        interimResponse = false
+        upgradeAccepted = false
+        status = 0
+        closeAfterExchange = !request.keepAlive || worker.draining
+        state = .exchange
+        guard let buffer else { return }
+        setCookies.removeAll(keepingCapacity: true)
+        guard let choice = worker.route(request: request, source: buffer.readable, cookies: &setCookies) else {
+            worker.counters.add(ProxyCounter.rejected + 2)
+            failExchange(status: 503, message: "no cluster available", backendFault: false)
+            return
+        }
+        cluster = choice.cluster
+        choice.cluster.metrics.blocks[worker.id].add(ClusterCounter.requests)
+        headHeldInBuffer = request.headLength
+        connect(backendID: choice.backendID)
+    }
+
+    /// Takes a pooled connection or starts a connect, then prepares the request flow.
+    private func connect(backendID: Int) {
+        attempts += 1
+        guard let link = worker.acquireConnection(backendID: backendID, for: self) else {
+            // Immediate failure (refused synchronously, no descriptor): try elsewhere.
+            backend = nil
+            retryElsewhere(failedBackend: backendID)
+            return
+        }
+        backend = link
+        prepareRequestFlow()
+        if link.connecting {
+            setDeadline(.connect, after: worker.settings.backendConnectNanos)
+        } else {
+            connectionEstablished()
+        }
+    }
+
+    /// The backend connection is usable: a request with a body releases its head from the
+    /// buffer so the body that follows it can flow.
+    private func connectionEstablished() {
+        if case .none = request.framing {} else if headHeldInBuffer > 0, let buffer {
+            buffer.consume(headHeldInBuffer)
+            headHeldInBuffer = 0
+        }
+        setDeadline(.response, after: worker.settings.backendResponseNanos)
+    }
+
+    private func prepareRequestFlow() {
+        guard let buffer else { return }
+        var flow = BodyFlow(framing: request.framing)
+        HeadWriter.appendRequest(request, source: buffer.readable, clientAddress: clientAddress,
+                                 tunnel: request.upgrade, to: &flow.prefix)
+        // The head stays in the buffer until the connection is up (a failed connect sent
+        // nothing, so the request can go elsewhere) and, for bodiless requests, until the
+        // response begins (a dead pooled connection can then be retried).
+        headHeldInBuffer = request.headLength
+        requestFlow = flow
+        requestDone = false
+    }
+
+    /// The connect to the current backend failed: mark it down and try another backend
+    /// of the cluster, then an older cluster.
+    private func connectFailed() {
+        guard let link = backend else { return }
+        dropBackend(reusable: false)
+        retryElsewhere(failedBackend: link.backendID)
+    }
+
+    private func retryElsewhere(failedBackend: Int) {
+        if let cluster { worker.backendFailed(failedBackend, cluster: cluster) }
+        requestFlow?.release(to: worker.pools)
+        requestFlow = nil
+        guard attempts < worker.maxAttempts, headHeldInBuffer > 0, let buffer else {
+            failExchange(status: 502, message: "no backend reachable", backendFault: true)
+            return
+        }
+        setCookies.removeAll(keepingCapacity: true)
+        guard let choice = worker.route(request: request, source: buffer.readable, cookies: &setCookies) else {
+            failExchange(status: 502, message: "no backend reachable", backendFault: true)
+            return
+        }
+        cluster = choice.cluster
+        connect(backendID: choice.backendID)
+    }
+
+    /// One pass over the exchange: connect completion, request body, response head,
+    /// response body. Returns true when the state changed.
+    private func stepExchange() -> Bool {
+        guard state == .exchange else { return true }
+        guard var link = backend else { return false }
+        if link.connecting {
+            guard link.ready.writable else { return false }
+            let error = Socket.pendingError(link.fd)
+            if error != 0 {
+                connectFailed()
+                return true
+            }
+            link.connecting = false
+            backend = link
+            worker.backendConnected(link.backendID)
+            connectionEstablished()
+        }
+
+        // Request: head and body to the backend.
+        if !requestDone, var flow = requestFlow {
+            flow.progressed = false
+            let result = flow.pump(source: fd, sourceReady: &client, buffer: buffer,
+                                   destination: link.fd, destinationReady: &backend!.ready, pools: worker.pools)
+            requestFlow = flow
+            switch result {
+            case .finished:
+                requestDone = true
+                if !responseStarted { setDeadline(.response, after: worker.settings.backendResponseNanos) }
+            case .needsSource, .needsDestination:
+                if flow.progressed && !responseStarted { setDeadline(.response, after: worker.settings.bodyIdleNanos) }
+            case .failed(.destinationError):
+                if mayRetryOnFreshConnection { return retryOnFreshConnection() }
+                failExchange(status: 502, message: "backend closed the connection", backendFault: true)
+                return true
+            case .failed(.badFraming(let error)):
+                requestFlow?.release(to: worker.pools)
+                dropBackend(reusable: false)
+                reject(status: error.status, message: error.message, offset: nil)
+                return true
+            case .failed:
+                // The client vanished or broke off its upload: release both sides at once.
+                close()
+                return false
+            }
+        }
+
+        // Response head.
+        if !responseDone && responseFlow == nil {
+            switch readResponseHead() {
+            case .waiting: break
+            case .changed: return true
+            case .ready: break
+            }
+        }
+
+        // Response body to the client.
+        if !responseDone, var flow = responseFlow, let backend {
+            flow.progressed = false
+            var ready = backend.ready
+            let result = flow.pump(source: backend.fd, sourceReady: &ready, buffer: backendBuffer,
+                                   destination: fd, destinationReady: &client, pools: worker.pools)
+            self.backend?.ready = ready
+            responseFlow = flow
+            switch result {
+            case .finished:
+                if interimResponse {
+                    interimResponse = false
+                    responseFlow = nil
+                    responseParser.reset()
+                    return true
+                }
+                if upgradeAccepted {
+                    startTunnel()
+                    return true
+                }
+                responseDone = true
+            case .needsSource, .needsDestination:
+                if flow.progressed { setDeadline(.body, after: worker.settings.bodyIdleNanos) }
+                return false
+            case .failed(.destinationError):
+                close()
+                return false
+            case .failed:
+                // The backend died or sent bad framing mid-body: the client must not take a
+                // short body for a complete one, so its connection is closed.
+                Log.info("backend_body_aborted", ["backend": worker.backends[backend.backendID].address.description])
+                cluster?.metrics.blocks[worker.id].add(ClusterCounter.backendErrors)
+                close()
+                return false
+            }
+        }
+
+        if responseDone {
+            if !requestDone {
+                // The backend answered before reading the whole request: the rest of the
+                // upload cannot be resynchronised, so neither connection is reused.
+                closeAfterExchange = true
+                requestFlow?.release(to: worker.pools)
+                requestFlow = nil
+                dropBackend(reusable: false)
+            }
+            finishExchange()
+            return true
+        }
+        return false
+    }
+
+    private enum HeadProgress { case waiting, changed, ready }
+
+    /// Reads the backend's response head and prepares the response flow.
+    private func readResponseHead() -> HeadProgress {
+        guard let link = backend, !link.connecting else { return .waiting }
+        let rbuf = backendBuffer ?? { let b = worker.pools.takeBuffer(); backendBuffer = b; return b }()
+        while true {
+            if rbuf.readableCount > 0 {
+                switch responseParser.parseResponse(rbuf.readable, requestMethod: request.method, into: &response) {
+                case .complete:
+                    beginResponse(rbuf)
+                    return .ready
+                case .error(let error):
+                    Log.warning("backend_bad_response", ["backend": worker.backends[link.backendID].address.description,
+                                                         "error": error.message, "offset": String(error.offset)])
+                    failExchange(status: 502, message: "invalid response from backend", backendFault: true)
+                    return .changed
+                case .incomplete:
+                    break
+                }
+            }
+            guard backend!.ready.readable else { return .waiting }
+            if rbuf.writableCount == 0 {
+                rbuf.compact()
+                if rbuf.writableCount == 0 {
+                    failExchange(status: 502, message: "response head from backend too large", backendFault: true)
+                    return .changed
+                }
+            }
+            let space = rbuf.writableCount
+            do {
+                switch try rbuf.read(from: link.fd) {
+                case .done(0):
+                    if rbuf.readableCount == 0 && !responseStarted && mayRetryOnFreshConnection {
+                        return retryOnFreshConnection() ? .changed : .waiting
+                    }
+                    failExchange(status: 502, message: "backend closed the connection", backendFault: true)
+                    return .changed
+                case .done(let n):
+                    if n < space { backend!.ready.readable = false }
+                case .wouldBlock:
+                    backend!.ready.readable = false
+                    return .waiting
+                }
+            } catch {
+                if rbuf.readableCount == 0 && !responseStarted && mayRetryOnFreshConnection {
+                    return retryOnFreshConnection() ? .changed : .waiting
+                }
+                failExchange(status: 502, message: "backend reset the connection", backendFault: true)
+                return .changed
+            }
+        }
+    }
+
+    /// The response head is complete: rewrite it and start relaying.
+    private func beginResponse(_ rbuf: ByteBuffer) {
+        if headHeldInBuffer > 0, let buffer {
+            buffer.consume(headHeldInBuffer)
+            headHeldInBuffer = 0
+        }
+        let isInterim = response.status >= 100 && response.status < 200 && response.status != 101
+        var flow: BodyFlow
+        if isInterim {
+            flow = BodyFlow(framing: .none)
+            HeadWriter.appendResponse(response, source: rbuf.readable, extraHeaders: [], close: false,
+                                      clientVersionMinor: request.versionMinor, to: &flow.prefix)
+            interimResponse = true
+        } else if response.status == 101 {
+            guard request.upgrade else {
+                failExchange(status: 502, message: "backend switched protocols without an upgrade request", backendFault: true)
+                return
+            }
+            flow = BodyFlow(framing: .none)
+            HeadWriter.appendResponse(response, source: rbuf.readable, extraHeaders: [], close: false,
+                                      clientVersionMinor: request.versionMinor, to: &flow.prefix)
+            upgradeAccepted = true
+            status = 101
+        } else {
+            status = response.status
+            if case .untilClose = response.framing { closeAfterExchange = true }
+            flow = BodyFlow(framing: response.framing)
+            worker.appendResponseHead(response, source: rbuf.readable, setCookies: setCookies,
+                                      close: closeAfterExchange, clientVersionMinor: request.versionMinor,
+                                      to: &flow.prefix)
+        }
+        rbuf.consume(response.headLength)
+        responseStarted = true
+        responseFlow = flow
+        setDeadline(.body, after: worker.settings.bodyIdleNanos)
+    }
+
+    /// A pooled connection may have been closed by the backend just before we used it;
+    /// a bodiless request that got no response byte is sent again on a new connection.
+    private var mayRetryOnFreshConnection: Bool {
+        guard let link = backend, link.reused, !responseStarted, attempts < worker.maxAttempts else { return false }
+        if case .none = request.framing { return headHeldInBuffer > 0 }
+        return false
+    }
+
+    private func retryOnFreshConnection() -> Bool {
+        guard let link = backend else { return false }
+        dropBackend(reusable: false)
+        requestFlow?.release(to: worker.pools)
+        requestFlow = nil
+        responseParser.reset()
+        attempts += 1
+        guard let fresh = worker.connectNew(backendID: link.backendID, for: self) else {
+            retryElsewhere(failedBackend: link.backendID)
+            return true
+        }
+        backend = fresh
+        prepareRequestFlow()
+        if fresh.connecting {
+            setDeadline(.connect, after: worker.settings.backendConnectNanos)
+        } else {
+            connectionEstablished()
+        }
+        return true
+    }
+
+    /// Ends the exchange: accounting, connection reuse, next request or close.
+    private func finishExchange() {
+        let latency = worker.loop.now &- exchangeStart
+        if let cluster {
+            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: latency)
+        }
+        let reusable = response.keepAlive && requestDone && (backendBuffer?.readableCount ?? 0) == 0
+            && { if case .untilClose = response.framing { return false }; return true }()
+        dropBackend(reusable: reusable)
+        requestFlow?.release(to: worker.pools)
+        responseFlow?.release(to: worker.pools)
+        requestFlow = nil
+        responseFlow = nil
+        cluster = nil
+        if closeAfterExchange || worker.draining {
+            close()
+            return
+        }
+        state = .readingHead
+        parser.reset()
+        responseParser.reset()
+        setDeadline(.idle, after: worker.settings.clientIdleNanos)
+        if (buffer?.readableCount ?? 0) == 0 { releaseClientBuffer() }
+    }
+
+    /// Gives the backend connection back to the pool (or closes it) and frees the response buffer.
+    private func dropBackend(reusable: Bool) {
+        if let link = backend {
+            if reusable && !link.connecting {
+                worker.releaseConnection(link)
+            } else {
+                worker.discardConnection(link)
+            }
+            backend = nil
+        }
+        if let b = backendBuffer {
+            worker.pools.giveBack(b)
+            backendBuffer = nil
+        }
+    }
+
+    /// The exchange failed before response bytes reached the client: answer with `status`
+    /// and close; after response bytes were sent, just close.
+    private func failExchange(status: Int, message: String, backendFault: Bool) {
+        if backendFault, let cluster {
+            cluster.metrics.blocks[worker.id].add(ClusterCounter.backendErrors)
+            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: worker.loop.now &- exchangeStart)
+        }
+        requestFlow?.release(to: worker.pools)
+        requestFlow = nil
+        responseFlow?.release(to: worker.pools)
+        responseFlow = nil
+        dropBackend(reusable: false)
+        cluster = nil
+        if responseStarted {
+            close()
+            return
+        }
+        worker.metrics.reject(reactor: worker.id, status: status)
+        Log.info("exchange_failed", ["status": String(status), "client": clientAddress, "reason": message])
+        startClosingWrite(HeadWriter.errorResponse(status: status, message: message))
+    }
+
+    /// Refuses a request the parser rejected (or that timed out): error response, then close.
+    private func reject(status: Int, message: String, offset: Int?) {
+        worker.metrics.reject(reactor: worker.id, status: status)
+        if Log.enabled(.info) {
+            Log.info("request_rejected", ["status": String(status), "client": clientAddress, "reason": message,
+                                          "offset": offset.map(String.init) ?? "-"])
+        }
+        requestFlow?.release(to: worker.pools)
+        requestFlow = nil
+        responseFlow?.release(to: worker.pools)
+        responseFlow = nil
+        dropBackend(reusable: false)
+        startClosingWrite(HeadWriter.errorResponse(status: status, message: message))
+    }
+
+    private func startClosingWrite(_ bytes: [UInt8]) {
+        var flow = BodyFlow(framing: .none)
+        flow.prefix = bytes
+        responseFlow = flow
+        state = .closingAfterWrite
+        setDeadline(.drain, after: 5_000_000_000)
+    }
+
+    private func stepClosing() {
+        guard var flow = responseFlow else { close(); return }
+        var dummy = Readiness()
+        let result = flow.pump(source: fd, sourceReady: &dummy, buffer: nil, destination: fd,
+                               destinationReady: &client, pools: worker.pools)
+        responseFlow = flow
+        switch result {
+        case .needsDestination, .needsSource:
+            return
+        default:
+            // Half-close and let the kernel deliver the response before the FIN; the
+            // rest of whatever the client sends is discarded with the socket.
+            Socket.shutdownWrite(fd)
+            close()
+        }
+    }
+
+    // MARK: Tunnel
+
+    private var upstream: BodyFlow?
+    private var downstream: BodyFlow?
+    private var upstreamDone = false
+    private var downstreamDone = false
+
+    private func startTunnel() {
+        if headHeldInBuffer > 0, let buffer { buffer.consume(headHeldInBuffer); headHeldInBuffer = 0 }
+        requestFlow?.release(to: worker.pools)
+        requestFlow = nil
+        responseFlow?.release(to: worker.pools)
+        responseFlow = nil
+        upstream = BodyFlow(framing: .untilClose)
+        downstream = BodyFlow(framing: .untilClose)
+        state = .tunnel
+        setDeadline(.body, after: worker.settings.clientIdleNanos)
+    }
+
+    private func stepTunnel() -> Bool {
+        guard let link = backend else { close(); return false }
+        var progressed = false
+        if !upstreamDone, var flow = upstream {
+            flow.progressed = false
+            let result = flow.pump(source: fd, sourceReady: &client, buffer: buffer, destination: link.fd,
+                                   destinationReady: &backend!.ready, pools: worker.pools)
+            upstream = flow
+            progressed = progressed || flow.progressed
+            switch result {
+            case .finished:
+                upstreamDone = true
+                Socket.shutdownWrite(link.fd)
+            case .failed:
+                close(); return false
+            default: break
+            }
+        }
+        if !downstreamDone, var flow = downstream {
+            flow.progressed = false
+            var ready = backend!.ready
+            let result = flow.pump(source: link.fd, sourceReady: &ready, buffer: backendBuffer, destination: fd,
+                                   destinationReady: &client, pools: worker.pools)
+            backend?.ready = ready
+            downstream = flow
+            progressed = progressed || flow.progressed
+            switch result {
+            case .finished:
+                downstreamDone = true
+                Socket.shutdownWrite(fd)
+            case .failed:
+                close(); return false
+            default: break
+            }
+        }
+        if progressed { setDeadline(.body, after: worker.settings.clientIdleNanos) }
+        if upstreamDone && downstreamDone {
+            if let cluster { worker.recordOutcome(cluster: cluster, status: 101, latencyNanos: worker.loop.now &- exchangeStart) }
+            cluster = nil
+            close()
+        }
+        return false
+    }
+
+    // MARK: Closing
+
+    /// Closes the client connection and releases everything the session holds.
+    func close() {
+        guard state != .closed else { return }
+        state = .closed
+        requestFlow?.release(to: worker.pools)
+        responseFlow?.release(to: worker.pools)
+        upstream?.release(to: worker.pools)
+        downstream?.release(to: worker.pools)
+        requestFlow = nil
+        responseFlow = nil
+        upstream = nil
+        downstream = nil
+        dropBackend(reusable: false)
+        if let b = buffer {
+            worker.pools.giveBack(b)
+            buffer = nil
+        }
+        cluster = nil
+        worker.sessionClosed(self)
+    }
+
+    /// True when the session is between exchanges with nothing buffered (safe to close on drain).
+    var isIdle: Bool { state == .readingHead && (buffer?.readableCount ?? 0) == 0 }
+}

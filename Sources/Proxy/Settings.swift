@@ -1,0 +1,38 @@
+import HTTP1
+import Routing
+
+/// Everything a worker needs to know that does not change per snapshot.
+public struct ProxySettings: Sendable {
+    /// A client that has not sent a complete head within this time gets 408 and is closed.
+    public var clientHeadNanos: UInt64 = 10_000_000_000
+    /// An idle keep-alive client connection is closed after this time.
+    public var clientIdleNanos: UInt64 = 60_000_000_000
+    /// A backend connect that has not completed within this time counts as a failure.
+    public var backendConnectNanos: UInt64 = 5_000_000_000
+    /// A backend that has not sent a response head within this time: 504.
+    public var backendResponseNanos: UInt64 = 60_000_000_000
+    /// A body transfer (either direction) that makes no progress for this time is aborted.
+    public var bodyIdleNanos: UInt64 = 60_000_000_000
+    /// How long a backend that refused or timed out a connect is skipped.
+    public var backendDownNanos: UInt64 = 2_000_000_000
+    /// Idle pooled backend connections older than this are closed.
+    public var backendIdleNanos: UInt64 = 30_000_000_000
+    /// Per-worker cap on idle connections kept per backend.
+    public var maxIdlePerBackend = 512
+    /// Limits for the head parser.
+    public var headLimits = HeadLimits()
+    /// Size of each session buffer (the head must fit in it).
+    public var bufferSize = 16384
+    /// Requested pipe size for spliced bodies.
+    public var pipeSize = 1 << 20
+    /// Maximum concurrent client connections per process (split evenly across workers).
+    public var maxConnections = 10000
+    /// Cookie names (2014 defaults).
+    public var cookieNames = CookieNames()
+    /// When the latest cluster is marked failed.
+    public var rollback = RollbackPolicy()
+    /// How long in-flight exchanges may take to finish on a graceful stop.
+    public var drainNanos: UInt64 = 10_000_000_000
+
+    public init() {}
+}

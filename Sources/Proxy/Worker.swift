@@ -1,0 +1,412 @@
+import HTTP1
+import Observability
+import Reactor
+import Routing
+import Syscalls
+
+/// A small fast random source for per-request decisions (GRADUAL client ids):
+/// SplitMix64, seeded once from the system generator. Not for secrets.
+struct FastRandom: RandomNumberGenerator {
+    private var state: UInt64
+    init() { var system = SystemRandomNumberGenerator(); state = system.next() }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Everything one reactor thread owns: its listener, its sessions, its pools, its view of
+/// the current snapshot, and its backends' passive health. Touched only from its loop's
+/// thread once started; other threads talk to it through `loop.execute`.
+public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
+    /// The worker's index (also its metrics block).
+    public let id: Int
+    public let loop: EventLoop
+    let settings: ProxySettings
+    let metrics: ProxyMetrics
+    let counters: CounterBlock
+    let pools: ResourcePools
+    public var sweepIndex = -1
+
+    private var listenerFD: Int32
+    private var listenerPaused = false
+    private(set) var draining = false
+    private var sessions: [ObjectIdentifier: ClientSession] = [:]
+    private let maxSessions: Int
+    private var onDrained: (@Sendable () -> Void)?
+
+    // The adopted snapshot and this worker's view of it.
+    private(set) var snapshot: Snapshot
+    private var candidates: [RouteCandidate] = []
+    private var clusterBackends: [[Int]] = []
+    private var roundRobin: [Int] = []
+    private var instantCookie: [String] = []
+    private var rng = FastRandom()
+
+    // Backends known to this worker, by stable id.
+    private(set) var backends: [BackendSlot] = []
+    private var backendIDs: [SocketAddress: Int] = [:]
+    /// For each descriptor number: the backend id of an idle pooled connection, or -1.
+    private var idleOwner: [Int] = []
+
+    /// Attempts per exchange (connects and retries) before answering 502.
+    var maxAttempts: Int { max(3, backends.count + 1) }
+
+    /// Creates a worker around an already bound listener.
+    public init(id: Int, loop: EventLoop, listenerFD: Int32, settings: ProxySettings, metrics: ProxyMetrics, snapshot: Snapshot, workers: Int) {
+        self.id = id
+        self.loop = loop
+        self.listenerFD = listenerFD
+        self.settings = settings
+        self.metrics = metrics
+        self.counters = metrics.blocks[id]
+        self.pools = ResourcePools(bufferSize: settings.bufferSize, pipeSize: settings.pipeSize, counters: metrics.blocks[id])
+        self.snapshot = snapshot
+        self.maxSessions = max(1, settings.maxConnections / max(1, workers))
+        adopt(snapshot)
+    }
+
+    /// Registers the listener and the idle-pool sweep; call on the loop's thread.
+    public func start() throws(SyscallError) {
+        try loop.registerListener(listenerFD, handler: self)
+        loop.addToSweep(self)
+    }
+
+    // MARK: Snapshot
+
+    /// Adopts a new snapshot: exchanges in flight keep the clusters they hold.
+    public func adopt(_ next: Snapshot) {
+        snapshot = next
+        candidates = next.clusters.map { RouteCandidate($0.spec, state: $0.state) }
+        clusterBackends = next.clusters.map { cluster in cluster.addresses.map { backendID(for: $0) } }
+        roundRobin = next.clusters.map { Int.random(in: 0..<max(1, $0.addresses.count)) }
+        instantCookie = next.clusters.map { "\(settings.cookieNames.session)=\($0.spec.uuid); Path=/; HttpOnly; SameSite=Lax" }
+    }
+
+    private func backendID(for address: SocketAddress) -> Int {
+        if let id = backendIDs[address] { return id }
+        let id = backends.count
+        backends.append(BackendSlot(address: address))
+        backendIDs[address] = id
+        return id
+    }
+
+    // MARK: Routing
+
+    /// Chooses the cluster and backend for a request and appends the Set-Cookie header lines
+    /// to send with its response. Nil when no cluster can take it.
+    func route(request: RequestHead, source: UnsafeRawBufferPointer, cookies: inout [UInt8]) -> (cluster: ClusterRuntime, backendID: Int)? {
+        let now = loop.now
+        var latest = -1
+        var previous = -1
+        for i in candidates.indices {
+            let cluster = snapshot.clusters[i]
+            let usable = !cluster.state.isFailed && hasLiveBackend(cluster: i, now: now)
+            candidates[i].usable = usable
+            if usable {
+                if latest < 0 { latest = i } else if previous < 0 { previous = i }
+            }
+        }
+        guard latest >= 0 else { return nil }
+        let chosen: Int
+        let mode = candidates[latest].mode
+        if mode == .instant || (previous < 0 && mode != .session) {
+            // Fast path: no cookie to read, the cookie to set is prebuilt.
+            chosen = latest
+            appendSetCookie(instantCookie[latest], to: &cookies)
+        } else {
+            if mode == .gradual { candidates[latest].gradualThreshold = snapshot.clusters[latest].state.gradualThreshold }
+            let input = RouteInput(sessionCookie: request.cookie(named: settings.cookieNames.session, source: source),
+                                   transitionCookie: mode == .gradual ? request.cookie(named: settings.cookieNames.transition, source: source) : nil,
+                                   methodIsIdempotent: request.method.isIdempotent,
+                                   nowUnix: Clock.unixSeconds())
+            guard let decision = Routing.route(input, candidates: candidates, names: settings.cookieNames, random: &rng) else { return nil }
+            chosen = decision.primary
+            for cookie in decision.setCookies { appendSetCookie(cookie, to: &cookies) }
+        }
+        guard let backend = pickBackend(cluster: chosen, now: now) else { return nil }
+        return (snapshot.clusters[chosen], backend)
+    }
+
+    private func appendSetCookie(_ value: String, to out: inout [UInt8]) {
+        out.append(contentsOf: "Set-Cookie: ".utf8)
+        out.append(contentsOf: value.utf8)
+        out.append(13); out.append(10)
+    }
+
+    private func hasLiveBackend(cluster: Int, now: UInt64) -> Bool {
+        for id in clusterBackends[cluster] where backends[id].downUntil <= now { return true }
+        return false
+    }
+
+    private func pickBackend(cluster: Int, now: UInt64) -> Int? {
+        let ids = clusterBackends[cluster]
+        guard !ids.isEmpty else { return nil }
+        for _ in 0..<ids.count {
+            roundRobin[cluster] = (roundRobin[cluster] + 1) % ids.count
+            let id = ids[roundRobin[cluster]]
+            if backends[id].downUntil <= now { return id }
+        }
+        return nil
+    }
+
+    /// Writes the response head for the client with the routing cookies.
+    func appendResponseHead(_ head: ResponseHead, source: UnsafeRawBufferPointer, setCookies: [UInt8], close: Bool, clientVersionMinor: Int, to out: inout [UInt8]) {
+        HeadWriter.appendResponse(head, source: source, extraHeaders: [], close: close,
+                                  clientVersionMinor: clientVersionMinor, to: &out)
+        // Insert the Set-Cookie lines before the final CRLF.
+        if !setCookies.isEmpty, out.count >= 2 {
+            out.insert(contentsOf: setCookies, at: out.count - 2)
+        }
+    }
+
+    // MARK: Backend connections
+
+    /// A pooled idle connection to the backend, or a new connect. Nil when the connect
+    /// failed at once (the backend is then marked down).
+    func acquireConnection(backendID: Int, for session: ClientSession) -> BackendLink? {
+        while let idle = backends[backendID].idle.popLast() {
+            idleOwner[Int(idle.fd)] = -1
+            if loop.now &- idle.since > settings.backendIdleNanos {
+                loop.unregister(idle.fd)
+                Socket.close(idle.fd)
+                continue
+            }
+            loop.reassign(idle.fd, to: session)
+            counters.add(ProxyCounter.pooledReuses)
+            var link = BackendLink(fd: idle.fd, backendID: backendID, reused: true, connecting: false)
+            link.ready.writable = true
+            return link
+        }
+        return connectNew(backendID: backendID, for: session)
+    }
+
+    /// Starts a new connection to the backend.
+    func connectNew(backendID: Int, for session: ClientSession) -> BackendLink? {
+        let address = backends[backendID].address
+        do {
+            let (fd, connected) = try Socket.connect(address)
+            do {
+                try loop.register(fd, handler: session)
+            } catch {
+                Socket.close(fd)
+                return nil
+            }
+            counters.add(ProxyCounter.backendConnectionsOpened)
+            var link = BackendLink(fd: fd, backendID: backendID, reused: false, connecting: !connected)
+            link.ready.writable = connected
+            return link
+        } catch {
+            Log.info("backend_connect_failed", ["backend": address.description, "error": error.description])
+            return nil
+        }
+    }
+
+    /// Puts a connection whose exchange ended cleanly back in the idle pool.
+    func releaseConnection(_ link: BackendLink) {
+        if draining || backends[link.backendID].idle.count >= settings.maxIdlePerBackend {
+            discardConnection(link)
+            return
+        }
+        let fd = Int(link.fd)
+        if fd >= idleOwner.count { idleOwner.append(contentsOf: repeatElement(-1, count: fd + 1 - idleOwner.count + 64)) }
+        idleOwner[fd] = link.backendID
+        loop.reassign(link.fd, to: self)
+        backends[link.backendID].idle.append((link.fd, loop.now))
+    }
+
+    /// Closes a backend connection that must not be reused.
+    func discardConnection(_ link: BackendLink) {
+        loop.unregister(link.fd)
+        Socket.close(link.fd)
+    }
+
+    /// A connect to `backendID` failed (refused, reset or timed out): mark it down and,
+    /// when the cluster has no live backend left, mark the cluster failed (rollback).
+    func backendFailed(_ backendID: Int, cluster: ClusterRuntime) {
+        let now = loop.now
+        if backends[backendID].downUntil <= now {
+            Log.warning("backend_down", ["backend": backends[backendID].address.description, "cluster": cluster.spec.uuid,
+                                         "version": cluster.spec.version])
+        }
+        backends[backendID].downUntil = now &+ settings.backendDownNanos
+        backends[backendID].failures += 1
+        counters.add(ProxyCounter.backendConnectFailures)
+        cluster.metrics.blocks[id].add(ClusterCounter.connectFailures)
+        cluster.state.record(success: false, nowMillis: Clock.unixMillis())
+        if let index = snapshot.clusters.firstIndex(where: { $0 === cluster }), !hasLiveBackend(cluster: index, now: now) {
+            markFailed(cluster, reason: "no healthy backend")
+        } else {
+            checkRollback(cluster)
+        }
+    }
+
+    /// A connect to `backendID` succeeded: it is up again.
+    func backendConnected(_ backendID: Int) {
+        if backends[backendID].failures > 0 {
+            backends[backendID].failures = 0
+            Log.notice("backend_up", ["backend": backends[backendID].address.description])
+        }
+    }
+
+    /// Accounting for a finished exchange: metrics, rollback window, GRADUAL progress.
+    func recordOutcome(cluster: ClusterRuntime, status: Int, latencyNanos: UInt64) {
+        cluster.metrics.record(reactor: id, status: status, latencyNanos: latencyNanos)
+        let success = status < 500
+        let latest = snapshot.clusters.first { !$0.state.isFailed }
+        if let latest, latest.spec.mode == .gradual, success {
+            latest.state.advanceGradual(by: latest.spec.percentageTransitionPerRequest ?? 0)
+        }
+        cluster.state.record(success: success, nowMillis: Clock.unixMillis())
+        if !success { checkRollback(cluster) }
+    }
+
+    private func checkRollback(_ cluster: ClusterRuntime) {
+        if settings.rollback.shouldFail(cluster.state, nowMillis: Clock.unixMillis()) {
+            let (failures, total) = cluster.state.failureRatio(nowMillis: Clock.unixMillis())
+            markFailed(cluster, reason: "failure ratio \(failures)/\(total) over \(settings.rollback.windowSeconds)s")
+        }
+    }
+
+    /// Marks a cluster failed when an older usable cluster can take its traffic.
+    private func markFailed(_ cluster: ClusterRuntime, reason: String) {
+        guard !cluster.state.isFailed else { return }
+        let others = snapshot.clusters.contains { $0 !== cluster && !$0.state.isFailed }
+        guard others else { return }
+        if cluster.state.markFailed(reason: reason, at: Clock.unixSeconds()) {
+            metrics.rollbacks.add(1, ordering: .relaxed)
+            Log.error("cluster_failed", ["uuid": cluster.spec.uuid, "version": cluster.spec.version, "reason": reason,
+                                        "action": "traffic moved to the previous version"])
+        }
+    }
+
+    // MARK: Events
+
+    public func handleEvent(fd: Int32, events: EpollEvents) {
+        if fd == listenerFD {
+            acceptConnections()
+            return
+        }
+        // An event on an idle pooled connection: the backend closed it (or sent bytes
+        // nobody asked for). Either way it is no longer reusable.
+        let index = Int(fd)
+        guard index < idleOwner.count, idleOwner[index] >= 0 else { return }
+        let backendID = idleOwner[index]
+        idleOwner[index] = -1
+        backends[backendID].idle.removeAll { $0.fd == fd }
+        loop.unregister(fd)
+        Socket.close(fd)
+    }
+
+    private func acceptConnections() {
+        for _ in 0..<64 {
+            do {
+                switch try Socket.accept(listenerFD) {
+                case .wouldBlock:
+                    return
+                case .done(let (fd, address)):
+                    if sessions.count >= maxSessions || draining {
+                        let refusal = HeadWriter.errorResponse(status: 503, message: "too many connections")
+                        _ = try? Socket.write(fd, bytes: refusal[...])
+                        Socket.close(fd)
+                        metrics.reject(reactor: id, status: 503)
+                        continue
+                    }
+                    Socket.setNoDelay(fd)
+                    let session = ClientSession(worker: self, fd: fd, clientAddress: address.host)
+                    do {
+                        try loop.register(fd, handler: session)
+                    } catch {
+                        Socket.close(fd)
+                        continue
+                    }
+                    sessions[ObjectIdentifier(session)] = session
+                    loop.addToSweep(session)
+                    counters.add(ProxyCounter.clientConnections)
+                    counters.add(ProxyCounter.activeSessions)
+                }
+            } catch {
+                // EMFILE/ENFILE (or ENOBUFS): stop accepting for a moment and keep serving
+                // the sessions we have; never spin on a listener we cannot drain.
+                Log.warning("accept_paused", ["error": error.description])
+                counters.add(ProxyCounter.acceptPauses)
+                pauseListener(for: 100_000_000)
+                return
+            }
+        }
+    }
+
+    private func pauseListener(for nanos: UInt64) {
+        guard !listenerPaused else { return }
+        listenerPaused = true
+        loop.pauseListener(listenerFD)
+        loop.schedule(after: nanos) { [self] in
+            guard !draining else { return }
+            listenerPaused = false
+            try? loop.registerListener(listenerFD, handler: self)
+        }
+    }
+
+    /// Called by a session once it has released everything.
+    func sessionClosed(_ session: ClientSession) {
+        loop.unregister(session.fd)
+        Socket.close(session.fd)
+        loop.removeFromSweep(session)
+        sessions[ObjectIdentifier(session)] = nil
+        counters.add(ProxyCounter.activeSessions, -1)
+        if draining && sessions.isEmpty { finishDrain() }
+    }
+
+    /// Closes idle pooled connections that have been idle too long.
+    public func checkDeadline(now: UInt64) {
+        for id in backends.indices where !backends[id].idle.isEmpty {
+            while let first = backends[id].idle.first, now &- first.since > settings.backendIdleNanos {
+                backends[id].idle.removeFirst()
+                idleOwner[Int(first.fd)] = -1
+                loop.unregister(first.fd)
+                Socket.close(first.fd)
+            }
+        }
+    }
+
+    // MARK: Stopping
+
+    /// Stops accepting, closes idle sessions, lets exchanges in flight finish (each closes
+    /// its connection after its response), then calls `done`.
+    public func beginDrain(deadlineNanos: UInt64, done: @escaping @Sendable () -> Void) {
+        guard !draining else { return }
+        draining = true
+        onDrained = done
+        if !listenerPaused { loop.pauseListener(listenerFD) }
+        Socket.close(listenerFD)
+        for session in Array(sessions.values) where session.isIdle { session.close() }
+        for id in backends.indices {
+            for idle in backends[id].idle {
+                loop.unregister(idle.fd)
+                Socket.close(idle.fd)
+            }
+            backends[id].idle.removeAll()
+        }
+        if sessions.isEmpty {
+            finishDrain()
+        } else {
+            loop.schedule(after: deadlineNanos) { [self] in
+                for session in Array(sessions.values) { session.close() }
+                finishDrain()
+            }
+        }
+    }
+
+    private func finishDrain() {
+        guard let done = onDrained else { return }
+        onDrained = nil
+        pools.closeAll()
+        done()
+    }
+
+    /// Live session count (status, tests).
+    public var sessionCount: Int { sessions.count }
+}
