@@ -1,0 +1,571 @@
+/// Incremental parser for HTTP/1.1 request and response heads (RFC 9112 2–6).
+///
+/// The parser is a byte-level state machine that validates every byte when it first sees it and
+/// remembers where it stopped, so a head that arrives in pieces is scanned once, and the outcome
+/// (including the error and its offset) is the same however the bytes were split.
+/// Results are offsets into the caller's buffer; parsing allocates nothing once the field array
+/// has grown to its working size.
+///
+/// Strictness, all deliberate:
+/// - Line endings must be CRLF. A bare LF anywhere in the head is rejected (`.bareLF`, 400),
+///   never treated as a line ending: accepting it is a classic request-smuggling vector.
+/// - Up to 4 empty lines before a start line are skipped (RFC 9112 2.2); a fifth is an error.
+/// - `PRI * HTTP/2.0` (the HTTP/2 preface) fails with `.http2Preface` (505); any other version
+///   than HTTP/1.0 or HTTP/1.1 with `.badVersion` (505); a malformed version with 400.
+/// - obs-fold, whitespace before the colon, non-token name bytes, and control characters other
+///   than HT in values are rejected (400).
+/// - Content-Length must be digits only; identical repeats (also as a list) collapse, different
+///   ones are rejected. Content-Length with Transfer-Encoding is rejected, for requests (400) and
+///   responses alike (the proxy answers 502).
+/// - A request's Transfer-Encoding must be exactly `chunked` (possibly split across fields):
+///   a non-chunked final coding is 400, another coding before `chunked` is 501.
+///
+/// Usage: call `parseRequest` (or `parseResponse`) each time the buffer grows, passing the whole
+/// buffer from the start of the message; call `reset()` before the next message.
+public struct HeadParser: Sendable {
+    /// The limits in force; change them only between messages.
+    public var limits: HeadLimits
+
+    /// Parser position: which part of the head the next byte belongs to.
+    @usableFromInline enum State: UInt8, Sendable {
+        /// Before the start line; empty lines are skipped here.
+        case start
+        /// Saw CR of an empty line before the start line; LF must follow.
+        case startLF
+        /// Inside the method.
+        case method
+        /// After the SP that ends the method; the target's first byte comes next.
+        case targetStart
+        /// Inside the request-target.
+        case target
+        /// Inside `HTTP/x.y`; `versionIndex` says which byte is next.
+        case version
+        /// After the request line's version: CR must follow.
+        case requestLineCR
+        /// After the start line's CR: LF must follow.
+        case startLineLF
+        /// After a status line's version: SP must follow.
+        case statusSP
+        /// Inside the 3-digit status code.
+        case statusCode
+        /// After the status code: SP (then reason) or CR.
+        case afterStatus
+        /// Inside the reason phrase.
+        case reason
+        /// At the first byte of a field line, or of the final empty line.
+        case lineStart
+        /// Inside a field name.
+        case name
+        /// After the colon, skipping OWS before the value.
+        case valueStart
+        /// Inside a field value.
+        case value
+        /// After a field line's CR: LF must follow.
+        case valueLF
+        /// After the final empty line's CR: LF must follow.
+        case finalLF
+        /// The head is complete; `headLength` is set.
+        case done
+        /// The head was rejected; `failure` is set.
+        case failed
+    }
+
+    @usableFromInline var state: State = .start
+    /// Next byte to examine, from the buffer start.
+    @usableFromInline var pos: Int = 0
+    var emptyLines: Int = 0
+    var failure: HTTPParseError? = nil
+    var headLength: Int = 0
+
+    // Start line.
+    var methodStart = 0, methodEnd = 0, targetStart = 0, targetEnd = 0
+    var versionIndex = 0, versionMinor = 1
+    var status = 0, statusDigits = 0, reasonStart = 0, reasonEnd = 0
+
+    // Current field line.
+    var nameStart = 0, nameEnd = 0, valueStart = 0, valueEnd = 0
+    var kind: HeaderKind = .other
+
+    // Fields collected so far; swapped into the head when it is complete, so both arrays keep
+    // their capacity and a caller that passes a fresh head each call loses nothing.
+    var fields: [HeaderField] = []
+
+    // Framing and connection facts gathered field by field.
+    var contentLength: UInt64? = nil
+    var contentLengthName = 0
+    var transferEncodingName = -1
+    var codings = 0, chunkedCodings = 0, otherCodings = 0
+    var lastCodingChunked = false, lastCodingOffset = 0, firstOtherCodingOffset = 0, secondChunkedOffset = 0
+    var connectionClose = false, connectionKeepAlive = false, connectionUpgrade = false
+    var connectionNamesOthers = false
+    var hasUpgradeField = false, expectContinue = false, hostCount = 0
+
+    /// Leading empty lines skipped before a start line (RFC 9112 2.2 allows "at least one").
+    static let maxEmptyLines = 4
+
+    /// Creates a parser ready for the first message.
+    public init(limits: HeadLimits = HeadLimits()) {
+        self.limits = limits
+    }
+
+    /// Forgets the current message so the next call parses a new one; keeps the field array's capacity.
+    public mutating func reset() {
+        let keep = fields
+        self = HeadParser(limits: limits)
+        fields = keep
+        fields.removeAll(keepingCapacity: true)
+    }
+
+    /// Parses a request head from the start of `bytes`.
+    ///
+    /// Returns `.incomplete` when more bytes are needed (call again with the same, grown buffer),
+    /// `.complete(headLength:)` once the head is complete and `head` is filled (bytes after
+    /// `headLength` — body or a pipelined request — are not looked at), or `.error` (repeated on
+    /// every later call until `reset()`). `.error(.headTooLarge)` comes as soon as the buffer holds
+    /// more than `maxHeadBytes` bytes without a complete head.
+    public mutating func parseRequest(_ bytes: UnsafeRawBufferPointer, into head: inout RequestHead) -> ParseStatus {
+        switch state {
+        case .done: return .complete(headLength: headLength)
+        case .failed: return .error(failure!)
+        default: break
+        }
+        guard let p = bytes.bytePointer else { return .incomplete }
+        do {
+            guard try advance(p, bytes.count, response: false) else { return .incomplete }
+            try finishRequest(p)
+        } catch {
+            state = .failed
+            failure = error
+            return .error(error)
+        }
+        state = .done
+        head.method = HTTPMethod.classify(p + methodStart, count: methodEnd - methodStart)
+        head.methodRange = methodStart..<methodEnd
+        head.targetRange = targetStart..<targetEnd
+        head.versionMinor = versionMinor
+        swap(&head.headers, &fields)
+        head.framing =
+            transferEncodingName >= 0 ? .chunked : contentLength.map { .contentLength($0) } ?? BodyFraming.none
+        head.keepAlive = !connectionClose && (versionMinor == 1 || connectionKeepAlive)
+        head.upgrade = connectionUpgrade && hasUpgradeField
+        head.expectContinue = expectContinue
+        head.headLength = headLength
+        return .complete(headLength: headLength)
+    }
+
+    /// Parses a response head from the start of `bytes`; `requestMethod` is the method of the
+    /// request it answers (a response to HEAD has no body).
+    ///
+    /// Returns `.incomplete`, `.complete(headLength:)` with `head` filled, or `.error`, exactly as
+    /// `parseRequest` does. A 1xx response is a head of its own: after it, `reset()` and parse the
+    /// next head from the bytes after `headLength`.
+    public mutating func parseResponse(_ bytes: UnsafeRawBufferPointer, requestMethod: HTTPMethod, into head: inout ResponseHead) -> ParseStatus {
+        switch state {
+        case .done: return .complete(headLength: headLength)
+        case .failed: return .error(failure!)
+        default: break
+        }
+        guard let p = bytes.bytePointer else { return .incomplete }
+        let framing: BodyFraming
+        do {
+            guard try advance(p, bytes.count, response: true) else { return .incomplete }
+            framing = try responseFraming(p, requestMethod)
+        } catch {
+            state = .failed
+            failure = error
+            return .error(error)
+        }
+        state = .done
+        head.versionMinor = versionMinor
+        head.status = status
+        head.reasonRange = reasonStart..<reasonEnd
+        swap(&head.headers, &fields)
+        head.framing = framing
+        head.keepAlive = !connectionClose && (versionMinor == 1 || connectionKeepAlive) && framing != .untilClose
+        head.headLength = headLength
+        return .complete(headLength: headLength)
+    }
+
+    // MARK: - The state machine
+
+    /// Runs the state machine over `p[pos..<count]`. Returns true when the head is complete
+    /// (`headLength` set, field facts gathered), false when more bytes are needed.
+    @inline(__always)
+    mutating func advance(_ p: UnsafePointer<UInt8>, _ count: Int, response: Bool) throws(HTTPParseError) -> Bool {
+        var i = pos
+        defer { pos = i }
+        let end = min(count, limits.maxHeadBytes)
+        scan: while i < end {
+            switch state {
+            case .start:
+                let b = p[i]
+                if b == CR {
+                    state = .startLF
+                    i += 1
+                } else if b == LF {
+                    throw HTTPParseError(.bareLF, at: i)
+                } else if response {
+                    state = .version
+                    versionIndex = 0
+                } else if isToken(b) {
+                    methodStart = i
+                    state = .method
+                    i += 1
+                } else {
+                    throw HTTPParseError(b == SP ? .badRequestLine : .badMethod, at: i)
+                }
+
+            case .startLF:
+                guard p[i] == LF else { throw HTTPParseError(.badLineEnding, at: i) }
+                emptyLines += 1
+                guard emptyLines <= HeadParser.maxEmptyLines else {
+                    throw HTTPParseError(response ? .badStatusLine : .badRequestLine, at: i)
+                }
+                i += 1
+                state = .start
+
+            case .method:
+                while i < end && isToken(p[i]) { i += 1 }
+                guard i < end else { break scan }
+                let b = p[i]
+                guard b == SP else { throw HTTPParseError(b == CR || b == LF || b == HT ? .badRequestLine : .badMethod, at: i) }
+                methodEnd = i
+                i += 1
+                state = .targetStart
+
+            case .targetStart:
+                let b = p[i]
+                if b == SP || b == CR || b == LF || b == HT { throw HTTPParseError(.badRequestLine, at: i) }
+                if b < SP || b == DEL { throw HTTPParseError(.badTarget, at: i) }
+                targetStart = i
+                state = .target
+
+            case .target:
+                let limit = targetStart + limits.maxTargetBytes
+                let stop = min(end, limit)
+                while i < stop {
+                    let b = p[i]
+                    guard b > SP && b != DEL else { break }
+                    i += 1
+                }
+                guard i < end else { break scan }
+                let b = p[i]
+                if b > SP && b != DEL { throw HTTPParseError(.targetTooLong, at: i) }  // i == limit
+                if b == SP {
+                    targetEnd = i
+                    i += 1
+                    state = .version
+                    versionIndex = 0
+                } else if b == CR || b == LF || b == HT {
+                    throw HTTPParseError(.badRequestLine, at: i)
+                } else {
+                    throw HTTPParseError(.badTarget, at: i)
+                }
+
+            case .version:
+                let b = p[i]
+                let malformed: HTTPParseError.Code = response ? .badStatusLine : .badRequestLine
+                switch versionIndex {
+                case 0...4:
+                    guard b == ("HTTP/" as StaticString).utf8Start[versionIndex] else { throw HTTPParseError(malformed, at: i) }
+                case 5:
+                    guard b >= 0x30 && b <= 0x39 else { throw HTTPParseError(malformed, at: i) }
+                    if b != 0x31 {
+                        if !response && b == 0x32 && methodEnd - methodStart == 3 && bytesEqual(p + methodStart, "PRI")
+                            && targetEnd - targetStart == 1 && p[targetStart] == 0x2A {
+                            throw HTTPParseError(.http2Preface, at: methodStart)
+                        }
+                        throw HTTPParseError(.badVersion, at: i)
+                    }
+                case 6:
+                    guard b == 0x2E else { throw HTTPParseError(malformed, at: i) }
+                default:
+                    guard b >= 0x30 && b <= 0x39 else { throw HTTPParseError(malformed, at: i) }
+                    guard b <= 0x31 else { throw HTTPParseError(.badVersion, at: i) }
+                    versionMinor = Int(b &- 0x30)
+                    state = response ? .statusSP : .requestLineCR
+                }
+                versionIndex += 1
+                i += 1
+
+            case .requestLineCR:
+                let b = p[i]
+                guard b == CR else { throw HTTPParseError(b == LF ? .bareLF : .badRequestLine, at: i) }
+                i += 1
+                state = .startLineLF
+
+            case .startLineLF:
+                guard p[i] == LF else { throw HTTPParseError(.badLineEnding, at: i) }
+                i += 1
+                state = .lineStart
+
+            case .statusSP:
+                guard p[i] == SP else { throw HTTPParseError(.badStatusLine, at: i) }
+                i += 1
+                status = 0
+                statusDigits = 0
+                state = .statusCode
+
+            case .statusCode:
+                let b = p[i]
+                guard b >= 0x30 && b <= 0x39, statusDigits > 0 || b != 0x30 else {
+                    throw HTTPParseError(.badStatusLine, at: i)
+                }
+                status = status * 10 + Int(b &- 0x30)
+                statusDigits += 1
+                i += 1
+                if statusDigits == 3 { state = .afterStatus }
+
+            case .afterStatus:
+                let b = p[i]
+                if b == SP {
+                    i += 1
+                    reasonStart = i
+                    state = .reason
+                } else if b == CR {
+                    // "HTTP/1.1 200\r\n": the SP before an empty reason is missing; accepted.
+                    reasonStart = i
+                    reasonEnd = i
+                    i += 1
+                    state = .startLineLF
+                } else {
+                    throw HTTPParseError(b == LF ? .bareLF : .badStatusLine, at: i)
+                }
+
+            case .reason:
+                while i < end {
+                    let b = p[i]
+                    guard (b >= SP && b != DEL) || b == HT else { break }
+                    i += 1
+                }
+                guard i < end else { break scan }
+                let b = p[i]
+                guard b == CR else { throw HTTPParseError(b == LF ? .bareLF : .badStatusLine, at: i) }
+                reasonEnd = i
+                i += 1
+                state = .startLineLF
+
+            case .lineStart:
+                let b = p[i]
+                if isToken(b) {
+                    guard fields.count < limits.maxHeaders else { throw HTTPParseError(.tooManyHeaders, at: i) }
+                    nameStart = i
+                    i += 1
+                    state = .name
+                } else if b == CR {
+                    i += 1
+                    state = .finalLF
+                } else if b == SP || b == HT {
+                    throw HTTPParseError(.obsFold, at: i)
+                } else if b == COLON {
+                    throw HTTPParseError(.emptyHeaderName, at: i)
+                } else if b == LF {
+                    throw HTTPParseError(.bareLF, at: i)
+                } else {
+                    throw HTTPParseError(.badHeaderName, at: i)
+                }
+
+            case .name:
+                while i < end && isToken(p[i]) { i += 1 }
+                guard i < end else { break scan }
+                let b = p[i]
+                if b == COLON {
+                    nameEnd = i
+                    kind = HeaderKind.classify(p + nameStart, count: nameEnd - nameStart)
+                    i += 1
+                    state = .valueStart
+                } else if b == SP || b == HT {
+                    throw HTTPParseError(.spaceBeforeColon, at: i)
+                } else if b == CR || b == LF {
+                    throw HTTPParseError(.missingColon, at: i)
+                } else {
+                    throw HTTPParseError(.badHeaderName, at: i)
+                }
+
+            case .valueStart:
+                while i < end && (p[i] == SP || p[i] == HT) { i += 1 }
+                guard i < end else { break scan }
+                valueStart = i
+                valueEnd = i
+                state = .value
+
+            case .value:
+                var ve = valueEnd
+                while i < end {
+                    let b = p[i]
+                    if b > SP {
+                        guard b != DEL else { break }
+                        i += 1
+                        ve = i
+                    } else if b == SP || b == HT {
+                        i += 1
+                    } else {
+                        break
+                    }
+                }
+                valueEnd = ve
+                guard i < end else { break scan }
+                let b = p[i]
+                if b == CR {
+                    i += 1
+                    state = .valueLF
+                } else {
+                    throw HTTPParseError(b == LF ? .bareLF : .controlCharInValue, at: i)
+                }
+
+            case .valueLF:
+                guard p[i] == LF else { throw HTTPParseError(.badLineEnding, at: i) }
+                try finishField(p, response: response)
+                i += 1
+                state = .lineStart
+
+            case .finalLF:
+                guard p[i] == LF else { throw HTTPParseError(.badLineEnding, at: i) }
+                i += 1
+                headLength = i
+                return true
+
+            case .done, .failed:
+                preconditionFailure("HeadParser.advance called after the head ended")
+            }
+        }
+        if count > limits.maxHeadBytes {
+            throw HTTPParseError(.headTooLarge, at: limits.maxHeadBytes)
+        }
+        return false
+    }
+
+    /// Records the field line that just ended and applies the per-field rules.
+    mutating func finishField(_ p: UnsafePointer<UInt8>, response: Bool) throws(HTTPParseError) {
+        switch kind {
+        case .contentLength:
+            if transferEncodingName >= 0 { throw HTTPParseError(.contentLengthAndTransferEncoding, at: nameStart) }
+            var value: UInt64? = contentLength
+            try forEachListElement(p, valueStart, valueEnd) { (s, e) throws(HTTPParseError) in
+                var n: UInt64 = 0
+                for j in s..<e {
+                    let d = p[j] &- 0x30
+                    guard d <= 9 else { throw HTTPParseError(.badContentLength, at: j) }
+                    let (m, o1) = n.multipliedReportingOverflow(by: 10)
+                    let (a, o2) = m.addingReportingOverflow(UInt64(d))
+                    guard !o1 && !o2 else { throw HTTPParseError(.badContentLength, at: j) }
+                    n = a
+                }
+                if let v = value, v != n { throw HTTPParseError(.duplicateContentLength, at: s) }
+                value = n
+            }
+            // Also rejects a value made only of commas and whitespace.
+            guard let v = value else { throw HTTPParseError(.badContentLength, at: valueStart) }
+            if contentLength == nil { contentLengthName = nameStart }
+            contentLength = v
+
+        case .transferEncoding:
+            if contentLength != nil { throw HTTPParseError(.contentLengthAndTransferEncoding, at: nameStart) }
+            if transferEncodingName < 0 { transferEncodingName = nameStart }
+            forEachListElement(p, valueStart, valueEnd) { (s, e) in
+                codings += 1
+                lastCodingOffset = s
+                if equalsFolded(p + s, e - s, "chunked") {
+                    chunkedCodings += 1
+                    if chunkedCodings == 2 { secondChunkedOffset = s }
+                    lastCodingChunked = true
+                } else {
+                    otherCodings += 1
+                    if otherCodings == 1 { firstOtherCodingOffset = s }
+                    lastCodingChunked = false
+                }
+            }
+
+        case .connection:
+            forEachListElement(p, valueStart, valueEnd) { (s, e) in
+                if equalsFolded(p + s, e - s, "close") {
+                    connectionClose = true
+                } else if equalsFolded(p + s, e - s, "keep-alive") {
+                    connectionKeepAlive = true
+                } else if equalsFolded(p + s, e - s, "upgrade") {
+                    connectionUpgrade = true
+                } else {
+                    connectionNamesOthers = true
+                }
+            }
+
+        case .upgrade:
+            hasUpgradeField = true
+
+        case .expect:
+            if equalsFolded(p + valueStart, valueEnd - valueStart, "100-continue") { expectContinue = true }
+
+        case .host:
+            hostCount += 1
+            if !response && hostCount > 1 { throw HTTPParseError(.duplicateHost, at: nameStart) }
+
+        default:
+            break
+        }
+        fields.append(HeaderField(
+            nameStart: Int32(truncatingIfNeeded: nameStart), nameLength: Int32(truncatingIfNeeded: nameEnd - nameStart),
+            valueStart: Int32(truncatingIfNeeded: valueStart), valueLength: Int32(truncatingIfNeeded: valueEnd - valueStart),
+            kind: kind, hopByHop: kind.isHopByHop))
+    }
+
+    /// Applies the whole-head rules that need every field line; also marks fields named by Connection.
+    mutating func finishCommon(_ p: UnsafePointer<UInt8>) {
+        guard connectionNamesOthers else { return }
+        // RFC 9110 7.6.1: fields named in Connection are hop-by-hop. Rare, so the quadratic walk is fine.
+        for c in fields.indices where fields[c].kind == .connection {
+            let f = fields[c]
+            forEachListElement(p, Int(f.valueStart), Int(f.valueStart) + Int(f.valueLength)) { (s, e) in
+                for j in fields.indices where !fields[j].hopByHop && Int(fields[j].nameLength) == e - s {
+                    switch fields[j].kind {
+                    case .host, .contentLength, .transferEncoding: continue
+                    default: break
+                    }
+                    if equalsFolded(p + Int(fields[j].nameStart), p + s, e - s) { fields[j].hopByHop = true }
+                }
+            }
+        }
+    }
+
+    /// Whole-head rules for a request.
+    mutating func finishRequest(_ p: UnsafePointer<UInt8>) throws(HTTPParseError) {
+        let finalLine = headLength - 2
+        if transferEncodingName >= 0 {
+            if versionMinor == 0 { throw HTTPParseError(.transferEncodingInHTTP10, at: transferEncodingName) }
+            if codings == 0 { throw HTTPParseError(.badTransferEncoding, at: transferEncodingName) }
+            if !lastCodingChunked { throw HTTPParseError(.transferEncodingNotChunkedLast, at: lastCodingOffset) }
+            if otherCodings > 0 { throw HTTPParseError(.unsupportedTransferCoding, at: firstOtherCodingOffset) }
+            if chunkedCodings > 1 { throw HTTPParseError(.badTransferEncoding, at: secondChunkedOffset) }
+        }
+        if hostCount == 0 && versionMinor == 1 && limits.requireHost {
+            throw HTTPParseError(.missingHost, at: finalLine)
+        }
+        finishCommon(p)
+    }
+
+    /// Whole-head rules for a response; returns its body framing (RFC 9112 6.3).
+    mutating func responseFraming(_ p: UnsafePointer<UInt8>, _ requestMethod: HTTPMethod) throws(HTTPParseError) -> BodyFraming {
+        if transferEncodingName >= 0 {
+            if codings == 0 { throw HTTPParseError(.badTransferEncoding, at: transferEncodingName) }
+            if chunkedCodings > 1 { throw HTTPParseError(.badTransferEncoding, at: secondChunkedOffset) }
+        }
+        finishCommon(p)
+        if requestMethod == .head || status < 200 || status == 204 || status == 304 { return .none }
+        if requestMethod == .connect && status < 300 { return .none }
+        if transferEncodingName >= 0 {
+            // HTTP/1.0 has no chunked coding (RFC 9112 6.1: treat the framing as faulty).
+            return lastCodingChunked && versionMinor == 1 ? .chunked : .untilClose
+        }
+        if let n = contentLength { return .contentLength(n) }
+        return .untilClose
+    }
+}
+
+/// The outcome of one `HeadParser` call.
+public enum ParseStatus: Equatable, Sendable {
+    /// More bytes are needed; call again with the grown buffer.
+    case incomplete
+    /// The head is complete and the head value filled; it is `headLength` bytes long.
+    case complete(headLength: Int)
+    /// The head is rejected.
+    case error(HTTPParseError)
+}
