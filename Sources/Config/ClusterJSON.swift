@@ -1,0 +1,235 @@
+import Foundation
+import Routing
+
+/// The JSON form of a cluster, shared by the config file and the REST API
+/// (`PUT`/`GET /configuration/cluster`), compatible with the 2014 bodies.
+public enum ClusterJSON {
+    /// Longest accepted uuid and version label.
+    static let maxUUIDLength = 64
+    static let maxVersionLength = 64
+    /// Longest session lifetime: one year.
+    static let maxSessionTimeout = 31_536_000
+
+    /// Parses the body of `PUT /configuration/cluster`:
+    /// `{"cluster":{"servers":[{"hostname":"127.0.0.1","port":1036}],"version":"1.1",
+    /// "upgradeTransition":{"mode":"SESSION","sessionTimeout":60},"uuid":"optional"}}`.
+    /// `newUUID` is called only when the body has no uuid. Throws the first
+    /// problem found, naming its field.
+    public static func parseClusterBody(
+        _ bytes: [UInt8], resolve: (String) -> Bool, newUUID: () -> String
+    ) throws(ConfigError) -> ClusterSpec {
+        guard let root = try JSONText.parse(bytes) as? [String: Any] else {
+            throw ConfigError(field: "body", message: "must be a JSON object like {\"cluster\":{…}}")
+        }
+        var fields = Fields(root, path: "")
+        guard let cluster = try fields.object("cluster") else {
+            throw ConfigError(field: "cluster", message: "missing")
+        }
+        try fields.rejectUnknown()
+        return try parseCluster(cluster.object, path: "cluster", resolve: resolve, newUUID: newUUID)
+    }
+
+    /// Parses one cluster object (the value of `cluster`); `path` prefixes
+    /// field names in errors (`cluster`, `clusters[2]`).
+    ///
+    /// Rules: `servers` is a non-empty array of `{hostname, port}` without
+    /// duplicates (hostname defaults to 127.0.0.1 and must resolve; port is an
+    /// integer 1–65535); `version` is a string (missing or empty → "0.0");
+    /// `upgradeTransition` absent → INSTANT, present without `mode` → SESSION
+    /// (the 2014 rule); mode names are case-insensitive; SESSION needs
+    /// `sessionTimeout`, GRADUAL needs `percentageTransitionPerRequest`, and
+    /// each option is refused under the other modes; `mirrorUnsafeMethods`
+    /// only with CONCURRENT; `uuid` is 1–64 characters of `[A-Za-z0-9._-]`,
+    /// generated when absent. `state` and `failure` (as `render` writes them)
+    /// are accepted and ignored, so a body read with GET can be PUT back; other
+    /// unknown fields are errors.
+    public static func parseCluster(
+        _ object: [String: Any], path: String, resolve: (String) -> Bool, newUUID: () -> String
+    ) throws(ConfigError) -> ClusterSpec {
+        var fields = Fields(object, path: path)
+
+        // servers
+        guard let rawServers = fields.raw("servers") else { throw fields.fail("servers", "missing") }
+        guard let list = rawServers as? [Any] else {
+            throw fields.fail("servers", "must be an array of {\"hostname\",\"port\"} objects")
+        }
+        guard !list.isEmpty else { throw fields.fail("servers", "must list at least one server") }
+        var servers: [ServerAddress] = []
+        var seen: [String: Int] = [:]
+        for (i, element) in list.enumerated() {
+            let serverPath = fields.pathOf("servers") + "[\(i)]"
+            guard let o = element as? [String: Any] else {
+                throw ConfigError(field: serverPath, message: "must be an object with hostname and port")
+            }
+            let server = try parseServer(o, path: serverPath, resolve: resolve)
+            let key = server.hostname.lowercased() + " " + String(server.port)
+            if let first = seen[key] {
+                throw ConfigError(
+                    field: serverPath,
+                    message: "duplicates \(fields.pathOf("servers"))[\(first)] (\(server))")
+            }
+            seen[key] = i
+            servers.append(server)
+        }
+
+        // version
+        var version = try fields.string("version") ?? ""
+        if version.isEmpty { version = "0.0" }
+        guard version.utf8.count <= maxVersionLength, version.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            throw fields.fail("version", "must be at most \(maxVersionLength) characters without control characters")
+        }
+
+        // upgradeTransition
+        var spec = ClusterSpec(uuid: "", version: version, servers: servers)
+        if var transition = try fields.object("upgradeTransition") {
+            try parseTransition(&transition, into: &spec)
+        }
+
+        // uuid
+        if let uuid = try fields.string("uuid") {
+            guard isValidUUID(uuid) else {
+                throw fields.fail("uuid", "must be 1 to \(maxUUIDLength) characters from A-Z a-z 0-9 . _ -")
+            }
+            spec.uuid = uuid
+        } else {
+            spec.uuid = newUUID()
+        }
+
+        // Written by render; accepted so that a GET body can be PUT back.
+        _ = fields.raw("state")
+        _ = fields.raw("failure")
+        try fields.rejectUnknown()
+        return spec
+    }
+
+    static func parseServer(_ object: [String: Any], path: String, resolve: (String) -> Bool) throws(ConfigError) -> ServerAddress {
+        var fields = Fields(object, path: path)
+        let hostname = try fields.string("hostname") ?? "127.0.0.1"
+        guard !hostname.isEmpty, hostname.utf8.count <= 253,
+              hostname.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+            throw fields.fail("hostname", "must be a host name or IP address (1 to 253 printable characters)")
+        }
+        guard resolve(hostname) else { throw fields.fail("hostname", "cannot resolve \"\(hostname)\"") }
+        guard fields.raw("port") != nil else { throw fields.fail("port", "missing") }
+        let port = try fields.int("port", in: 1...65535)!
+        try fields.rejectUnknown()
+        return ServerAddress(hostname: hostname, port: port)
+    }
+
+    static func parseTransition(_ fields: inout Fields, into spec: inout ClusterSpec) throws(ConfigError) {
+        let mode: UpgradeMode
+        if let name = try fields.string("mode") {
+            guard let m = UpgradeMode(rawValue: name.uppercased()) else {
+                let valid = UpgradeMode.allCases.map(\.rawValue).joined(separator: ", ")
+                throw fields.fail("mode", "unknown mode \"\(name)\" (valid: \(valid))")
+            }
+            mode = m
+        } else {
+            mode = .session
+        }
+        spec.mode = mode
+        let timeout = try fields.int("sessionTimeout", in: 1...maxSessionTimeout)
+        let percentage = try fields.number("percentageTransitionPerRequest", above: 0, atMost: 100)
+        let mirror = try fields.bool("mirrorUnsafeMethods")
+
+        switch mode {
+        case .session:
+            guard let timeout else { throw fields.fail("sessionTimeout", "required with mode SESSION (seconds, a positive integer)") }
+            spec.sessionTimeout = timeout
+        case .gradual:
+            guard let percentage else {
+                throw fields.fail("percentageTransitionPerRequest", "required with mode GRADUAL (a number greater than 0 and at most 100)")
+            }
+            spec.percentageTransitionPerRequest = percentage
+        case .concurrent:
+            spec.mirrorUnsafeMethods = mirror ?? false
+        case .instant:
+            break
+        }
+        if timeout != nil, mode != .session {
+            throw fields.fail("sessionTimeout", "only allowed with mode SESSION, not \(mode.rawValue)")
+        }
+        if percentage != nil, mode != .gradual {
+            throw fields.fail("percentageTransitionPerRequest", "only allowed with mode GRADUAL, not \(mode.rawValue)")
+        }
+        if mirror != nil, mode != .concurrent {
+            throw fields.fail("mirrorUnsafeMethods", "only allowed with mode CONCURRENT, not \(mode.rawValue)")
+        }
+        try fields.rejectUnknown()
+    }
+
+    /// Whether a uuid given by a user is acceptable: 1–64 characters of `[A-Za-z0-9._-]`.
+    public static func isValidUUID(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= maxUUIDLength && s.utf8.allSatisfy { b in
+            (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+                || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
+                || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
+        }
+    }
+
+    /// The API form of a cluster:
+    /// `{"cluster":{"servers":[…],"upgradeTransition":{"mode":…, options},"uuid":…,"version":…,
+    /// "state":"active"|"failed","failure":{"reason":…,"time":"<ISO 8601>"}}}`,
+    /// `failure` only when failed. Only the options of the cluster's mode are
+    /// written. `JSONText.encode` writes keys sorted, so output is deterministic.
+    public static func render(_ spec: ClusterSpec, failed: (reason: String, time: Int64)?) -> [String: Any] {
+        var transition: [String: Any] = ["mode": spec.mode.rawValue]
+        switch spec.mode {
+        case .session: if let t = spec.sessionTimeout { transition["sessionTimeout"] = t }
+        case .gradual: if let p = spec.percentageTransitionPerRequest { transition["percentageTransitionPerRequest"] = p }
+        case .concurrent: transition["mirrorUnsafeMethods"] = spec.mirrorUnsafeMethods
+        case .instant: break
+        }
+        var cluster: [String: Any] = [
+            "servers": spec.servers.map { ["hostname": $0.hostname, "port": $0.port] as [String: Any] },
+            "upgradeTransition": transition,
+            "uuid": spec.uuid,
+            "version": spec.version,
+            "state": failed == nil ? "active" : "failed",
+        ]
+        if let failed {
+            cluster["failure"] = ["reason": failed.reason, "time": iso8601(unixSeconds: failed.time)] as [String: Any]
+        }
+        return ["cluster": cluster]
+    }
+
+    /// One rendered cluster as JSON bytes (`GET /configuration/cluster/{id}`).
+    public static func renderOne(_ spec: ClusterSpec, failed: (reason: String, time: Int64)?) -> [UInt8] {
+        JSONText.encode(render(spec, failed: failed))
+    }
+
+    /// A JSON array of rendered clusters, in the order given (the API lists
+    /// latest first; see `orderLatestFirst`).
+    public static func renderList(_ clusters: [(spec: ClusterSpec, failed: (reason: String, time: Int64)?)]) -> [UInt8] {
+        JSONText.encode(clusters.map { render($0.spec, failed: $0.failed) as Any })
+    }
+}
+
+/// A random RFC 4122 version 4 uuid: 36 lowercase characters, from
+/// `SystemRandomNumberGenerator` (the kernel's CSPRNG).
+public func makeUUID() -> String {
+    var rng = SystemRandomNumberGenerator()
+    return makeUUID(using: &rng)
+}
+
+/// A version 4 uuid from the given random source (deterministic in tests).
+public func makeUUID(using rng: inout some RandomNumberGenerator) -> String {
+    var bytes = [UInt8](repeating: 0, count: 16)
+    let a = rng.next()
+    let b = rng.next()
+    for i in 0..<8 {
+        bytes[i] = UInt8(truncatingIfNeeded: a >> UInt64(56 - 8 * i))
+        bytes[8 + i] = UInt8(truncatingIfNeeded: b >> UInt64(56 - 8 * i))
+    }
+    bytes[6] = bytes[6] & 0x0F | 0x40  // version 4
+    bytes[8] = bytes[8] & 0x3F | 0x80  // variant 10xx
+    let hex = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(36)
+    for (i, byte) in bytes.enumerated() {
+        if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+        out.append(hex[Int(byte >> 4)])
+        out.append(hex[Int(byte & 0xF)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}

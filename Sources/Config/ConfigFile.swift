@@ -1,0 +1,174 @@
+import Foundation
+import Routing
+
+/// The JSON configuration file, a superset of the 2014 file:
+///
+/// ```json
+/// {"proxy": {"hostname": "0.0.0.0", "port": 1235,
+///            "timeouts": {"clientHeadSeconds": 10, …}, "limits": {"maxHeadBytes": 16384, …}},
+///  "configService": {"hostname": "127.0.0.1", "port": 9090, "token": "secret"},
+///  "cluster": {"servers": [{"hostname": "127.0.0.1", "port": 1034}], "version": "1.0"},
+///  "workers": 2,
+///  "cookies": {"session": "dynsoftup", "transition": "transition"},
+///  "rollback": {"windowSeconds": 10, "minRequests": 20, "maxFailureRatio": 0.5},
+///  "comparisons": {"kept": 100}}
+/// ```
+///
+/// `"clusters": [ … ]` may replace `"cluster"`; each element is either a
+/// cluster object or `{"cluster": {…}}`. Every object rejects unknown fields.
+/// A cluster without a uuid gets a new random one at each start; give one in
+/// the file to keep clients' session cookies valid across restarts.
+public enum ConfigFile {
+    /// Parses and validates a whole configuration file. `resolve` tells whether
+    /// a backend host name resolves; `newUUID` names clusters without a uuid.
+    public static func parse(
+        _ bytes: [UInt8], resolve: (String) -> Bool, newUUID: () -> String = { makeUUID() }
+    ) throws(ConfigError) -> ProxyConfig {
+        guard let root = try JSONText.parse(bytes) as? [String: Any] else {
+            throw ConfigError(field: "json", message: "the configuration must be a JSON object")
+        }
+        var top = Fields(root, path: "")
+
+        // Clusters first: the file is useless without them, so say so first.
+        let clusters: [ClusterSpec]
+        let single = top.raw("cluster")
+        let many = top.raw("clusters")
+        switch (single, many) {
+        case (nil, nil):
+            throw ConfigError(field: "cluster", message: "missing (give \"cluster\" or \"clusters\")")
+        case (.some, .some):
+            throw ConfigError(field: "clusters", message: "give either \"cluster\" or \"clusters\", not both")
+        case let (object?, nil):
+            guard let o = object as? [String: Any] else { throw top.fail("cluster", "must be an object") }
+            clusters = [try ClusterJSON.parseCluster(o, path: "cluster", resolve: resolve, newUUID: newUUID)]
+        case let (nil, list?):
+            guard let elements = list as? [Any] else { throw top.fail("clusters", "must be an array of clusters") }
+            guard !elements.isEmpty else { throw top.fail("clusters", "must list at least one cluster") }
+            var parsed: [ClusterSpec] = []
+            for (i, element) in elements.enumerated() {
+                let path = "clusters[\(i)]"
+                guard let o = element as? [String: Any] else {
+                    throw ConfigError(field: path, message: "must be a cluster object")
+                }
+                // Both {"cluster": {…}} (the API body shape) and the bare object.
+                if o.count == 1, let inner = o["cluster"] {
+                    guard let io = inner as? [String: Any] else {
+                        throw ConfigError(field: path + ".cluster", message: "must be an object")
+                    }
+                    parsed.append(try ClusterJSON.parseCluster(io, path: path + ".cluster", resolve: resolve, newUUID: newUUID))
+                } else {
+                    parsed.append(try ClusterJSON.parseCluster(o, path: path, resolve: resolve, newUUID: newUUID))
+                }
+            }
+            clusters = parsed
+        }
+        try validateAll(clusters)
+
+        var config = ProxyConfig(clusters: clusters)
+
+        if var proxy = try top.object("proxy") {
+            config.proxyHost = try bindHost(&proxy) ?? config.proxyHost
+            config.proxyPort = try proxy.int("port", in: 0...65535) ?? config.proxyPort
+            if var t = try proxy.object("timeouts") { config.timeouts = try parseTimeouts(&t) }
+            if var l = try proxy.object("limits") { config.limits = try parseLimits(&l) }
+            try proxy.rejectUnknown()
+        }
+        if var admin = try top.object("configService") {
+            config.adminHost = try bindHost(&admin) ?? config.adminHost
+            config.adminPort = try admin.int("port", in: 0...65535) ?? config.adminPort
+            if let token = try admin.string("token") {
+                guard !token.isEmpty, token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+                    throw admin.fail("token", "must be a non-empty string of printable characters without spaces")
+                }
+                config.adminToken = token
+            }
+            try admin.rejectUnknown()
+        }
+        config.workers = try top.int("workers", in: 1...1024)
+        if var cookies = try top.object("cookies") {
+            let session = try cookieName(&cookies, "session") ?? config.cookieNames.session
+            let transition = try cookieName(&cookies, "transition") ?? config.cookieNames.transition
+            guard session != transition else { throw cookies.fail("transition", "must differ from cookies.session") }
+            config.cookieNames = CookieNames(session: session, transition: transition)
+            try cookies.rejectUnknown()
+        }
+        if var rollback = try top.object("rollback") {
+            var policy = RollbackPolicy()
+            policy.windowSeconds = try rollback.int("windowSeconds", in: 1...3600) ?? policy.windowSeconds
+            policy.minRequests = try rollback.int("minRequests", in: 1...1_000_000) ?? policy.minRequests
+            policy.maxFailureRatio = try rollback.number("maxFailureRatio", above: 0, atMost: 1) ?? policy.maxFailureRatio
+            config.rollback = policy
+            try rollback.rejectUnknown()
+        }
+        if var comparisons = try top.object("comparisons") {
+            config.comparisonsKept = try comparisons.int("kept", in: 0...100_000) ?? config.comparisonsKept
+            try comparisons.rejectUnknown()
+        }
+        try top.rejectUnknown()
+        return config
+    }
+
+    /// Same as `parse(_:resolve:newUUID:)` for `Data`.
+    public static func parse(
+        _ data: Data, resolve: (String) -> Bool, newUUID: () -> String = { makeUUID() }
+    ) throws(ConfigError) -> ProxyConfig {
+        try parse([UInt8](data), resolve: resolve, newUUID: newUUID)
+    }
+
+    /// Checks rules that span clusters: no two clusters share a uuid.
+    /// `paths` names the clusters in errors (default `clusters[i]`).
+    public static func validateAll(_ clusters: [ClusterSpec], paths: [String]? = nil) throws(ConfigError) {
+        var seen: [String: Int] = [:]
+        for (i, c) in clusters.enumerated() {
+            let name = { (j: Int) in paths.flatMap { j < $0.count ? $0[j] : nil } ?? "clusters[\(j)]" }
+            if let first = seen[c.uuid] {
+                throw ConfigError(field: name(i) + ".uuid", message: "\"\(c.uuid)\" is already used by \(name(first))")
+            }
+            seen[c.uuid] = i
+        }
+    }
+
+    static func bindHost(_ fields: inout Fields) throws(ConfigError) -> String? {
+        guard let host = try fields.string("hostname") else { return nil }
+        guard !host.isEmpty, host.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+            throw fields.fail("hostname", "must be a host name or IP address")
+        }
+        return host
+    }
+
+    static func parseTimeouts(_ f: inout Fields) throws(ConfigError) -> Timeouts {
+        var t = Timeouts()
+        let day = 86_400.0
+        t.clientHeadSeconds = try f.number("clientHeadSeconds", above: 0, atMost: day) ?? t.clientHeadSeconds
+        t.clientIdleSeconds = try f.number("clientIdleSeconds", above: 0, atMost: day) ?? t.clientIdleSeconds
+        t.backendConnectSeconds = try f.number("backendConnectSeconds", above: 0, atMost: day) ?? t.backendConnectSeconds
+        t.backendResponseSeconds = try f.number("backendResponseSeconds", above: 0, atMost: day) ?? t.backendResponseSeconds
+        t.bodyIdleSeconds = try f.number("bodyIdleSeconds", above: 0, atMost: day) ?? t.bodyIdleSeconds
+        try f.rejectUnknown()
+        return t
+    }
+
+    static func parseLimits(_ f: inout Fields) throws(ConfigError) -> Limits {
+        var l = Limits()
+        l.maxHeadBytes = try f.int("maxHeadBytes", in: 1024...Limits.maxHeadBytesCeiling) ?? l.maxHeadBytes
+        l.maxTargetBytes = try f.int("maxTargetBytes", in: 16...Limits.maxHeadBytesCeiling) ?? l.maxTargetBytes
+        l.maxConnections = try f.int("maxConnections", in: 1...1_000_000) ?? l.maxConnections
+        l.maxApiBodyBytes = try f.int("maxApiBodyBytes", in: 1024...(64 << 20)) ?? l.maxApiBodyBytes
+        guard l.maxTargetBytes <= l.maxHeadBytes else {
+            throw f.fail("maxTargetBytes", "must not exceed maxHeadBytes (\(l.maxHeadBytes))")
+        }
+        try f.rejectUnknown()
+        return l
+    }
+
+    /// A cookie name: an RFC 9110 token (no separators, spaces or controls).
+    static func cookieName(_ f: inout Fields, _ key: String) throws(ConfigError) -> String? {
+        guard let name = try f.string(key) else { return nil }
+        let separators = Set("()<>@,;:\\\"/[]?={}".utf8)
+        guard !name.isEmpty, name.utf8.count <= 64,
+              name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && !separators.contains($0) }) else {
+            throw f.fail(key, "must be a cookie name: 1 to 64 characters, letters, digits and !#$%&'*+-.^_`|~")
+        }
+        return name
+    }
+}

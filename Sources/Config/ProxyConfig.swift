@@ -1,0 +1,83 @@
+import Routing
+
+/// Deadlines of every wait, in seconds (DESIGN.md "Data path").
+public struct Timeouts: Sendable, Equatable {
+    /// Time a client has to send a complete head (slowloris guard); 408 after.
+    public var clientHeadSeconds: Double = 10
+    /// Time a keep-alive client session may stay idle between exchanges.
+    public var clientIdleSeconds: Double = 60
+    /// Time to establish a backend connection; the backend is marked down after.
+    public var backendConnectSeconds: Double = 5
+    /// Time a backend has to send its response head; 504 after.
+    public var backendResponseSeconds: Double = 60
+    /// Longest pause in a body transfer, either direction.
+    public var bodyIdleSeconds: Double = 60
+
+    /// Creates timeouts; every default is the documented one.
+    public init(
+        clientHeadSeconds: Double = 10, clientIdleSeconds: Double = 60, backendConnectSeconds: Double = 5,
+        backendResponseSeconds: Double = 60, bodyIdleSeconds: Double = 60
+    ) {
+        self.clientHeadSeconds = clientHeadSeconds
+        self.clientIdleSeconds = clientIdleSeconds
+        self.backendConnectSeconds = backendConnectSeconds
+        self.backendResponseSeconds = backendResponseSeconds
+        self.bodyIdleSeconds = bodyIdleSeconds
+    }
+}
+
+/// Size and count limits.
+public struct Limits: Sendable, Equatable {
+    /// Largest request or response head in bytes (431 beyond); at most 65536.
+    public var maxHeadBytes: Int = 16384
+    /// Longest request target in bytes (414 beyond); at most `maxHeadBytes`.
+    public var maxTargetBytes: Int = 8192
+    /// Most client sessions open at once, over all reactors.
+    public var maxConnections: Int = 10000
+    /// Largest REST API request body in bytes (413 beyond).
+    public var maxApiBodyBytes: Int = 1 << 20
+
+    /// Hard ceiling of `maxHeadBytes`.
+    public static let maxHeadBytesCeiling = 65536
+
+    /// Creates limits; every default is the documented one.
+    public init(maxHeadBytes: Int = 16384, maxTargetBytes: Int = 8192, maxConnections: Int = 10000, maxApiBodyBytes: Int = 1 << 20) {
+        self.maxHeadBytes = maxHeadBytes
+        self.maxTargetBytes = maxTargetBytes
+        self.maxConnections = maxConnections
+        self.maxApiBodyBytes = maxApiBodyBytes
+    }
+}
+
+/// The whole validated configuration file.
+public struct ProxyConfig: Sendable, Equatable {
+    /// Address the proxy listens on for clients (`proxy.hostname`).
+    public var proxyHost = "0.0.0.0"
+    /// Port the proxy listens on (`proxy.port`); 0 picks a free port.
+    public var proxyPort = 1235
+    /// Address of the REST API (`configService.hostname`), loopback by default.
+    public var adminHost = "127.0.0.1"
+    /// Port of the REST API (`configService.port`); 0 picks a free port.
+    public var adminPort = 9090
+    /// Bearer token the REST API requires when set (`configService.token`).
+    public var adminToken: String?
+    /// Clusters in file order; at least one.
+    public var clusters: [ClusterSpec]
+    /// Reactor thread count; nil means one per online CPU.
+    public var workers: Int?
+    /// Deadlines (`proxy.timeouts`).
+    public var timeouts = Timeouts()
+    /// Limits (`proxy.limits`).
+    public var limits = Limits()
+    /// Routing cookie names (`cookies`).
+    public var cookieNames = CookieNames()
+    /// When a cluster is marked failed (`rollback`).
+    public var rollback = RollbackPolicy()
+    /// How many recent CONCURRENT divergences the API keeps (`comparisons.kept`).
+    public var comparisonsKept = 100
+
+    /// Creates a configuration with defaults around the given clusters.
+    public init(clusters: [ClusterSpec]) {
+        self.clusters = clusters
+    }
+}
