@@ -147,22 +147,25 @@ public final class EventLoop: @unchecked Sendable {
     /// One turn: wait for events (at most `timeoutMillis`), dispatch them, run queued tasks, sweep deadlines.
     /// Tests drive a loop with this, one turn at a time.
     public func runOnce(timeoutMillis: Int32) {
+        let count: Int
         do {
-            try epoll.wait(timeoutMillis: timeoutMillis) { token, events in
-                let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: token))
-                if fd == wakeFD {
-                    EventFD.drain(wakeFD)
-                    return
-                }
-                let generation = UInt32(truncatingIfNeeded: token >> 32)
-                let index = Int(fd)
-                guard index < slots.count, slots[index].generation == generation,
-                      let handler = slots[index].handler else { return }
-                now = Clock.nanoseconds()
-                handler.handleEvent(fd: fd, events: events)
-            }
+            count = try epoll.wait(timeoutMillis: timeoutMillis)
         } catch {
-            // epoll_wait fails only on a programming error; keep the loop alive.
+            count = 0 // epoll_wait fails only on a programming error; keep the loop alive.
+        }
+        now = Clock.nanoseconds()
+        for i in 0..<count {
+            let (token, events) = epoll.event(at: i)
+            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: token))
+            if fd == wakeFD {
+                EventFD.drain(wakeFD)
+                continue
+            }
+            let generation = UInt32(truncatingIfNeeded: token >> 32)
+            let index = Int(fd)
+            guard index < slots.count, slots[index].generation == generation,
+                  let handler = slots[index].handler else { continue }
+            handler.handleEvent(fd: fd, events: events)
         }
         drainMailbox()
         now = Clock.nanoseconds()

@@ -45,8 +45,10 @@ public struct Epoll: ~Copyable {
         _ = cl_epoll_ctl(fd, CL_EPOLL_CTL_DEL, descriptor, 0, 0)
     }
 
-    /// Waits up to `timeoutMillis` (-1: forever) and calls `body(token, events)` for each ready descriptor.
-    public mutating func wait(timeoutMillis: Int32, _ body: (UInt64, EpollEvents) -> Void) throws(SyscallError) {
+    /// Waits up to `timeoutMillis` (-1: forever); returns how many descriptors are ready
+    /// (read them with `event(at:)` before the next wait). Dispatching happens outside this
+    /// call so handlers may register and remove descriptors while events are handled.
+    public mutating func wait(timeoutMillis: Int32) throws(SyscallError) -> Int {
         let max = Int32(data.count)
         let epfd = fd
         let n: Int32 = data.withUnsafeMutableBufferPointer { d in
@@ -56,10 +58,16 @@ public struct Epoll: ~Copyable {
         }
         if n < 0 {
             let err = Glibc.errno
-            if err == EINTR { return }
+            if err == EINTR { return 0 }
             throw SyscallError(call: "epoll_wait", errno: err)
         }
-        for i in 0..<Int(n) { body(data[i], EpollEvents(rawValue: events[i])) }
+        return Int(n)
+    }
+
+    /// The token and readiness of the i-th event of the last `wait`.
+    @inline(__always)
+    public func event(at index: Int) -> (token: UInt64, events: EpollEvents) {
+        (data[index], EpollEvents(rawValue: events[index]))
     }
 }
 

@@ -1,0 +1,228 @@
+import Config
+import Observability
+import Proxy
+import Routing
+import Syscalls
+
+/// The REST API: routes, authentication and the JSON bodies of the control plane.
+public final class AdminAPI: Sendable {
+    let registry: ClusterRegistry
+    let metrics: ProxyMetrics
+    let token: String?
+    let workers: Int
+    let started = Clock.unixSeconds()
+    /// Extra routes added by later layers (e.g. `/comparisons`), checked before the 404.
+    let extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse]
+
+    public init(registry: ClusterRegistry, metrics: ProxyMetrics, token: String?, workers: Int,
+                extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse] = [:]) {
+        self.registry = registry
+        self.metrics = metrics
+        self.token = token
+        self.workers = workers
+        self.extraRoutes = extraRoutes
+    }
+
+    static let clusterPrefix = "/configuration/cluster"
+
+    /// Answers one request.
+    public func handle(_ request: AdminRequest) -> AdminResponse {
+        if let token, !authorized(request, token: token) {
+            return AdminResponse(status: 401, body: Array("missing or wrong bearer token\n".utf8),
+                                 extraHeaders: ["WWW-Authenticate: Bearer realm=\"switchyard\""])
+        }
+        let path = request.path
+        if path == Self.clusterPrefix || path == Self.clusterPrefix + "/" {
+            switch request.method {
+            case "GET": return listClusters()
+            case "PUT", "POST": return putCluster(request.body)
+            default: return methodNotAllowed("GET, PUT, POST")
+            }
+        }
+        if path.hasPrefix(Self.clusterPrefix + "/") {
+            var id = String(path.dropFirst(Self.clusterPrefix.count + 1))
+            if id.hasSuffix("/") { id.removeLast() }
+            guard !id.isEmpty, !id.contains("/") else { return .text(404, "no such path: \(path)") }
+            switch request.method {
+            case "GET": return getCluster(id)
+            case "DELETE":
+                return registry.delete(uuid: id) ? .text(202, id) : .text(404, "no cluster with uuid \(id)")
+            default: return methodNotAllowed("GET, DELETE")
+            }
+        }
+        switch path {
+        case "/metrics":
+            guard request.method == "GET" else { return methodNotAllowed("GET") }
+            return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4", body: Array(renderMetrics().utf8))
+        case "/status":
+            guard request.method == "GET" else { return methodNotAllowed("GET") }
+            return .json(200, renderStatus())
+        default:
+            if let route = extraRoutes[path] { return route(request) }
+            return .text(404, "no such path: \(path)")
+        }
+    }
+
+    private func methodNotAllowed(_ allow: String) -> AdminResponse {
+        AdminResponse(status: 405, body: Array("method not allowed; use \(allow)\n".utf8), extraHeaders: ["Allow: \(allow)"])
+    }
+
+    /// Bearer token check in constant time (independent of where the first difference is).
+    private func authorized(_ request: AdminRequest, token: String) -> Bool {
+        guard let value = request.header("Authorization") else { return false }
+        let prefix = "Bearer "
+        guard value.count > prefix.count, value.lowercased().hasPrefix("bearer ") else { return false }
+        let given = Array(value.utf8.dropFirst(prefix.utf8.count))
+        let expected = Array(token.utf8)
+        var diff = UInt8(given.count == expected.count ? 0 : 1)
+        for i in 0..<expected.count {
+            diff |= expected[i] ^ (i < given.count ? given[i] : 0)
+        }
+        return diff == 0
+    }
+
+    private func putCluster(_ body: [UInt8]) -> AdminResponse {
+        do {
+            let spec = try ClusterJSON.parseClusterBody(body, resolve: { SocketAddress(host: $0, port: 1) != nil }, newUUID: makeUUID)
+            try registry.put(spec)
+            return .text(202, spec.uuid).withoutNewline()
+        } catch {
+            Log.info("api_rejected", ["reason": error.description])
+            return .text(400, error.description)
+        }
+    }
+
+    private func listClusters() -> AdminResponse {
+        let snapshot = registry.snapshot
+        return .json(200, ClusterJSON.renderList(snapshot.clusters.map { ($0.spec, $0.state.failure) }))
+    }
+
+    private func getCluster(_ id: String) -> AdminResponse {
+        guard let cluster = registry.snapshot.clusters.first(where: { $0.spec.uuid == id }) else {
+            return .text(404, "no cluster with uuid \(id)")
+        }
+        return .json(200, ClusterJSON.renderOne(cluster.spec, failed: cluster.state.failure))
+    }
+
+    // MARK: Status and metrics
+
+    private func renderStatus() -> [UInt8] {
+        let snapshot = registry.snapshot
+        let clusters: [Any] = snapshot.clusters.map { cluster -> Any in
+            var entry: [String: Any] = [
+                "uuid": cluster.spec.uuid,
+                "version": cluster.spec.version,
+                "mode": cluster.spec.mode.rawValue,
+                "state": cluster.state.isFailed ? "failed" : "active",
+                "servers": cluster.spec.servers.map(\.description),
+                "requests": cluster.metrics.sum(ClusterCounter.requests),
+                "responses": [
+                    "1xx": cluster.metrics.sum(ClusterCounter.responses + 0),
+                    "2xx": cluster.metrics.sum(ClusterCounter.responses + 1),
+                    "3xx": cluster.metrics.sum(ClusterCounter.responses + 2),
+                    "4xx": cluster.metrics.sum(ClusterCounter.responses + 3),
+                    "5xx": cluster.metrics.sum(ClusterCounter.responses + 4),
+                ],
+                "backendConnectFailures": cluster.metrics.sum(ClusterCounter.connectFailures),
+            ]
+            if cluster.spec.mode == .gradual { entry["gradualThreshold"] = cluster.state.gradualThreshold }
+            if let failure = cluster.state.failure {
+                entry["failure"] = ["reason": failure.reason, "time": iso8601(unixSeconds: failure.time)]
+            }
+            return entry
+        }
+        let status: [String: Any] = [
+            "generation": Int(snapshot.generation),
+            "workers": workers,
+            "clusters": clusters,
+            "rollbacks": metrics.rollbacks.load(ordering: .relaxed),
+            "activeSessions": metrics.sum(ProxyCounter.activeSessions),
+            "clientConnections": metrics.sum(ProxyCounter.clientConnections),
+            "backendConnectionsOpened": metrics.sum(ProxyCounter.backendConnectionsOpened),
+            "backendConnectionsReused": metrics.sum(ProxyCounter.pooledReuses),
+            "uptimeSeconds": Int(Clock.unixSeconds() - started),
+        ]
+        var result = status
+        if let latest = snapshot.clusters.first(where: { !$0.state.isFailed }) { result["latest"] = latest.spec.uuid }
+        return JSONText.encode(result)
+    }
+
+    /// Prometheus text exposition format, version 0.0.4.
+    func renderMetrics() -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        func escape(_ s: String) -> String {
+            s.replacingAll("\\", "\\\\").replacingAll("\"", "\\\"").replacingAll("\n", "\\n")
+        }
+        let snapshot = registry.snapshot
+        let labels = snapshot.clusters.map { "cluster=\"\(escape($0.spec.uuid))\",version=\"\(escape($0.spec.version))\"" }
+
+        family("switchyard_requests_total", "counter", "Requests routed to a cluster.")
+        for (c, l) in zip(snapshot.clusters, labels) { out += "switchyard_requests_total{\(l)} \(c.metrics.sum(ClusterCounter.requests))\n" }
+        family("switchyard_responses_total", "counter", "Responses by cluster and status class.")
+        for (c, l) in zip(snapshot.clusters, labels) {
+            for k in 0..<5 { out += "switchyard_responses_total{\(l),class=\"\(k + 1)xx\"} \(c.metrics.sum(ClusterCounter.responses + k))\n" }
+        }
+        family("switchyard_backend_connect_failures_total", "counter", "Refused or timed-out backend connects.")
+        for (c, l) in zip(snapshot.clusters, labels) { out += "switchyard_backend_connect_failures_total{\(l)} \(c.metrics.sum(ClusterCounter.connectFailures))\n" }
+        family("switchyard_backend_errors_total", "counter", "Backends that failed after a request was sent.")
+        for (c, l) in zip(snapshot.clusters, labels) { out += "switchyard_backend_errors_total{\(l)} \(c.metrics.sum(ClusterCounter.backendErrors))\n" }
+        family("switchyard_cluster_failed", "gauge", "1 when the cluster was marked failed (rolled back).")
+        for (c, l) in zip(snapshot.clusters, labels) { out += "switchyard_cluster_failed{\(l)} \(c.state.isFailed ? 1 : 0)\n" }
+        family("switchyard_gradual_threshold_percent", "gauge", "GRADUAL threshold: share of client buckets sent to the latest version.")
+        for (c, l) in zip(snapshot.clusters, labels) where c.spec.mode == .gradual {
+            out += "switchyard_gradual_threshold_percent{\(l)} \(c.state.gradualThreshold)\n"
+        }
+        family("switchyard_request_duration_seconds", "histogram", "Time from a complete request head to the end of the response.")
+        for (c, l) in zip(snapshot.clusters, labels) {
+            var cumulative = 0
+            for (i, bound) in latencyBucketBounds.enumerated() {
+                cumulative += c.metrics.sum(ClusterCounter.latencyBuckets + i)
+                out += "switchyard_request_duration_seconds_bucket{\(l),le=\"\(bound)\"} \(cumulative)\n"
+            }
+            cumulative += c.metrics.sum(ClusterCounter.latencyBuckets + latencyBucketBounds.count)
+            out += "switchyard_request_duration_seconds_bucket{\(l),le=\"+Inf\"} \(cumulative)\n"
+            out += "switchyard_request_duration_seconds_sum{\(l)} \(Double(c.metrics.sum(ClusterCounter.latencySumMicros)) / 1e6)\n"
+            out += "switchyard_request_duration_seconds_count{\(l)} \(cumulative)\n"
+        }
+        family("switchyard_rollbacks_total", "counter", "Clusters marked failed, sending traffic back to the previous version.")
+        out += "switchyard_rollbacks_total \(metrics.rollbacks.load(ordering: .relaxed))\n"
+        family("switchyard_active_sessions", "gauge", "Open client connections.")
+        out += "switchyard_active_sessions \(metrics.sum(ProxyCounter.activeSessions))\n"
+        family("switchyard_client_connections_total", "counter", "Client connections accepted.")
+        out += "switchyard_client_connections_total \(metrics.sum(ProxyCounter.clientConnections))\n"
+        family("switchyard_backend_connections_opened_total", "counter", "Backend connections opened.")
+        out += "switchyard_backend_connections_opened_total \(metrics.sum(ProxyCounter.backendConnectionsOpened))\n"
+        family("switchyard_backend_connections_reused_total", "counter", "Exchanges that reused a pooled backend connection.")
+        out += "switchyard_backend_connections_reused_total \(metrics.sum(ProxyCounter.pooledReuses))\n"
+        family("switchyard_pipes_in_use", "gauge", "Kernel pipes held by bodies in flight.")
+        out += "switchyard_pipes_in_use \(metrics.sum(ProxyCounter.pipesInUse))\n"
+        family("switchyard_accept_pauses_total", "counter", "Times accepting paused because descriptors ran out.")
+        out += "switchyard_accept_pauses_total \(metrics.sum(ProxyCounter.acceptPauses))\n"
+        family("switchyard_rejected_requests_total", "counter", "Requests answered with an error by the proxy itself, by status.")
+        for (i, status) in ProxyCounter.rejectedStatuses.enumerated() {
+            out += "switchyard_rejected_requests_total{status=\"\(status)\"} \(metrics.sum(ProxyCounter.rejected + i))\n"
+        }
+        family("switchyard_snapshot_generation", "gauge", "Generation of the published cluster snapshot.")
+        out += "switchyard_snapshot_generation \(snapshot.generation)\n"
+        return out
+    }
+}
+
+extension AdminResponse {
+    /// The same response without the trailing newline (the 2014 API returns the bare uuid).
+    func withoutNewline() -> AdminResponse {
+        var copy = self
+        if copy.body.last == 10 { copy.body.removeLast() }
+        return copy
+    }
+}
+
+extension String {
+    func replacingAll(_ target: String, _ replacement: String) -> String {
+        guard contains(target) else { return self }
+        return split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}

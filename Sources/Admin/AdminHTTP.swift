@@ -1,0 +1,235 @@
+import HTTP1
+import Observability
+import Reactor
+import Syscalls
+
+/// A request to the control plane, fully read (head and body).
+public struct AdminRequest: Sendable {
+    public var method: String
+    /// The path without the query string.
+    public var path: String
+    public var query: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    /// The first header with this name (case-insensitive).
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.name.lowercased() == lower }?.value
+    }
+}
+
+/// A response from the control plane.
+public struct AdminResponse: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: [UInt8]
+    public var extraHeaders: [String] = []
+
+    public init(status: Int, contentType: String = "text/plain; charset=utf-8", body: [UInt8], extraHeaders: [String] = []) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+        self.extraHeaders = extraHeaders
+    }
+
+    /// A plain-text response: the message and a newline.
+    public static func text(_ status: Int, _ message: String) -> AdminResponse {
+        AdminResponse(status: status, body: Array((message + "\n").utf8))
+    }
+
+    /// A JSON response.
+    public static func json(_ status: Int, _ bytes: [UInt8]) -> AdminResponse {
+        AdminResponse(status: status, contentType: "application/json", body: bytes)
+    }
+
+    /// The response's bytes on the wire.
+    func serialized(close: Bool) -> [UInt8] {
+        var head = "HTTP/1.1 \(status) \(HeadWriter.reasonPhrase(status))\r\n"
+        head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+        for line in extraHeaders { head += line + "\r\n" }
+        if close { head += "Connection: close\r\n" }
+        head += "\r\n"
+        return Array(head.utf8) + body
+    }
+}
+
+/// A small HTTP/1.1 server for the control plane, on its own event loop. Requests are read
+/// whole (bodies up to `maxBodyBytes`, else 413) and answered by `handler` on the loop's thread.
+public final class AdminHTTPServer: EventHandler, @unchecked Sendable {
+    let loop: EventLoop
+    let listenerFD: Int32
+    let maxBodyBytes: Int
+    let headLimits: HeadLimits
+    let handler: (AdminRequest) -> AdminResponse
+    fileprivate var connections: [Int32: AdminConnection] = [:]
+
+    public init(loop: EventLoop, listenerFD: Int32, maxBodyBytes: Int, handler: @escaping (AdminRequest) -> AdminResponse) {
+        self.loop = loop
+        self.listenerFD = listenerFD
+        self.maxBodyBytes = maxBodyBytes
+        self.headLimits = HeadLimits(requireHost: false)
+        self.handler = handler
+    }
+
+    /// Registers the listener; call on the loop's thread.
+    public func start() throws(SyscallError) {
+        try loop.registerListener(listenerFD, handler: self)
+    }
+
+    public func handleEvent(fd: Int32, events: EpollEvents) {
+        guard fd == listenerFD else { return }
+        while true {
+            guard case .done(let (client, _))? = try? Socket.accept(listenerFD) else { return }
+            let connection = AdminConnection(server: self, fd: client)
+            connections[client] = connection
+            do {
+                try loop.register(client, handler: connection)
+                loop.addToSweep(connection)
+            } catch {
+                connections[client] = nil
+                Socket.close(client)
+            }
+        }
+    }
+
+    fileprivate func closed(_ connection: AdminConnection) {
+        loop.removeFromSweep(connection)
+        loop.unregister(connection.fd)
+        Socket.close(connection.fd)
+        connections[connection.fd] = nil
+    }
+}
+
+/// One control-plane client connection.
+final class AdminConnection: EventHandler, DeadlineHandler {
+    unowned let server: AdminHTTPServer
+    let fd: Int32
+    var sweepIndex = -1
+    private var input: [UInt8] = []
+    private var output: [UInt8] = []
+    private var outputOffset = 0
+    private var closeAfterWrite = false
+    private var parser: HeadParser
+    private var head = RequestHead()
+    private var deadline: UInt64
+    private var closed = false
+    private static let timeoutNanos: UInt64 = 30_000_000_000
+
+    init(server: AdminHTTPServer, fd: Int32) {
+        self.server = server
+        self.fd = fd
+        parser = HeadParser(limits: server.headLimits)
+        deadline = server.loop.now &+ Self.timeoutNanos
+    }
+
+    func checkDeadline(now: UInt64) {
+        if now >= deadline { close() }
+    }
+
+    func handleEvent(fd: Int32, events: EpollEvents) {
+        if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) { readAll() }
+        if !closed { flush() }
+    }
+
+    private func readAll() {
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while !closed {
+            let result = chunk.withUnsafeMutableBytes { raw in Result { () throws(SyscallError) in try Socket.read(fd, into: raw) } }
+            switch result {
+            case .success(.done(0)), .failure:
+                close()
+                return
+            case .success(.done(let n)):
+                input.append(contentsOf: chunk[0..<n])
+                deadline = server.loop.now &+ Self.timeoutNanos
+                processInput()
+            case .success(.wouldBlock):
+                return
+            }
+        }
+    }
+
+    private func processInput() {
+        while !closed && output.isEmpty && !input.isEmpty {
+            let status = input.withUnsafeBytes { parser.parseRequest($0, into: &head) }
+            switch status {
+            case .incomplete:
+                return
+            case .error(let error):
+                respond(.text(error.status, error.message), close: true)
+                return
+            case .complete(let headLength):
+                var bodyLength = 0
+                switch head.framing {
+                case .none: bodyLength = 0
+                case .contentLength(let n):
+                    guard n <= UInt64(server.maxBodyBytes) else {
+                        respond(.text(413, "request body larger than \(server.maxBodyBytes) bytes"), close: true)
+                        return
+                    }
+                    bodyLength = Int(n)
+                case .chunked, .untilClose:
+                    respond(.text(411, "a Content-Length is required"), close: true)
+                    return
+                }
+                guard input.count >= headLength + bodyLength else { return }
+                let request = input.withUnsafeBytes { raw in makeRequest(raw, headLength: headLength, bodyLength: bodyLength) }
+                input.removeFirst(headLength + bodyLength)
+                parser.reset()
+                let response = server.handler(request)
+                respond(response, close: !head.keepAlive)
+            }
+        }
+    }
+
+    private func makeRequest(_ raw: UnsafeRawBufferPointer, headLength: Int, bodyLength: Int) -> AdminRequest {
+        func text(_ range: Range<Int>) -> String { String(decoding: raw[range], as: UTF8.self) }
+        let target = text(head.targetRange)
+        let path: String
+        let query: String
+        if let q = target.firstIndex(of: "?") {
+            path = String(target[..<q])
+            query = String(target[target.index(after: q)...])
+        } else {
+            path = target
+            query = ""
+        }
+        let headers = head.headers.map { (name: text($0.nameRange), value: text($0.valueRange)) }
+        return AdminRequest(method: text(head.methodRange), path: path, query: query, headers: headers,
+                            body: Array(raw[headLength..<headLength + bodyLength]))
+    }
+
+    private func respond(_ response: AdminResponse, close: Bool) {
+        output = response.serialized(close: close)
+        outputOffset = 0
+        closeAfterWrite = close
+        flush()
+    }
+
+    private func flush() {
+        while outputOffset < output.count {
+            guard let result = try? Socket.write(fd, bytes: output[outputOffset...]) else { close(); return }
+            switch result {
+            case .done(let n): outputOffset += n
+            case .wouldBlock: return
+            }
+        }
+        if !output.isEmpty {
+            output.removeAll()
+            outputOffset = 0
+            if closeAfterWrite {
+                Socket.shutdownWrite(fd)
+                close()
+                return
+            }
+            processInput()
+        }
+    }
+
+    private func close() {
+        guard !closed else { return }
+        closed = true
+        server.closed(self)
+    }
+}

@@ -1,0 +1,41 @@
+import Observability
+import Reactor
+import Syscalls
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The control plane's thread: its own event loop serving the REST API, apart from the
+/// workers so that API calls never wait behind proxied traffic (and vice versa).
+public final class ControlPlane: Sendable {
+    public let loop: EventLoop
+    public let server: AdminHTTPServer
+    /// The API port (useful after binding port 0).
+    public let port: Int
+
+    /// Binds the API listener. Throws when the address cannot be bound.
+    public init(listen address: SocketAddress, api: AdminAPI, maxBodyBytes: Int) throws(SyscallError) {
+        let fd = try Socket.listen(address, reusePort: false, backlog: 128)
+        port = try Socket.localAddress(fd).port
+        loop = try EventLoop(id: -1)
+        server = AdminHTTPServer(loop: loop, listenerFD: fd, maxBodyBytes: maxBodyBytes) { api.handle($0) }
+    }
+
+    /// Starts the control-plane thread.
+    public func start() -> pthread_t {
+        let server = self.server
+        let loop = self.loop
+        return ReactorThread.start {
+            do {
+                try server.start()
+            } catch {
+                Log.critical("admin_start_failed", ["error": "\(error)"])
+                return
+            }
+            loop.run()
+        }
+    }
+
+    /// Stops the control-plane loop.
+    public func stop() { loop.stop() }
+}
