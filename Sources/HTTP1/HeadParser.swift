@@ -194,7 +194,8 @@ public struct HeadParser: Sendable {
     mutating func advance(_ p: UnsafePointer<UInt8>, _ count: Int, response: Bool) throws(HTTPParseError) -> Bool {
         var i = pos
         defer { pos = i }
-        let end = min(count, limits.maxHeadBytes)
+        let maxHead = max(limits.maxHeadBytes, 0)
+        let end = min(count, maxHead)
         scan: while i < end {
             switch state {
             case .start:
@@ -241,7 +242,9 @@ public struct HeadParser: Sendable {
                 state = .target
 
             case .target:
-                let limit = targetStart + limits.maxTargetBytes
+                // Saturating: limits are public vars and may hold anything, Int.max included.
+                let room = limits.maxTargetBytes
+                let limit = room >= end - targetStart ? Int.max : targetStart + max(room, 0)
                 let stop = min(end, limit)
                 while i < stop {
                     let b = p[i]
@@ -429,8 +432,8 @@ public struct HeadParser: Sendable {
                 preconditionFailure("HeadParser.advance called after the head ended")
             }
         }
-        if count > limits.maxHeadBytes {
-            throw HTTPParseError(.headTooLarge, at: limits.maxHeadBytes)
+        if count > maxHead {
+            throw HTTPParseError(.headTooLarge, at: maxHead)
         }
         return false
     }

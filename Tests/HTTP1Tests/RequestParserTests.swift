@@ -358,3 +358,14 @@ func requestCase(_ c: RequestCase) {
     let status = more.withUnsafeBytes { parser.parseRequest($0, into: &head) }
     #expect(status == .error(HTTPParseError(.tooManyHeaders, at: bytes.count - 2)))
 }
+
+@Test func extremeLimitsDoNotOverflow() {
+    // Found by the fuzzer: a target limit of Int.max overflowed the limit arithmetic.
+    var limits = HeadLimits(maxTargetBytes: Int.max, maxHeaders: Int.max)
+    let input = Array("GET /abc HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
+    #expect(parseRequestEveryWay(input, limits: limits).status == .complete(headLength: input.count))
+    limits.maxTargetBytes = 0  // public var: bypasses the initializer's clamping
+    #expect(parseRequestEveryWay(input, limits: limits).status == .error(HTTPParseError(.targetTooLong, at: 4)))
+    limits.maxHeadBytes = -1
+    #expect(parseRequestEveryWay(input, limits: limits).status == .error(HTTPParseError(.headTooLarge, at: 0)))
+}
