@@ -107,6 +107,7 @@ struct BodyFlow {
             // 1. Pending output, in order: prefix (+ buffered body copied behind it, so a
             //    small response leaves in one write), buffered body, pipe.
             if prefixOffset < prefix.count {
+                if forwardable == 0, let buffer, buffer.readableCount > 0 { claimBuffered(buffer) }
                 if forwardable > 0, let buffer {
                     prefix.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.readable[0..<forwardable]))
                     buffer.consume(forwardable)
@@ -233,6 +234,21 @@ struct BodyFlow {
                 case .failed(let failure): return .failed(failure)
                 }
             }
+        }
+    }
+
+    /// Marks body bytes already in the buffer as forwardable without any I/O, so they can
+    /// leave in the same write as the head. Chunk framing is left to the main loop.
+    private mutating func claimBuffered(_ buffer: ByteBuffer) {
+        switch phase {
+        case .counted where remaining > 0:
+            let take = Int(min(remaining, UInt64(buffer.readableCount)))
+            forwardable = take
+            remaining -= UInt64(take)
+        case .untilClose:
+            forwardable = buffer.readableCount
+        default:
+            break
         }
     }
 

@@ -294,6 +294,11 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         // nobody asked for). Either way it is no longer reusable.
         let index = Int(fd)
         guard index < idleOwner.count, idleOwner[index] >= 0 else { return }
+        // Edge-triggered events queued while the connection was still in use can arrive
+        // after it joined the pool: only a hang-up, an error or unread bytes retire it.
+        if !events.contains(.readHangup) && !events.contains(.hangup) && !events.contains(.error) {
+            if !events.contains(.readable) || Socket.bytesAvailable(fd) == 0 { return }
+        }
         let backendID = idleOwner[index]
         idleOwner[index] = -1
         backends[backendID].idle.removeAll { $0.fd == fd }
