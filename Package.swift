@@ -22,11 +22,13 @@ let package = Package(
         .target(name: "Proxy", dependencies: ["Reactor", "Syscalls", "HTTP1", "Routing", "Observability"]),
         .target(name: "Admin", dependencies: ["Proxy", "Config", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor"]),
         .executableTarget(name: "switchyard", dependencies: ["Admin", "Proxy", "Config", "Observability", "Routing"]),
-        .executableTarget(name: "LoadGen", dependencies: ["Reactor", "Syscalls", "HTTP1"], path: "Benchmarks/LoadGen"),
+        .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1"], path: "Benchmarks/BenchCore"),
+        .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Routing"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Reactor", "Syscalls"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Syscalls"]),
+        .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Syscalls", "switchyard"]),
     ]
 )
