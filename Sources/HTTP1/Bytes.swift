@@ -24,6 +24,34 @@ func isToken(_ b: UInt8) -> Bool {
     return false
 }
 
+@usableFromInline let ones: UInt64 = 0x0101_0101_0101_0101
+@usableFromInline let highs: UInt64 = 0x8080_8080_8080_8080
+
+/// Returns whether any byte of `w` is below `n` (n <= 128); exact, no false positives.
+@inline(__always) @usableFromInline
+func hasByteBelow(_ w: UInt64, _ n: UInt64) -> Bool {
+    (w &- ones &* n) & ~w & highs != 0
+}
+
+/// Returns whether any byte of `w` is a control character (HT included) or DEL: the bytes that stop
+/// the word-at-a-time scan of field values. Byte order does not matter.
+@inline(__always) @usableFromInline
+func hasControlOrDEL(_ w: UInt64) -> Bool {
+    hasByteBelow(w, 0x20) || hasByteBelow(w ^ (ones &* 0x7F), 1)
+}
+
+/// Returns whether any byte of `w` cannot be part of a request-target: CTL, SP or DEL.
+@inline(__always) @usableFromInline
+func hasNonTargetByte(_ w: UInt64) -> Bool {
+    hasByteBelow(w, 0x21) || hasByteBelow(w ^ (ones &* 0x7F), 1)
+}
+
+/// Loads 8 bytes from `p + i`, whatever the alignment.
+@inline(__always) @usableFromInline
+func loadWord(_ p: UnsafePointer<UInt8>, _ i: Int) -> UInt64 {
+    UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+}
+
 /// Returns whether `b` is a hexadecimal digit, and its value.
 @inline(__always)
 func hexValue(_ b: UInt8) -> UInt8? {

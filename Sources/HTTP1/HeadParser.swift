@@ -70,35 +70,41 @@ public struct HeadParser: Sendable {
         case failed
     }
 
-    @usableFromInline var state: State = .start
-    /// Next byte to examine, from the buffer start.
-    @usableFromInline var pos: Int = 0
-    var emptyLines: Int = 0
-    var failure: HTTPParseError? = nil
-    var headLength: Int = 0
+    /// Everything known about the message being parsed; plain values, so `reset()` is one store.
+    struct Message: Sendable {
+        var state: State = .start
+        /// Next byte to examine, from the buffer start.
+        var pos: Int = 0
+        var emptyLines: Int = 0
+        var failure: HTTPParseError? = nil
+        var headLength: Int = 0
 
-    // Start line.
-    var methodStart = 0, methodEnd = 0, targetStart = 0, targetEnd = 0
-    var versionIndex = 0, versionMinor = 1
-    var status = 0, statusDigits = 0, reasonStart = 0, reasonEnd = 0
+        // Start line.
+        var methodStart = 0, methodEnd = 0, targetStart = 0, targetEnd = 0
+        var versionIndex = 0, versionMinor = 1
+        var status = 0, statusDigits = 0, reasonStart = 0, reasonEnd = 0
 
-    // Current field line.
-    var nameStart = 0, nameEnd = 0, valueStart = 0, valueEnd = 0
-    var kind: HeaderKind = .other
+        // Current field line.
+        var nameStart = 0, nameEnd = 0, valueStart = 0, valueEnd = 0
+        var kind: HeaderKind = .other
+
+        // Framing and connection facts gathered field by field.
+        var contentLength: UInt64? = nil
+        var contentLengthName = 0
+        var transferEncodingName = -1
+        var codings = 0, chunkedCodings = 0, otherCodings = 0
+        var lastCodingChunked = false, lastCodingOffset = 0, firstOtherCodingOffset = 0, secondChunkedOffset = 0
+        var connectionClose = false, connectionKeepAlive = false, connectionUpgrade = false
+        var connectionNamesOthers = false
+        var hasUpgradeField = false, expectContinue = false, hostCount = 0
+    }
+
+    /// Progress through the current message.
+    var m = Message()
 
     // Fields collected so far; swapped into the head when it is complete, so both arrays keep
     // their capacity and a caller that passes a fresh head each call loses nothing.
     var fields: [HeaderField] = []
-
-    // Framing and connection facts gathered field by field.
-    var contentLength: UInt64? = nil
-    var contentLengthName = 0
-    var transferEncodingName = -1
-    var codings = 0, chunkedCodings = 0, otherCodings = 0
-    var lastCodingChunked = false, lastCodingOffset = 0, firstOtherCodingOffset = 0, secondChunkedOffset = 0
-    var connectionClose = false, connectionKeepAlive = false, connectionUpgrade = false
-    var connectionNamesOthers = false
-    var hasUpgradeField = false, expectContinue = false, hostCount = 0
 
     /// Leading empty lines skipped before a start line (RFC 9112 2.2 allows "at least one").
     static let maxEmptyLines = 4
@@ -110,10 +116,8 @@ public struct HeadParser: Sendable {
 
     /// Forgets the current message so the next call parses a new one; keeps the field array's capacity.
     public mutating func reset() {
-        let keep = fields
-        self = HeadParser(limits: limits)
-        fields = keep
-        fields.removeAll(keepingCapacity: true)
+        m = Message()
+        if !fields.isEmpty { fields.removeAll(keepingCapacity: true) }
     }
 
     /// Parses a request head from the start of `bytes`.
@@ -124,9 +128,9 @@ public struct HeadParser: Sendable {
     /// every later call until `reset()`). `.error(.headTooLarge)` comes as soon as the buffer holds
     /// more than `maxHeadBytes` bytes without a complete head.
     public mutating func parseRequest(_ bytes: UnsafeRawBufferPointer, into head: inout RequestHead) -> ParseStatus {
-        switch state {
-        case .done: return .complete(headLength: headLength)
-        case .failed: return .error(failure!)
+        switch m.state {
+        case .done: return .complete(headLength: m.headLength)
+        case .failed: return .error(m.failure!)
         default: break
         }
         guard let p = bytes.bytePointer else { return .incomplete }
@@ -134,23 +138,23 @@ public struct HeadParser: Sendable {
             guard try advance(p, bytes.count, response: false) else { return .incomplete }
             try finishRequest(p)
         } catch {
-            state = .failed
-            failure = error
+            m.state = .failed
+            m.failure = error
             return .error(error)
         }
-        state = .done
-        head.method = HTTPMethod.classify(p + methodStart, count: methodEnd - methodStart)
-        head.methodRange = methodStart..<methodEnd
-        head.targetRange = targetStart..<targetEnd
-        head.versionMinor = versionMinor
+        m.state = .done
+        head.method = HTTPMethod.classify(p + m.methodStart, count: m.methodEnd - m.methodStart)
+        head.methodRange = m.methodStart..<m.methodEnd
+        head.targetRange = m.targetStart..<m.targetEnd
+        head.versionMinor = m.versionMinor
         swap(&head.headers, &fields)
         head.framing =
-            transferEncodingName >= 0 ? .chunked : contentLength.map { .contentLength($0) } ?? BodyFraming.none
-        head.keepAlive = !connectionClose && (versionMinor == 1 || connectionKeepAlive)
-        head.upgrade = connectionUpgrade && hasUpgradeField
-        head.expectContinue = expectContinue
-        head.headLength = headLength
-        return .complete(headLength: headLength)
+            m.transferEncodingName >= 0 ? .chunked : m.contentLength.map { .contentLength($0) } ?? BodyFraming.none
+        head.keepAlive = !m.connectionClose && (m.versionMinor == 1 || m.connectionKeepAlive)
+        head.upgrade = m.connectionUpgrade && m.hasUpgradeField
+        head.expectContinue = m.expectContinue
+        head.headLength = m.headLength
+        return .complete(headLength: m.headLength)
     }
 
     /// Parses a response head from the start of `bytes`; `requestMethod` is the method of the
@@ -160,9 +164,9 @@ public struct HeadParser: Sendable {
     /// `parseRequest` does. A 1xx response is a head of its own: after it, `reset()` and parse the
     /// next head from the bytes after `headLength`.
     public mutating func parseResponse(_ bytes: UnsafeRawBufferPointer, requestMethod: HTTPMethod, into head: inout ResponseHead) -> ParseStatus {
-        switch state {
-        case .done: return .complete(headLength: headLength)
-        case .failed: return .error(failure!)
+        switch m.state {
+        case .done: return .complete(headLength: m.headLength)
+        case .failed: return .error(m.failure!)
         default: break
         }
         guard let p = bytes.bytePointer else { return .incomplete }
@@ -171,19 +175,19 @@ public struct HeadParser: Sendable {
             guard try advance(p, bytes.count, response: true) else { return .incomplete }
             framing = try responseFraming(p, requestMethod)
         } catch {
-            state = .failed
-            failure = error
+            m.state = .failed
+            m.failure = error
             return .error(error)
         }
-        state = .done
-        head.versionMinor = versionMinor
-        head.status = status
-        head.reasonRange = reasonStart..<reasonEnd
+        m.state = .done
+        head.versionMinor = m.versionMinor
+        head.status = m.status
+        head.reasonRange = m.reasonStart..<m.reasonEnd
         swap(&head.headers, &fields)
         head.framing = framing
-        head.keepAlive = !connectionClose && (versionMinor == 1 || connectionKeepAlive) && framing != .untilClose
-        head.headLength = headLength
-        return .complete(headLength: headLength)
+        head.keepAlive = !m.connectionClose && (m.versionMinor == 1 || m.connectionKeepAlive) && framing != .untilClose
+        head.headLength = m.headLength
+        return .complete(headLength: m.headLength)
     }
 
     // MARK: - The state machine
@@ -192,60 +196,67 @@ public struct HeadParser: Sendable {
     /// (`headLength` set, field facts gathered), false when more bytes are needed.
     @inline(__always)
     mutating func advance(_ p: UnsafePointer<UInt8>, _ count: Int, response: Bool) throws(HTTPParseError) -> Bool {
-        var i = pos
-        defer { pos = i }
+        var i = m.pos
+        defer { m.pos = i }
         let maxHead = max(limits.maxHeadBytes, 0)
         let end = min(count, maxHead)
         scan: while i < end {
-            switch state {
+            // The request line runs from .start to .startLineLF with `fallthrough`, as field lines do
+            // below: one dispatch for the whole line when it is all there.
+            switch m.state {
+            case .startLF:
+                guard p[i] == LF else { throw HTTPParseError(.badLineEnding, at: i) }
+                m.emptyLines += 1
+                guard m.emptyLines <= HeadParser.maxEmptyLines else {
+                    throw HTTPParseError(response ? .badStatusLine : .badRequestLine, at: i)
+                }
+                i += 1
+                m.state = .start
+
             case .start:
                 let b = p[i]
                 if b == CR {
-                    state = .startLF
+                    m.state = .startLF
                     i += 1
                 } else if b == LF {
                     throw HTTPParseError(.bareLF, at: i)
                 } else if response {
-                    state = .version
-                    versionIndex = 0
+                    m.state = .version
+                    m.versionIndex = 0
                 } else if isToken(b) {
-                    methodStart = i
-                    state = .method
+                    m.methodStart = i
+                    m.state = .method
                     i += 1
+                    fallthrough
                 } else {
                     throw HTTPParseError(b == SP ? .badRequestLine : .badMethod, at: i)
                 }
-
-            case .startLF:
-                guard p[i] == LF else { throw HTTPParseError(.badLineEnding, at: i) }
-                emptyLines += 1
-                guard emptyLines <= HeadParser.maxEmptyLines else {
-                    throw HTTPParseError(response ? .badStatusLine : .badRequestLine, at: i)
-                }
-                i += 1
-                state = .start
 
             case .method:
                 while i < end && isToken(p[i]) { i += 1 }
                 guard i < end else { break scan }
                 let b = p[i]
                 guard b == SP else { throw HTTPParseError(b == CR || b == LF || b == HT ? .badRequestLine : .badMethod, at: i) }
-                methodEnd = i
+                m.methodEnd = i
                 i += 1
-                state = .targetStart
+                m.state = .targetStart
+                fallthrough
 
             case .targetStart:
+                guard i < end else { break scan }
                 let b = p[i]
                 if b == SP || b == CR || b == LF || b == HT { throw HTTPParseError(.badRequestLine, at: i) }
                 if b < SP || b == DEL { throw HTTPParseError(.badTarget, at: i) }
-                targetStart = i
-                state = .target
+                m.targetStart = i
+                m.state = .target
+                fallthrough
 
             case .target:
                 // Saturating: limits are public vars and may hold anything, Int.max included.
                 let room = limits.maxTargetBytes
-                let limit = room >= end - targetStart ? Int.max : targetStart + max(room, 0)
+                let limit = room >= end - m.targetStart ? Int.max : m.targetStart + max(room, 0)
                 let stop = min(end, limit)
+                while i &+ 8 <= stop && !hasNonTargetByte(loadWord(p, i)) { i &+= 8 }
                 while i < stop {
                     let b = p[i]
                     guard b > SP && b != DEL else { break }
@@ -254,29 +265,41 @@ public struct HeadParser: Sendable {
                 guard i < end else { break scan }
                 let b = p[i]
                 if b > SP && b != DEL { throw HTTPParseError(.targetTooLong, at: i) }  // i == limit
-                if b == SP {
-                    targetEnd = i
-                    i += 1
-                    state = .version
-                    versionIndex = 0
-                } else if b == CR || b == LF || b == HT {
-                    throw HTTPParseError(.badRequestLine, at: i)
-                } else {
-                    throw HTTPParseError(.badTarget, at: i)
-                }
+                guard b == SP else { throw HTTPParseError(b == CR || b == LF || b == HT ? .badRequestLine : .badTarget, at: i) }
+                m.targetEnd = i
+                i += 1
+                m.state = .version
+                m.versionIndex = 0
+                fallthrough
 
             case .version:
+                // Fast path: the whole of "HTTP/1.1" or "HTTP/1.0" in one comparison.
+                if m.versionIndex == 0 && i &+ 8 <= end {
+                    let w = UInt64(littleEndian: loadWord(p, i))
+                    if w == http11Word || w == http10Word {
+                        m.versionMinor = w == http11Word ? 1 : 0
+                        m.versionIndex = 8
+                        i &+= 8
+                        if response {
+                            m.state = .statusSP
+                            continue scan
+                        }
+                        m.state = .requestLineCR
+                        fallthrough
+                    }
+                }
+                guard i < end else { break scan }
                 let b = p[i]
                 let malformed: HTTPParseError.Code = response ? .badStatusLine : .badRequestLine
-                switch versionIndex {
+                switch m.versionIndex {
                 case 0...4:
-                    guard b == ("HTTP/" as StaticString).utf8Start[versionIndex] else { throw HTTPParseError(malformed, at: i) }
+                    guard b == ("HTTP/" as StaticString).utf8Start[m.versionIndex] else { throw HTTPParseError(malformed, at: i) }
                 case 5:
                     guard b >= 0x30 && b <= 0x39 else { throw HTTPParseError(malformed, at: i) }
                     if b != 0x31 {
-                        if !response && b == 0x32 && methodEnd - methodStart == 3 && bytesEqual(p + methodStart, "PRI")
-                            && targetEnd - targetStart == 1 && p[targetStart] == 0x2A {
-                            throw HTTPParseError(.http2Preface, at: methodStart)
+                        if !response && b == 0x32 && m.methodEnd - m.methodStart == 3 && bytesEqual(p + m.methodStart, "PRI")
+                            && m.targetEnd - m.targetStart == 1 && p[m.targetStart] == 0x2A {
+                            throw HTTPParseError(.http2Preface, at: m.methodStart)
                         }
                         throw HTTPParseError(.badVersion, at: i)
                     }
@@ -285,52 +308,55 @@ public struct HeadParser: Sendable {
                 default:
                     guard b >= 0x30 && b <= 0x39 else { throw HTTPParseError(malformed, at: i) }
                     guard b <= 0x31 else { throw HTTPParseError(.badVersion, at: i) }
-                    versionMinor = Int(b &- 0x30)
-                    state = response ? .statusSP : .requestLineCR
+                    m.versionMinor = Int(b &- 0x30)
+                    m.state = response ? .statusSP : .requestLineCR
                 }
-                versionIndex += 1
+                m.versionIndex += 1
                 i += 1
 
             case .requestLineCR:
+                guard i < end else { break scan }
                 let b = p[i]
                 guard b == CR else { throw HTTPParseError(b == LF ? .bareLF : .badRequestLine, at: i) }
                 i += 1
-                state = .startLineLF
+                m.state = .startLineLF
+                fallthrough
 
             case .startLineLF:
+                guard i < end else { break scan }
                 guard p[i] == LF else { throw HTTPParseError(.badLineEnding, at: i) }
                 i += 1
-                state = .lineStart
+                m.state = .lineStart
 
             case .statusSP:
                 guard p[i] == SP else { throw HTTPParseError(.badStatusLine, at: i) }
                 i += 1
-                status = 0
-                statusDigits = 0
-                state = .statusCode
+                m.status = 0
+                m.statusDigits = 0
+                m.state = .statusCode
 
             case .statusCode:
                 let b = p[i]
-                guard b >= 0x30 && b <= 0x39, statusDigits > 0 || b != 0x30 else {
+                guard b >= 0x30 && b <= 0x39, m.statusDigits > 0 || b != 0x30 else {
                     throw HTTPParseError(.badStatusLine, at: i)
                 }
-                status = status * 10 + Int(b &- 0x30)
-                statusDigits += 1
+                m.status = m.status * 10 + Int(b &- 0x30)
+                m.statusDigits += 1
                 i += 1
-                if statusDigits == 3 { state = .afterStatus }
+                if m.statusDigits == 3 { m.state = .afterStatus }
 
             case .afterStatus:
                 let b = p[i]
                 if b == SP {
                     i += 1
-                    reasonStart = i
-                    state = .reason
+                    m.reasonStart = i
+                    m.state = .reason
                 } else if b == CR {
                     // "HTTP/1.1 200\r\n": the SP before an empty reason is missing; accepted.
-                    reasonStart = i
-                    reasonEnd = i
+                    m.reasonStart = i
+                    m.reasonEnd = i
                     i += 1
-                    state = .startLineLF
+                    m.state = .startLineLF
                 } else {
                     throw HTTPParseError(b == LF ? .bareLF : .badStatusLine, at: i)
                 }
@@ -344,88 +370,91 @@ public struct HeadParser: Sendable {
                 guard i < end else { break scan }
                 let b = p[i]
                 guard b == CR else { throw HTTPParseError(b == LF ? .bareLF : .badStatusLine, at: i) }
-                reasonEnd = i
+                m.reasonEnd = i
                 i += 1
-                state = .startLineLF
+                m.state = .startLineLF
 
+            // A field line runs through the next five cases with `fallthrough`, so the common case
+            // costs one dispatch per line; a case re-entered after more bytes arrive resumes mid-line.
             case .lineStart:
                 let b = p[i]
-                if isToken(b) {
-                    guard fields.count < limits.maxHeaders else { throw HTTPParseError(.tooManyHeaders, at: i) }
-                    nameStart = i
-                    i += 1
-                    state = .name
-                } else if b == CR {
-                    i += 1
-                    state = .finalLF
-                } else if b == SP || b == HT {
-                    throw HTTPParseError(.obsFold, at: i)
-                } else if b == COLON {
-                    throw HTTPParseError(.emptyHeaderName, at: i)
-                } else if b == LF {
-                    throw HTTPParseError(.bareLF, at: i)
-                } else {
+                guard isToken(b) else {
+                    if b == CR {
+                        i += 1
+                        m.state = .finalLF
+                        continue scan  // .finalLF ends the head
+                    }
+                    if b == SP || b == HT { throw HTTPParseError(.obsFold, at: i) }
+                    if b == COLON { throw HTTPParseError(.emptyHeaderName, at: i) }
+                    if b == LF { throw HTTPParseError(.bareLF, at: i) }
                     throw HTTPParseError(.badHeaderName, at: i)
                 }
+                guard fields.count < limits.maxHeaders else { throw HTTPParseError(.tooManyHeaders, at: i) }
+                m.nameStart = i
+                i += 1
+                m.state = .name
+                fallthrough
 
             case .name:
                 while i < end && isToken(p[i]) { i += 1 }
                 guard i < end else { break scan }
                 let b = p[i]
-                if b == COLON {
-                    nameEnd = i
-                    kind = HeaderKind.classify(p + nameStart, count: nameEnd - nameStart)
-                    i += 1
-                    state = .valueStart
-                } else if b == SP || b == HT {
-                    throw HTTPParseError(.spaceBeforeColon, at: i)
-                } else if b == CR || b == LF {
-                    throw HTTPParseError(.missingColon, at: i)
-                } else {
+                guard b == COLON else {
+                    if b == SP || b == HT { throw HTTPParseError(.spaceBeforeColon, at: i) }
+                    if b == CR || b == LF { throw HTTPParseError(.missingColon, at: i) }
                     throw HTTPParseError(.badHeaderName, at: i)
                 }
+                m.nameEnd = i
+                m.kind = HeaderKind.classify(p + m.nameStart, count: m.nameEnd - m.nameStart)
+                i += 1
+                m.state = .valueStart
+                fallthrough
 
             case .valueStart:
                 while i < end && (p[i] == SP || p[i] == HT) { i += 1 }
                 guard i < end else { break scan }
-                valueStart = i
-                valueEnd = i
-                state = .value
+                m.valueStart = i
+                m.state = .value
+                fallthrough
 
             case .value:
-                var ve = valueEnd
-                while i < end {
-                    let b = p[i]
-                    if b > SP {
-                        guard b != DEL else { break }
+                // Eight bytes at a time until a word holds a control byte (CR ends the value; HT is
+                // allowed and merely slows that word down), then byte by byte through that word.
+                var stopped = false
+                while !stopped {
+                    while i &+ 8 <= end && !hasControlOrDEL(loadWord(p, i)) { i &+= 8 }
+                    let stop = min(i &+ 8, end)
+                    while i < stop {
+                        let b = p[i]
+                        guard (b >= SP && b != DEL) || b == HT else {
+                            stopped = true
+                            break
+                        }
                         i += 1
-                        ve = i
-                    } else if b == SP || b == HT {
-                        i += 1
-                    } else {
-                        break
                     }
+                    if i == end { break }
                 }
-                valueEnd = ve
                 guard i < end else { break scan }
                 let b = p[i]
-                if b == CR {
-                    i += 1
-                    state = .valueLF
-                } else {
-                    throw HTTPParseError(b == LF ? .bareLF : .controlCharInValue, at: i)
-                }
+                guard b == CR else { throw HTTPParseError(b == LF ? .bareLF : .controlCharInValue, at: i) }
+                var e = i
+                while e > m.valueStart && (p[e - 1] == SP || p[e - 1] == HT) { e -= 1 }
+                m.valueEnd = e
+                i += 1
+                m.state = .valueLF
+                fallthrough
 
             case .valueLF:
+                guard i < end else { break scan }
                 guard p[i] == LF else { throw HTTPParseError(.badLineEnding, at: i) }
                 try finishField(p, response: response)
                 i += 1
-                state = .lineStart
+                m.state = .lineStart
 
             case .finalLF:
                 guard p[i] == LF else { throw HTTPParseError(.badLineEnding, at: i) }
                 i += 1
-                headLength = i
+                m.headLength = i
                 return true
 
             case .done, .failed:
@@ -440,11 +469,11 @@ public struct HeadParser: Sendable {
 
     /// Records the field line that just ended and applies the per-field rules.
     mutating func finishField(_ p: UnsafePointer<UInt8>, response: Bool) throws(HTTPParseError) {
-        switch kind {
+        switch m.kind {
         case .contentLength:
-            if transferEncodingName >= 0 { throw HTTPParseError(.contentLengthAndTransferEncoding, at: nameStart) }
-            var value: UInt64? = contentLength
-            try forEachListElement(p, valueStart, valueEnd) { (s, e) throws(HTTPParseError) in
+            if m.transferEncodingName >= 0 { throw HTTPParseError(.contentLengthAndTransferEncoding, at: m.nameStart) }
+            var value: UInt64? = m.contentLength
+            try forEachListElement(p, m.valueStart, m.valueEnd) { (s, e) throws(HTTPParseError) in
                 var n: UInt64 = 0
                 for j in s..<e {
                     let d = p[j] &- 0x30
@@ -458,62 +487,62 @@ public struct HeadParser: Sendable {
                 value = n
             }
             // Also rejects a value made only of commas and whitespace.
-            guard let v = value else { throw HTTPParseError(.badContentLength, at: valueStart) }
-            if contentLength == nil { contentLengthName = nameStart }
-            contentLength = v
+            guard let v = value else { throw HTTPParseError(.badContentLength, at: m.valueStart) }
+            if m.contentLength == nil { m.contentLengthName = m.nameStart }
+            m.contentLength = v
 
         case .transferEncoding:
-            if contentLength != nil { throw HTTPParseError(.contentLengthAndTransferEncoding, at: nameStart) }
-            if transferEncodingName < 0 { transferEncodingName = nameStart }
-            forEachListElement(p, valueStart, valueEnd) { (s, e) in
-                codings += 1
-                lastCodingOffset = s
+            if m.contentLength != nil { throw HTTPParseError(.contentLengthAndTransferEncoding, at: m.nameStart) }
+            if m.transferEncodingName < 0 { m.transferEncodingName = m.nameStart }
+            forEachListElement(p, m.valueStart, m.valueEnd) { (s, e) in
+                m.codings += 1
+                m.lastCodingOffset = s
                 if equalsFolded(p + s, e - s, "chunked") {
-                    chunkedCodings += 1
-                    if chunkedCodings == 2 { secondChunkedOffset = s }
-                    lastCodingChunked = true
+                    m.chunkedCodings += 1
+                    if m.chunkedCodings == 2 { m.secondChunkedOffset = s }
+                    m.lastCodingChunked = true
                 } else {
-                    otherCodings += 1
-                    if otherCodings == 1 { firstOtherCodingOffset = s }
-                    lastCodingChunked = false
+                    m.otherCodings += 1
+                    if m.otherCodings == 1 { m.firstOtherCodingOffset = s }
+                    m.lastCodingChunked = false
                 }
             }
 
         case .connection:
-            forEachListElement(p, valueStart, valueEnd) { (s, e) in
+            forEachListElement(p, m.valueStart, m.valueEnd) { (s, e) in
                 if equalsFolded(p + s, e - s, "close") {
-                    connectionClose = true
+                    m.connectionClose = true
                 } else if equalsFolded(p + s, e - s, "keep-alive") {
-                    connectionKeepAlive = true
+                    m.connectionKeepAlive = true
                 } else if equalsFolded(p + s, e - s, "upgrade") {
-                    connectionUpgrade = true
+                    m.connectionUpgrade = true
                 } else {
-                    connectionNamesOthers = true
+                    m.connectionNamesOthers = true
                 }
             }
 
         case .upgrade:
-            hasUpgradeField = true
+            m.hasUpgradeField = true
 
         case .expect:
-            if equalsFolded(p + valueStart, valueEnd - valueStart, "100-continue") { expectContinue = true }
+            if equalsFolded(p + m.valueStart, m.valueEnd - m.valueStart, "100-continue") { m.expectContinue = true }
 
         case .host:
-            hostCount += 1
-            if !response && hostCount > 1 { throw HTTPParseError(.duplicateHost, at: nameStart) }
+            m.hostCount += 1
+            if !response && m.hostCount > 1 { throw HTTPParseError(.duplicateHost, at: m.nameStart) }
 
         default:
             break
         }
         fields.append(HeaderField(
-            nameStart: Int32(truncatingIfNeeded: nameStart), nameLength: Int32(truncatingIfNeeded: nameEnd - nameStart),
-            valueStart: Int32(truncatingIfNeeded: valueStart), valueLength: Int32(truncatingIfNeeded: valueEnd - valueStart),
-            kind: kind, hopByHop: kind.isHopByHop))
+            nameStart: Int32(truncatingIfNeeded: m.nameStart), nameLength: Int32(truncatingIfNeeded: m.nameEnd - m.nameStart),
+            valueStart: Int32(truncatingIfNeeded: m.valueStart), valueLength: Int32(truncatingIfNeeded: m.valueEnd - m.valueStart),
+            kind: m.kind, hopByHop: m.kind.isHopByHop))
     }
 
     /// Applies the whole-head rules that need every field line; also marks fields named by Connection.
     mutating func finishCommon(_ p: UnsafePointer<UInt8>) {
-        guard connectionNamesOthers else { return }
+        guard m.connectionNamesOthers else { return }
         // RFC 9110 7.6.1: fields named in Connection are hop-by-hop. Rare, so the quadratic walk is fine.
         for c in fields.indices where fields[c].kind == .connection {
             let f = fields[c]
@@ -531,15 +560,15 @@ public struct HeadParser: Sendable {
 
     /// Whole-head rules for a request.
     mutating func finishRequest(_ p: UnsafePointer<UInt8>) throws(HTTPParseError) {
-        let finalLine = headLength - 2
-        if transferEncodingName >= 0 {
-            if versionMinor == 0 { throw HTTPParseError(.transferEncodingInHTTP10, at: transferEncodingName) }
-            if codings == 0 { throw HTTPParseError(.badTransferEncoding, at: transferEncodingName) }
-            if !lastCodingChunked { throw HTTPParseError(.transferEncodingNotChunkedLast, at: lastCodingOffset) }
-            if otherCodings > 0 { throw HTTPParseError(.unsupportedTransferCoding, at: firstOtherCodingOffset) }
-            if chunkedCodings > 1 { throw HTTPParseError(.badTransferEncoding, at: secondChunkedOffset) }
+        let finalLine = m.headLength - 2
+        if m.transferEncodingName >= 0 {
+            if m.versionMinor == 0 { throw HTTPParseError(.transferEncodingInHTTP10, at: m.transferEncodingName) }
+            if m.codings == 0 { throw HTTPParseError(.badTransferEncoding, at: m.transferEncodingName) }
+            if !m.lastCodingChunked { throw HTTPParseError(.transferEncodingNotChunkedLast, at: m.lastCodingOffset) }
+            if m.otherCodings > 0 { throw HTTPParseError(.unsupportedTransferCoding, at: m.firstOtherCodingOffset) }
+            if m.chunkedCodings > 1 { throw HTTPParseError(.badTransferEncoding, at: m.secondChunkedOffset) }
         }
-        if hostCount == 0 && versionMinor == 1 && limits.requireHost {
+        if m.hostCount == 0 && m.versionMinor == 1 && limits.requireHost {
             throw HTTPParseError(.missingHost, at: finalLine)
         }
         finishCommon(p)
@@ -547,21 +576,25 @@ public struct HeadParser: Sendable {
 
     /// Whole-head rules for a response; returns its body framing (RFC 9112 6.3).
     mutating func responseFraming(_ p: UnsafePointer<UInt8>, _ requestMethod: HTTPMethod) throws(HTTPParseError) -> BodyFraming {
-        if transferEncodingName >= 0 {
-            if codings == 0 { throw HTTPParseError(.badTransferEncoding, at: transferEncodingName) }
-            if chunkedCodings > 1 { throw HTTPParseError(.badTransferEncoding, at: secondChunkedOffset) }
+        if m.transferEncodingName >= 0 {
+            if m.codings == 0 { throw HTTPParseError(.badTransferEncoding, at: m.transferEncodingName) }
+            if m.chunkedCodings > 1 { throw HTTPParseError(.badTransferEncoding, at: m.secondChunkedOffset) }
         }
         finishCommon(p)
-        if requestMethod == .head || status < 200 || status == 204 || status == 304 { return .none }
-        if requestMethod == .connect && status < 300 { return .none }
-        if transferEncodingName >= 0 {
+        if requestMethod == .head || m.status < 200 || m.status == 204 || m.status == 304 { return .none }
+        if requestMethod == .connect && m.status < 300 { return .none }
+        if m.transferEncodingName >= 0 {
             // HTTP/1.0 has no chunked coding (RFC 9112 6.1: treat the framing as faulty).
-            return lastCodingChunked && versionMinor == 1 ? .chunked : .untilClose
+            return m.lastCodingChunked && m.versionMinor == 1 ? .chunked : .untilClose
         }
-        if let n = contentLength { return .contentLength(n) }
+        if let n = m.contentLength { return .contentLength(n) }
         return .untilClose
     }
 }
+
+/// "HTTP/1.1" and "HTTP/1.0" as little-endian 8-byte words (compared against `UInt64(littleEndian:)` loads).
+let http11Word: UInt64 = 0x312E_312F_5054_5448
+let http10Word: UInt64 = 0x302E_312F_5054_5448
 
 /// The outcome of one `HeadParser` call.
 public enum ParseStatus: Equatable, Sendable {
