@@ -9,6 +9,14 @@ struct Readiness {
     var writable = true
     /// The peer closed its sending side (EPOLLRDHUP/EPOLLHUP seen).
     var hungUp = false
+
+    /// After a read of `n` bytes into `space`: a short read means the socket is drained
+    /// (a later arrival raises a new edge), so the next read would only return EAGAIN —
+    /// unless the peer hung up, whose end-of-stream raises no further edge and must be read.
+    @inline(__always)
+    mutating func noteRead(_ n: Int, of space: Int) {
+        if n < space && !hungUp { readable = false }
+    }
 }
 
 /// Why a flow stopped making progress.
@@ -212,7 +220,7 @@ struct BodyFlow {
                     switch try buffer.read(from: source) {
                     case .done(0): return .failed(.sourceClosedEarly)
                     case .done(let n):
-                        if n < space { sourceReady.readable = false }
+                        sourceReady.noteRead(n, of: space)
                         progressed = true
                     case .wouldBlock:
                         sourceReady.readable = false

@@ -183,7 +183,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
                 close()
                 return false
             case .done(let n):
-                if n < space { client.readable = false }
+                client.noteRead(n, of: space)
                 if wasEmpty { setDeadline(.head, after: worker.settings.clientHeadNanos) }
                 return true
             case .wouldBlock:
@@ -448,7 +448,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
                     failExchange(status: 502, message: "backend closed the connection", backendFault: true)
                     return .changed
                 case .done(let n):
-                    if n < space { backend!.ready.readable = false }
+                    backend!.ready.noteRead(n, of: space)
                 case .wouldBlock:
                     backend!.ready.readable = false
                     return .waiting
@@ -489,6 +489,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
         } else {
             status = response.status
             if case .untilClose = response.framing { closeAfterExchange = true }
+            if worker.draining { closeAfterExchange = true }
             flow = BodyFlow(framing: response.framing)
             worker.appendResponseHead(response, source: rbuf.readable, setCookies: setCookies,
                                       close: closeAfterExchange, clientVersionMinor: request.versionMinor,
