@@ -9,31 +9,35 @@ public enum HeadWriter {
     /// then `X-Forwarded-Proto: http` (received ones are dropped), then the empty line.
     /// `source` is the buffer `head` was parsed from.
     public static func appendRequest(_ head: RequestHead, source: UnsafeRawBufferPointer, clientAddress: String, tunnel: Bool, to out: inout [UInt8]) {
-        out.reserveCapacity(out.count + head.headLength + 64 + clientAddress.utf8.count)
-        append(head.methodRange, source, to: &out)
-        out.append(SP)
-        append(head.targetRange, source, to: &out)
-        appendStatic(" HTTP/1.1\r\n", to: &out)
-        var forwardedFor = 0
-        for field in head.headers {
-            if field.kind == .xForwardedFor && !field.hopByHop {
-                forwardedFor += 1
-                continue
+        var address = clientAddress
+        address.withUTF8 { addr in
+            emit(to: &out) { (w: inout ByteSink) in
+                w.put(head.methodRange, source)
+                w.put(SP)
+                w.put(head.targetRange, source)
+                w.put(" HTTP/1.1\r\n")
+                var forwardedFor = false
+                for field in head.headers {
+                    if field.kind == .xForwardedFor && !field.hopByHop {
+                        forwardedFor = true
+                        continue
+                    }
+                    if field.kind == .xForwardedProto { continue }
+                    if field.hopByHop && !(tunnel && field.kind == .upgrade) { continue }
+                    w.put(field, source)
+                }
+                if tunnel { w.put("Connection: upgrade\r\n") }
+                w.put("X-Forwarded-For: ")
+                if forwardedFor {
+                    for field in head.headers where field.kind == .xForwardedFor && !field.hopByHop && field.valueLength > 0 {
+                        w.put(field.valueRange, source)
+                        w.put(", ")
+                    }
+                }
+                w.put(UnsafeRawBufferPointer(addr))
+                w.put("\r\nX-Forwarded-Proto: http\r\n\r\n")
             }
-            if field.kind == .xForwardedProto { continue }
-            if field.hopByHop && !(tunnel && field.kind == .upgrade) { continue }
-            appendField(field, source, to: &out)
         }
-        if tunnel { appendStatic("Connection: upgrade\r\n", to: &out) }
-        appendStatic("X-Forwarded-For: ", to: &out)
-        if forwardedFor > 0 {
-            for field in head.headers where field.kind == .xForwardedFor && !field.hopByHop && field.valueLength > 0 {
-                append(field.valueRange, source, to: &out)
-                appendStatic(", ", to: &out)
-            }
-        }
-        out.append(contentsOf: clientAddress.utf8)
-        appendStatic("\r\nX-Forwarded-Proto: http\r\n\r\n", to: &out)
     }
 
     /// Appends the response head to send to the client to `out`.
@@ -44,52 +48,53 @@ public enum HeadWriter {
     /// `Connection: upgrade` is written; otherwise `Connection: close` when `close`, or
     /// `Connection: keep-alive` for an HTTP/1.0 client that keeps its session. Ends with the empty line.
     public static func appendResponse(_ head: ResponseHead, source: UnsafeRawBufferPointer, extraHeaders: [String], close: Bool, clientVersionMinor: Int, to out: inout [UInt8]) {
-        out.reserveCapacity(out.count + head.headLength + 64)
-        appendStatic("HTTP/1.1 ", to: &out)
-        appendDecimal(head.status, to: &out)
-        out.append(SP)
-        if head.reasonRange.isEmpty {
-            out.append(contentsOf: reasonPhrase(head.status).utf8)
-        } else {
-            append(head.reasonRange, source, to: &out)
-        }
-        appendStatic("\r\n", to: &out)
         let switching = head.status == 101
-        for field in head.headers {
-            if field.hopByHop && !(switching && field.kind == .upgrade) { continue }
-            appendField(field, source, to: &out)
+        emit(to: &out) { (w: inout ByteSink) in
+            w.put("HTTP/1.1 ")
+            w.putDecimal(head.status)
+            w.put(SP)
+            if head.reasonRange.isEmpty {
+                w.put(reasonPhrase(head.status))
+            } else {
+                w.put(head.reasonRange, source)
+            }
+            w.put("\r\n")
+            for field in head.headers {
+                if field.hopByHop && !(switching && field.kind == .upgrade) { continue }
+                w.put(field, source)
+            }
+            for line in extraHeaders {
+                w.put(line)
+                w.put("\r\n")
+            }
+            if switching {
+                w.put("Connection: upgrade\r\n")
+            } else if close {
+                w.put("Connection: close\r\n")
+            } else if clientVersionMinor == 0 {
+                w.put("Connection: keep-alive\r\n")
+            }
+            w.put("\r\n")
         }
-        for line in extraHeaders {
-            out.append(contentsOf: line.utf8)
-            appendStatic("\r\n", to: &out)
-        }
-        if switching {
-            appendStatic("Connection: upgrade\r\n", to: &out)
-        } else if close {
-            appendStatic("Connection: close\r\n", to: &out)
-        } else if clientVersionMinor == 0 {
-            appendStatic("Connection: keep-alive\r\n", to: &out)
-        }
-        appendStatic("\r\n", to: &out)
     }
 
     /// Returns a complete short plain-text response: status line, Content-Type: text/plain,
     /// Content-Length, `Connection: close` (when `close`), and the body `message + "\n"`.
     public static func errorResponse(status: Int, message: String, close: Bool = true) -> [UInt8] {
         var out: [UInt8] = []
-        let bodyLength = message.utf8.count + 1
-        out.reserveCapacity(128 + bodyLength)
-        appendStatic("HTTP/1.1 ", to: &out)
-        appendDecimal(status, to: &out)
-        out.append(SP)
-        out.append(contentsOf: reasonPhrase(status).utf8)
-        appendStatic("\r\nContent-Type: text/plain\r\nContent-Length: ", to: &out)
-        appendDecimal(bodyLength, to: &out)
-        appendStatic("\r\n", to: &out)
-        if close { appendStatic("Connection: close\r\n", to: &out) }
-        appendStatic("\r\n", to: &out)
-        out.append(contentsOf: message.utf8)
-        out.append(LF)
+        emit(to: &out) { (w: inout ByteSink) in
+            w.put("HTTP/1.1 ")
+            w.putDecimal(status)
+            w.put(SP)
+            w.put(reasonPhrase(status))
+            w.put("\r\nContent-Type: text/plain\r\nContent-Length: ")
+            w.putDecimal(message.utf8.count + 1)
+            w.put("\r\n")
+            if close { w.put("Connection: close\r\n") }
+            w.put("\r\n")
+            w.put(message)
+            w.put(LF)
+        }
         return out
     }
 
@@ -147,43 +152,98 @@ public enum HeadWriter {
 
     // MARK: - Helpers
 
+    /// Runs `body` twice: once to measure, once to copy into space appended to `out`, so a head
+    /// costs one resize and one memcpy per piece.
     @inline(__always)
-    static func append(_ range: Range<Int>, _ source: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: source[range]))
-    }
-
-    @inline(__always)
-    static func appendField(_ field: HeaderField, _ source: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        append(field.nameRange, source, to: &out)
-        out.append(COLON)
-        out.append(SP)
-        append(field.valueRange, source, to: &out)
-        out.append(CR)
-        out.append(LF)
-    }
-
-    @inline(__always)
-    static func appendStatic(_ s: StaticString, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    static func emit(to out: inout [UInt8], _ body: (inout ByteSink) -> Void) {
+        var measure = ByteSink(base: nil)
+        body(&measure)
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: measure.count))
+        out.withUnsafeMutableBytes { all in
+            var write = ByteSink(base: all.baseAddress! + start)
+            body(&write)
+            precondition(write.count == measure.count, "HeadWriter: measured and written sizes differ")
+        }
     }
 
     /// Appends `n` (≥ 0) in decimal without creating a String.
     static func appendDecimal(_ n: Int, to out: inout [UInt8]) {
-        guard n > 0 else {
-            out.append(0x30)
-            return
+        emit(to: &out) { $0.putDecimal(n) }
+    }
+
+    static func appendStatic(_ s: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+}
+
+/// Counts bytes (when `base` is nil) or copies them to `base`; see `HeadWriter.emit`.
+struct ByteSink {
+    let base: UnsafeMutableRawPointer?
+    var count = 0
+
+    init(base: UnsafeMutableRawPointer?) {
+        self.base = base
+    }
+
+    @inline(__always)
+    mutating func put(_ bytes: UnsafeRawBufferPointer) {
+        if let base, let src = bytes.baseAddress {
+            (base + count).copyMemory(from: src, byteCount: bytes.count)
         }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var v = UInt(n), k = 20
-        withUnsafeMutableBytes(of: &digits) { d in
-            while v > 0 {
+        count += bytes.count
+    }
+
+    @inline(__always)
+    mutating func put(_ byte: UInt8) {
+        base?.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func put(_ s: StaticString) {
+        put(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    @inline(__always)
+    mutating func put(_ s: String) {
+        var s = s
+        s.withUTF8 { put(UnsafeRawBufferPointer($0)) }
+    }
+
+    @inline(__always)
+    mutating func put(_ range: Range<Int>, _ source: UnsafeRawBufferPointer) {
+        put(UnsafeRawBufferPointer(rebasing: source[range]))
+    }
+
+    @inline(__always)
+    mutating func put(_ field: HeaderField, _ source: UnsafeRawBufferPointer) {
+        put(field.nameRange, source)
+        put(COLON)
+        put(SP)
+        put(field.valueRange, source)
+        put(CR)
+        put(LF)
+    }
+
+    /// Writes `n` (≥ 0) in decimal.
+    @inline(__always)
+    mutating func putDecimal(_ n: Int) {
+        var digits = 1
+        var v = n
+        while v >= 10 {
+            v /= 10
+            digits += 1
+        }
+        if let base {
+            var v = UInt(max(n, 0))
+            var k = count + digits
+            repeat {
                 k -= 1
-                d[k] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
+                base.storeBytes(of: UInt8(truncatingIfNeeded: v % 10) &+ 0x30, toByteOffset: k, as: UInt8.self)
                 v /= 10
-            }
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[k..<20]))
+            } while v > 0
         }
+        count += digits
     }
 }
