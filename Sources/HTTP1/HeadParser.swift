@@ -126,7 +126,8 @@ public struct HeadParser: Sendable {
     /// `.complete(headLength:)` once the head is complete and `head` is filled (bytes after
     /// `headLength` — body or a pipelined request — are not looked at), or `.error` (repeated on
     /// every later call until `reset()`). `.error(.headTooLarge)` comes as soon as the buffer holds
-    /// more than `maxHeadBytes` bytes without a complete head.
+    /// more than `maxHeadBytes` bytes without a complete head. After `.complete`, further calls
+    /// return it again without touching `head`.
     public mutating func parseRequest(_ bytes: UnsafeRawBufferPointer, into head: inout RequestHead) -> ParseStatus {
         switch m.state {
         case .done: return .complete(headLength: m.headLength)

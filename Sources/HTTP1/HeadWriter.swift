@@ -7,6 +7,7 @@ public enum HeadWriter {
     /// ones (with `tunnel`, Upgrade fields are kept and `Connection: upgrade` follows them), then one
     /// `X-Forwarded-For` line — the received values joined by ", " followed by `clientAddress` —
     /// then `X-Forwarded-Proto: http` (received ones are dropped), then the empty line.
+    /// Repeated Content-Length fields are written once, as a plain number.
     /// `source` is the buffer `head` was parsed from.
     public static func appendRequest(_ head: RequestHead, source: UnsafeRawBufferPointer, clientAddress: String, tunnel: Bool, to out: inout [UInt8]) {
         var address = clientAddress
@@ -17,6 +18,7 @@ public enum HeadWriter {
                 w.put(head.targetRange, source)
                 w.put(" HTTP/1.1\r\n")
                 var forwardedFor = false
+                var lengthWritten = false
                 for field in head.headers {
                     if field.kind == .xForwardedFor && !field.hopByHop {
                         forwardedFor = true
@@ -24,6 +26,10 @@ public enum HeadWriter {
                     }
                     if field.kind == .xForwardedProto { continue }
                     if field.hopByHop && !(tunnel && field.kind == .upgrade) { continue }
+                    if field.kind == .contentLength {
+                        w.putContentLength(field, head.framing, source, &lengthWritten)
+                        continue
+                    }
                     w.put(field, source)
                 }
                 if tunnel { w.put("Connection: upgrade\r\n") }
@@ -43,7 +49,8 @@ public enum HeadWriter {
     /// Appends the response head to send to the client to `out`.
     ///
     /// Writes `HTTP/1.1 <status> <reason>` (the received reason, or the standard phrase when it was
-    /// empty), every field that is not hop-by-hop, then each of `extraHeaders` ("Name: value", no
+    /// empty), every field that is not hop-by-hop (a framing Content-Length once, as a plain number),
+    /// then each of `extraHeaders` ("Name: value", no
     /// CRLF) on its own line, then the connection line: for 101, the Upgrade fields are kept and
     /// `Connection: upgrade` is written; otherwise `Connection: close` when `close`, or
     /// `Connection: keep-alive` for an HTTP/1.0 client that keeps its session. Ends with the empty line.
@@ -59,8 +66,13 @@ public enum HeadWriter {
                 w.put(head.reasonRange, source)
             }
             w.put("\r\n")
+            var lengthWritten = false
             for field in head.headers {
                 if field.hopByHop && !(switching && field.kind == .upgrade) { continue }
+                if field.kind == .contentLength {
+                    w.putContentLength(field, head.framing, source, &lengthWritten)
+                    continue
+                }
                 w.put(field, source)
             }
             for line in extraHeaders {
@@ -226,9 +238,35 @@ struct ByteSink {
         put(LF)
     }
 
-    /// Writes `n` (≥ 0) in decimal.
+    /// Writes a Content-Length field. When the body is framed by Content-Length, repeats (which
+    /// the parser accepted only with equal values) collapse into one field holding the plain number,
+    /// so a backend or client that rejects "5, 5", duplicates or leading zeros still gets a valid
+    /// message; otherwise (e.g. a 304's Content-Length) the field is copied as received.
+    @inline(__always)
+    mutating func putContentLength(_ field: HeaderField, _ framing: BodyFraming, _ source: UnsafeRawBufferPointer, _ written: inout Bool) {
+        guard case .contentLength(let n) = framing else {
+            put(field, source)
+            return
+        }
+        if written { return }
+        written = true
+        put(field.nameRange, source)
+        put(COLON)
+        put(SP)
+        putDecimal(n)
+        put(CR)
+        put(LF)
+    }
+
+    /// Writes `n` (negative values are written as 0) in decimal.
     @inline(__always)
     mutating func putDecimal(_ n: Int) {
+        putDecimal(UInt64(max(n, 0)))
+    }
+
+    /// Writes `n` in decimal.
+    @inline(__always)
+    mutating func putDecimal(_ n: UInt64) {
         var digits = 1
         var v = n
         while v >= 10 {
@@ -236,7 +274,7 @@ struct ByteSink {
             digits += 1
         }
         if let base {
-            var v = UInt(max(n, 0))
+            var v = n
             var k = count + digits
             repeat {
                 k -= 1

@@ -109,3 +109,14 @@ func writtenResponse(_ text: String, method: HTTPMethod = .get, extra: [String] 
         #expect(String(decoding: out, as: UTF8.self) == String(n))
     }
 }
+
+@Test func contentLengthRepeatsAreForwardedOnce() {
+    let got = writtenRequest("PUT /x HTTP/1.1\r\nHost: h\r\ncontent-length: 005, 5\r\nX: y\r\nContent-Length: 5\r\n\r\nhello")
+    #expect(got == "prefix|PUT /x HTTP/1.1\r\nHost: h\r\ncontent-length: 5\r\nX: y\r\n"
+        + "X-Forwarded-For: 10.0.0.7\r\nX-Forwarded-Proto: http\r\n\r\n")
+    let big = writtenResponse("HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\nContent-Length: 18446744073709551615\r\n\r\n")
+    #expect(big == "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n")
+    // A 304 carries the length of the representation, not of a body: copied as received.
+    let notModified = writtenResponse("HTTP/1.1 304 Not Modified\r\nContent-Length: 0012\r\n\r\n")
+    #expect(notModified == "HTTP/1.1 304 Not Modified\r\nContent-Length: 0012\r\n\r\n")
+}
