@@ -1,0 +1,653 @@
+import HTTP1
+import Reactor
+import Syscalls
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What one load run does, resolved from the options.
+public struct LoadPlan: Sendable {
+    public var address: SocketAddress
+    public var url: String
+    /// The request, sent as is on every exchange.
+    public var request: [UInt8]
+    public var threads: Int
+    public var connections: Int
+    public var durationNanos: UInt64
+    public var timeoutNanos: UInt64
+    /// Total requests per second for constant-throughput mode; nil = closed loop.
+    public var rate: UInt64?
+
+    public init(address: SocketAddress, url: String, request: [UInt8], threads: Int, connections: Int,
+                durationNanos: UInt64, timeoutNanos: UInt64, rate: UInt64? = nil) {
+        self.address = address
+        self.url = url
+        self.request = request
+        self.threads = threads
+        self.connections = connections
+        self.durationNanos = durationNanos
+        self.timeoutNanos = timeoutNanos
+        self.rate = rate
+    }
+
+    /// A plan from command-line options.
+    public init(_ options: LoadOptions) throws(BenchUsageError) {
+        guard let address = SocketAddress(host: options.url.connectHost, port: options.url.port) else {
+            throw BenchUsageError("cannot resolve \(options.url.host)")
+        }
+        self.init(address: address, url: options.url.text, request: options.requestBytes, threads: options.threads,
+                  connections: options.connections, durationNanos: options.durationSeconds * 1_000_000_000,
+                  timeoutNanos: options.timeoutMillis * 1_000_000, rate: options.rate)
+    }
+}
+
+/// Runs load: one epoll reactor per thread, each driving its share of keep-alive connections.
+///
+/// Closed loop (wrk): each connection sends its next request as soon as the previous response is
+/// complete; latency runs from the send to the end of the response. Constant throughput (-R, as
+/// wrk2): every request has an intended send time on a fixed schedule per connection, and latency
+/// runs from that intended time, so a stall shows up in every request it delayed.
+///
+/// At the end of the duration no new request is sent; responses still outstanding are awaited (up
+/// to the timeout, at most 2 s) and counted, so the request count equals what the server answered.
+public enum LoadGenerator {
+    /// Runs the plan on the calling thread's behalf (it blocks until the run is over).
+    public static func run(_ plan: LoadPlan) throws(SyscallError) -> LoadResult {
+        _ = Process.raiseFileLimit()
+        Process.ignoreSIGPIPE()
+        let request = SharedBytes(plan.request)
+        let perConnectionInterval: UInt64? = plan.rate.map { max(1, UInt64(plan.connections) * 1_000_000_000 / $0) }
+        var workers: [LoadWorker] = []
+        var first = 0
+        for t in 0..<plan.threads {
+            let n = plan.connections / plan.threads + (t < plan.connections % plan.threads ? 1 : 0)
+            workers.append(try LoadWorker(id: t, plan: plan, request: request, firstConnection: first, count: n,
+                                          interval: perConnectionInterval))
+            first += n
+        }
+        let start = Clock.nanoseconds()
+        let threads = workers.map { worker in ReactorThread.start { worker.run(start: start) } }
+        for thread in threads { ReactorThread.join(thread) }
+        let end = Clock.nanoseconds()
+
+        var result = LoadResult(url: plan.url, threads: plan.threads, connections: plan.connections,
+                                durationSeconds: plan.durationNanos / 1_000_000_000, rate: plan.rate)
+        result.runtimeNanos = end - start
+        for w in workers {
+            result.requests += w.completed
+            result.bytes += w.bytes
+            result.errors.add(w.errors)
+            result.non2xx += w.non2xx
+            result.latency.merge(w.histogram)
+            result.rateSamples += w.samples
+        }
+        if plan.rate != nil {
+            result.correction = .intendedSendTime
+        } else {
+            result.correction = .wrkExpectedInterval
+            let perConnection = result.requests / UInt64(plan.connections)
+            if perConnection > 0 { result.latency.correctForExpectedInterval(result.runtimeNanos / perConnection) }
+        }
+        return result
+    }
+}
+
+/// Bytes shared read-only by all threads (the request).
+final class SharedBytes: @unchecked Sendable {
+    let pointer: UnsafeMutableRawBufferPointer
+    init(_ bytes: [UInt8]) {
+        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        bytes.withUnsafeBytes { p.copyMemory(from: $0) }
+        pointer = p
+        count = bytes.count
+    }
+    let count: Int
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: pointer[0..<count]) }
+    deinit { pointer.deallocate() }
+}
+
+/// One thread of the load generator: a reactor, its connections and its counters. Touched only by
+/// its own thread between `run` starting and returning; read by the starter after `join`.
+final class LoadWorker: @unchecked Sendable {
+    let id: Int
+    let loop: EventLoop
+    let address: SocketAddress
+    let request: SharedBytes
+    let durationNanos: UInt64
+    let timeoutNanos: UInt64
+    /// Per-connection interval between intended send times (constant-throughput mode).
+    let interval: UInt64?
+    var connections: [ClientConnection] = []
+
+    // Counters, merged into the result after the run.
+    var completed: UInt64 = 0
+    var bytes: UInt64 = 0
+    var errors = SocketErrors()
+    var non2xx: UInt64 = 0
+    var histogram = LatencyHistogram()
+    var samples: [UInt64] = []
+
+    /// Requests completed since the last rate sample, and when that sample was taken.
+    var intervalRequests: UInt64 = 0
+    var intervalStart: UInt64 = 0
+    /// Connections with a request on the wire.
+    var outstanding = 0
+    /// Set at the end of the duration: no new requests.
+    var stopping = false
+    /// Connections waiting for their intended send time (constant-throughput mode).
+    var timers = TimerHeap()
+    /// Connections waiting to reconnect after a failed connect: (time, connection index).
+    var reconnects: [(at: UInt64, index: Int)] = []
+    /// Connections ready to send, in the order they became ready.
+    var pendingSends: [Int] = []
+    /// Wakes the loop at intended send times (constant-throughput mode).
+    var precise: PreciseTimer?
+
+    static let sampleInterval: UInt64 = 100_000_000
+    static let reconnectBackoff: UInt64 = 10_000_000
+
+    init(id: Int, plan: LoadPlan, request: SharedBytes, firstConnection: Int, count: Int, interval: UInt64?) throws(SyscallError) {
+        self.id = id
+        loop = try EventLoop(id: id)
+        address = plan.address
+        self.request = request
+        durationNanos = plan.durationNanos
+        timeoutNanos = plan.timeoutNanos
+        self.interval = interval
+        samples.reserveCapacity(Int(plan.durationNanos / Self.sampleInterval) + 16)
+        timers.reserve(count)
+        reconnects.reserveCapacity(count)
+        pendingSends.reserveCapacity(count * 2)
+        if interval != nil { precise = PreciseTimer(loop: loop) }
+        for i in 0..<count {
+            let c = ClientConnection(worker: self, index: i)
+            if let interval, let rate = plan.rate {
+                // Spread the connections' schedules evenly over one interval.
+                c.phaseOffset = UInt64(firstConnection + i) * 1_000_000_000 / rate % interval
+            }
+            connections.append(c)
+        }
+    }
+
+    /// The thread body: connect, run until the deadline, drain, close.
+    func run(start: UInt64) {
+        let begin = Clock.nanoseconds()
+        intervalStart = begin
+        for c in connections {
+            c.nextIntended = begin + c.phaseOffset
+            c.connect()
+        }
+        let deadline = start + durationNanos
+        var drainDeadline: UInt64 = .max
+        var nextSample = begin + Self.sampleInterval
+        var nextHousekeeping = begin + Self.sampleInterval
+        while true {
+            var now = Clock.nanoseconds()
+            if !stopping && now >= deadline {
+                stopping = true
+                drainDeadline = now + min(timeoutNanos, 2_000_000_000)
+            }
+            if stopping && (outstanding == 0 || now >= drainDeadline) { break }
+            var wake = min(nextSample, nextHousekeeping, stopping ? drainDeadline : deadline)
+            if !stopping, let top = timers.top { wake = min(wake, top.at) }
+            if !reconnects.isEmpty { wake = min(wake, now + Self.reconnectBackoff) }
+            var waitMillis = wake > now ? Int32(min((wake - now + 999_999) / 1_000_000, 100)) : 0
+            if !stopping, let top = timers.top, let precise, top.at > now {
+                // The timerfd wakes the loop at the send time; the epoll timeout is only a backstop.
+                precise.arm(at: top.at)
+                if top.at == wake { waitMillis = 100 }
+            }
+            if pendingSends.isEmpty {
+                loop.runOnce(timeoutMillis: waitMillis)
+            }
+            now = Clock.nanoseconds()
+            if !stopping { fireTimers(now) }
+            flushSends()
+            if now >= nextSample {
+                recordRate(now)
+                nextSample = now + Self.sampleInterval
+            }
+            if now >= nextHousekeeping || !reconnects.isEmpty {
+                housekeeping(now)
+                nextHousekeeping = now + Self.sampleInterval
+            }
+        }
+        for c in connections { c.close() }
+    }
+
+    /// Sends the requests whose intended time has come.
+    @inline(__always)
+    func fireTimers(_ now: UInt64) {
+        while let top = timers.top, top.at <= now {
+            timers.pop()
+            let c = connections[top.index]
+            // Entries left behind by a reconnect may be early: the schedule is the connection's own.
+            if c.isIdle && c.nextIntended <= now { c.send() }
+        }
+    }
+
+    /// wrk's `record_rate`: this thread's requests per second since the last sample.
+    func recordRate(_ now: UInt64) {
+        if intervalRequests > 0 {
+            let elapsedMillis = (now - intervalStart) / 1_000_000
+            if elapsedMillis > 0 {
+                samples.append(UInt64(Double(intervalRequests) / Double(elapsedMillis) * 1000))
+            }
+            intervalRequests = 0
+            intervalStart = now
+        }
+    }
+
+    /// Times out requests outstanding too long and reconnects connections whose backoff is over.
+    func housekeeping(_ now: UInt64) {
+        for c in connections where c.awaiting && now > c.writeStartedAt && now - c.writeStartedAt > timeoutNanos {
+            errors.timeout += 1
+            c.reconnect(backoff: false)
+        }
+        if !reconnects.isEmpty {
+            var i = 0
+            while i < reconnects.count {
+                if reconnects[i].at <= now {
+                    let index = reconnects[i].index
+                    reconnects.swapAt(i, reconnects.count - 1)
+                    reconnects.removeLast()
+                    if !stopping { connections[index].connect() }
+                } else {
+                    i += 1
+                }
+            }
+        }
+    }
+
+    /// A connection is ready for its next request: send it after this loop turn's events, or at
+    /// its intended time. Sending after the turn (as wrk does, through EPOLLOUT) batches the
+    /// writes and keeps the handling of other responses out of the measured latency.
+    @inline(__always)
+    func ready(_ c: ClientConnection) {
+        guard !stopping else { return }
+        if interval != nil {
+            let now = Clock.nanoseconds()
+            if c.nextIntended > now {
+                timers.push(at: c.nextIntended, index: c.index)
+                return
+            }
+        }
+        pendingSends.append(c.index)
+    }
+
+    /// Sends the requests of the connections that became ready during the turn.
+    @inline(__always)
+    func flushSends() {
+        var i = 0
+        while i < pendingSends.count {
+            let c = connections[pendingSends[i]]
+            if c.isIdle { c.send() }
+            i += 1
+        }
+        pendingSends.removeAll(keepingCapacity: true)
+    }
+}
+
+/// A binary min-heap of (time, connection index), storage reserved up front.
+struct TimerHeap {
+    private var items: [(at: UInt64, index: Int)] = []
+
+    mutating func reserve(_ n: Int) { items.reserveCapacity(n + 1) }
+
+    var top: (at: UInt64, index: Int)? { items.first }
+
+    mutating func push(at: UInt64, index: Int) {
+        items.append((at, index))
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[i].at < items[parent].at else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() {
+        guard !items.isEmpty else { return }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var smallest = i
+            if l < items.count && items[l].at < items[smallest].at { smallest = l }
+            if r < items.count && items[r].at < items[smallest].at { smallest = r }
+            guard smallest != i else { break }
+            items.swapAt(i, smallest)
+            i = smallest
+        }
+    }
+}
+
+/// One keep-alive client connection: sends the request, parses the response head, skips the body.
+final class ClientConnection: EventHandler {
+    /// Which part of the response the next bytes belong to.
+    enum Reading {
+        /// The head (or no response expected yet).
+        case head
+        /// A body of known length; `skip` bytes remain.
+        case length
+        /// A chunked body; `skip` bytes of chunk data remain before the next framing bytes.
+        case chunked
+        /// A body that ends when the server closes.
+        case untilClose
+    }
+
+    unowned let worker: LoadWorker
+    let index: Int
+    var fd: Int32 = -1
+    var connecting = false
+    /// A request is on the wire (sent or being sent) and its response not complete.
+    var awaiting = false
+    /// Bytes of the request written so far (a request left half-written waits for EPOLLOUT).
+    var written = 0
+    /// Latency origin: the send time (closed loop) or the intended send time (constant throughput).
+    var latencyOrigin: UInt64 = 0
+    /// When the current request's first byte was written (for the timeout).
+    var writeStartedAt: UInt64 = 0
+    /// Constant-throughput schedule: the next request's intended send time, and this connection's phase.
+    var nextIntended: UInt64 = 0
+    var phaseOffset: UInt64 = 0
+
+    let buffer = ByteBuffer(capacity: 16384)
+    var parser = HeadParser(limits: HeadLimits(maxHeadBytes: 16384, requireHost: false))
+    var head = ResponseHead()
+    var decoder = ChunkedDecoder()
+    var reading = Reading.head
+    var skip: UInt64 = 0
+
+    /// Body remainders at least this large, with nothing buffered, are discarded in the kernel
+    /// (`recv` with MSG_TRUNC) instead of being copied into the buffer.
+    static let discardThreshold: UInt64 = 8192
+
+    init(worker: LoadWorker, index: Int) {
+        self.worker = worker
+        self.index = index
+        head.headers.reserveCapacity(16)
+    }
+
+    /// Connected with no request on the wire.
+    var isIdle: Bool { fd >= 0 && !connecting && !awaiting }
+
+    func connect() {
+        do {
+            let (fd, connected) = try Socket.connect(worker.address)
+            self.fd = fd
+            do {
+                try worker.loop.register(fd, handler: self)
+            } catch {
+                Socket.close(fd)
+                self.fd = -1
+                throw error
+            }
+            connecting = !connected
+            if connected { worker.ready(self) }
+        } catch {
+            worker.errors.connect += 1
+            worker.reconnects.append((Clock.nanoseconds() + LoadWorker.reconnectBackoff, index))
+        }
+    }
+
+    func close() {
+        if fd >= 0 {
+            worker.loop.unregister(fd)
+            Socket.close(fd)
+            fd = -1
+        }
+        if awaiting {
+            awaiting = false
+            worker.outstanding -= 1
+        }
+        connecting = false
+        buffer.clear()
+        parser.reset()
+        reading = .head
+        skip = 0
+    }
+
+    /// Closes and opens a new connection, now or after the backoff. A request lost on the way is
+    /// not retried; its slot in the constant-throughput schedule is skipped.
+    func reconnect(backoff: Bool) {
+        close()
+        guard !worker.stopping else { return }
+        if backoff {
+            worker.reconnects.append((Clock.nanoseconds() + LoadWorker.reconnectBackoff, index))
+        } else {
+            connect()
+        }
+    }
+
+    func handleEvent(fd: Int32, events: EpollEvents) {
+        if connecting {
+            let error = Socket.pendingError(fd)
+            if error != 0 {
+                worker.errors.connect += 1
+                reconnect(backoff: true)
+                return
+            }
+            guard events.contains(.writable) || events.contains(.readable) else { return }
+            connecting = false
+            worker.ready(self)
+            return
+        }
+        if awaiting && written < worker.request.count && events.contains(.writable) {
+            guard continueWrite() else { return }
+        }
+        if !events.isDisjoint(with: [.readable, .readHangup, .hangup, .error]) {
+            readAvailable()
+        }
+    }
+
+    /// Starts the next request.
+    @inline(__always)
+    func send() {
+        let now = Clock.nanoseconds()
+        if worker.interval != nil {
+            latencyOrigin = nextIntended
+            nextIntended += worker.interval!
+        } else {
+            latencyOrigin = now
+        }
+        writeStartedAt = now
+        written = 0
+        awaiting = true
+        worker.outstanding += 1
+        _ = continueWrite()
+    }
+
+    /// Writes what is left of the request; false when the connection failed and was replaced.
+    @inline(__always)
+    func continueWrite() -> Bool {
+        let bytes = worker.request.bytes
+        do {
+            let result = try Socket.write(fd, from: UnsafeRawBufferPointer(rebasing: bytes[written...]))
+            if case .done(let n) = result { written += n }
+            return true
+        } catch {
+            worker.errors.write += 1
+            reconnect(backoff: false)
+            return false
+        }
+    }
+
+    /// Reads until the socket is empty, parsing as bytes arrive.
+    func readAvailable() {
+        while fd >= 0 {
+            if skip >= Self.discardThreshold && buffer.readableCount == 0 && (reading == .length || reading == .chunked) {
+                let result: IOResult<Int>
+                do {
+                    result = try discard(min(skip, 1 << 22))
+                } catch {
+                    worker.errors.read += 1
+                    reconnect(backoff: false)
+                    return
+                }
+                switch result {
+                case .wouldBlock: return
+                case .done(0): endOfStream(); return
+                case .done(let n):
+                    worker.bytes &+= UInt64(n)
+                    skip -= UInt64(n)
+                    guard process() else { return }
+                }
+                continue
+            }
+            if buffer.writableCount < 4096 { buffer.compact() }
+            if buffer.writableCount == 0 {
+                // A head larger than the buffer: the parser would have failed first; be safe.
+                worker.errors.read += 1
+                reconnect(backoff: false)
+                return
+            }
+            let room = buffer.writableCount
+            let result: IOResult<Int>
+            do {
+                result = try buffer.read(from: fd)
+            } catch {
+                worker.errors.read += 1
+                reconnect(backoff: false)
+                return
+            }
+            switch result {
+            case .wouldBlock: return
+            case .done(0): endOfStream(); return
+            case .done(let n):
+                worker.bytes &+= UInt64(n)
+                guard process() else { return }
+                // A short read emptied the socket: bytes arriving later raise a new edge, so the
+                // read that would only say EAGAIN is skipped (one syscall less per response).
+                if n < room { return }
+            }
+        }
+    }
+
+    /// `recv(MSG_TRUNC)`: TCP drops up to `count` bytes without copying them to user space.
+    @inline(__always)
+    func discard(_ count: UInt64) throws(SyscallError) -> IOResult<Int> {
+        while true {
+            let n = Glibc.recv(fd, nil, Int(count), Int32(MSG_TRUNC) | Int32(MSG_DONTWAIT))
+            if n >= 0 { return .done(n) }
+            let err = errno
+            if err == EINTR { continue }
+            if err == EAGAIN || err == EWOULDBLOCK { return .wouldBlock }
+            throw SyscallError(call: "recv(MSG_TRUNC)", errno: err)
+        }
+    }
+
+    func endOfStream() {
+        if awaiting && reading == .untilClose {
+            _ = complete()  // the body ended with the stream; complete() reconnects (no keep-alive)
+        } else if awaiting {
+            worker.errors.read += 1
+            reconnect(backoff: false)
+        } else {
+            // The server closed an idle keep-alive connection.
+            reconnect(backoff: false)
+        }
+    }
+
+    /// Consumes buffered bytes; false when the connection was closed.
+    @inline(__always)
+    func process() -> Bool {
+        while true {
+            switch reading {
+            case .head:
+                if buffer.readableCount == 0 { return true }
+                guard awaiting else {
+                    worker.errors.read += 1  // bytes nobody asked for
+                    reconnect(backoff: false)
+                    return false
+                }
+                switch parser.parseResponse(buffer.readable, requestMethod: .get, into: &head) {
+                case .incomplete:
+                    return true
+                case .error:
+                    worker.errors.read += 1
+                    reconnect(backoff: false)
+                    return false
+                case .complete(let length):
+                    buffer.consume(length)
+                    if head.status < 200 && head.status != 101 {
+                        parser.reset()  // an interim response; the final one follows
+                        continue
+                    }
+                    switch head.framing {
+                    case .none, .contentLength(0):
+                        guard complete() else { return false }
+                    case .contentLength(let n):
+                        skip = n
+                        reading = .length
+                    case .chunked:
+                        decoder.reset()
+                        skip = 0
+                        reading = .chunked
+                    case .untilClose:
+                        reading = .untilClose
+                    }
+                }
+            case .length:
+                let take = min(UInt64(buffer.readableCount), skip)
+                buffer.consume(Int(take))
+                skip -= take
+                if skip > 0 { return true }
+                guard complete() else { return false }
+            case .chunked:
+                if skip > 0 {
+                    let take = min(UInt64(buffer.readableCount), skip)
+                    buffer.consume(Int(take))
+                    skip -= take
+                    if skip > 0 { return true }
+                }
+                if buffer.readableCount == 0 { return true }
+                let (consumed, event) = decoder.decode(buffer.readable)
+                buffer.consume(consumed)
+                switch event {
+                case .needMore:
+                    return true
+                case .chunkData(let n):
+                    skip = n
+                case .end:
+                    guard complete() else { return false }
+                case .error:
+                    worker.errors.read += 1
+                    reconnect(backoff: false)
+                    return false
+                }
+            case .untilClose:
+                buffer.consume(buffer.readableCount)
+                return true
+            }
+        }
+    }
+
+    /// Records a complete response and starts the next request; false when the connection closed.
+    @inline(__always)
+    func complete() -> Bool {
+        let now = Clock.nanoseconds()
+        let latency = now &- latencyOrigin
+        let w = worker
+        if w.interval == nil && latency >= w.timeoutNanos {
+            w.errors.timeout += 1  // as wrk: too late to be a latency sample
+        } else {
+            w.histogram.record(latency)
+        }
+        w.completed &+= 1
+        w.intervalRequests &+= 1
+        if head.status > 399 { w.non2xx &+= 1 }
+        awaiting = false
+        w.outstanding -= 1
+        parser.reset()
+        reading = .head
+        if !head.keepAlive {
+            reconnect(backoff: false)
+            return false
+        }
+        w.ready(self)
+        return fd >= 0
+    }
+}
