@@ -18,7 +18,11 @@
 ///   ones are rejected. Content-Length with Transfer-Encoding is rejected, for requests (400) and
 ///   responses alike (the proxy answers 502).
 /// - A request's Transfer-Encoding must be exactly `chunked` (possibly split across fields):
-///   a non-chunked final coding is 400, another coding before `chunked` is 501.
+///   a non-chunked final coding is 400, another coding before `chunked` is 501; Transfer-Encoding
+///   in an HTTP/1.0 request is 400 (RFC 9112 6.1). In a response a non-chunked final coding means
+///   the body runs until the backend closes.
+/// - A request with more than one Host is rejected; an HTTP/1.1 request without Host too, unless
+///   `HeadLimits.requireHost` is false.
 ///
 /// Usage: call `parseRequest` (or `parseResponse`) each time the buffer grows, passing the whole
 /// buffer from the start of the message; call `reset()` before the next message.
