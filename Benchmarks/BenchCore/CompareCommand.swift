@@ -1,4 +1,0 @@
-/// Placeholder until compare lands.
-enum CompareCommand {
-    static func main(_ arguments: [String]) -> Int32 { 1 }
-}
