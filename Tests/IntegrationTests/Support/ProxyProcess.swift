@@ -195,3 +195,11 @@ func which(_ command: String) -> String? {
     }
     return nil
 }
+
+/// Arguments that run `command` with an empty signal mask. Test threads (Swift's cooperative
+/// pool) block every signal, and a child inherits the mask across exec, so a plain child would
+/// ignore SIGTERM and SIGINT; this re-opens them before exec.
+func withSignalsUnblocked(_ command: [String]) -> (executable: String, arguments: [String]) {
+    let script = "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); os.execvp(sys.argv[1], sys.argv[1:])"
+    return ("/usr/bin/env", ["python3", "-c", script] + command)
+}
