@@ -237,7 +237,7 @@ struct CompareReport {
         var y = 0.0
         while y <= yMax + step / 2 {
             svg += "<line x1=\"\(left)\" y1=\"\(py(y))\" x2=\"\(left + plotW)\" y2=\"\(py(y))\" stroke=\"#eee\"/>"
-            svg += "<text x=\"\(left - 6)\" y=\"\(py(y) + 4)\" text-anchor=\"end\">\(WrkUnits.timeMicros(y))</text>\n"
+            svg += "<text x=\"\(left - 6)\" y=\"\(py(y) + 4)\" text-anchor=\"end\">\(y == 0 ? "0" : WrkUnits.timeMicros(y))</text>\n"
             y += step
         }
         svg += "<text x=\"\(left + plotW / 2)\" y=\"\(height - 8)\" text-anchor=\"middle\">percentile</text>\n"
