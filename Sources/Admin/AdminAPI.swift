@@ -1,3 +1,5 @@
+import Comparator
+import Foundation
 import Config
 import Observability
 import Proxy
@@ -13,13 +15,17 @@ public final class AdminAPI: Sendable {
     let started = Clock.unixSeconds()
     /// Extra routes added by later layers (e.g. `/comparisons`), checked before the 404.
     let extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse]
+    /// Compared CONCURRENT exchanges.
+    let comparisons: ComparisonLog
 
     public init(registry: ClusterRegistry, metrics: ProxyMetrics, token: String?, workers: Int,
+                comparisons: ComparisonLog = ComparisonLog(),
                 extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse] = [:]) {
         self.registry = registry
         self.metrics = metrics
         self.token = token
         self.workers = workers
+        self.comparisons = comparisons
         self.extraRoutes = extraRoutes
     }
 
@@ -57,6 +63,9 @@ public final class AdminAPI: Sendable {
         case "/status":
             guard request.method == "GET" else { return methodNotAllowed("GET") }
             return .json(200, renderStatus())
+        case "/comparisons", "/comparisons/":
+            guard request.method == "GET" else { return methodNotAllowed("GET") }
+            return .json(200, renderComparisons())
         default:
             if let route = extraRoutes[path] { return route(request) }
             return .text(404, "no such path: \(path)")
@@ -147,6 +156,43 @@ public final class AdminAPI: Sendable {
         return JSONText.encode(result)
     }
 
+    /// `{"total", "divergent", "fallbacks", "pairs": {...}, "recent": [newest first]}`.
+    private func renderComparisons() -> [UInt8] {
+        let s = comparisons.snapshot()
+        func summary(_ r: ResponseSummary) -> [String: Any] {
+            var out: [String: Any] = ["status": r.status, "framing": r.framing, "complete": r.complete,
+                                      "latencyMs": (r.latencyMillis * 1000).rounded() / 1000]
+            if let failure = r.failure { out["failure"] = failure }
+            return out
+        }
+        let recent: [Any] = s.recent.map { r -> Any in
+            var entry: [String: Any] = [
+                "method": r.method,
+                "target": r.target,
+                "status": [r.old.status, r.new.status],
+                "framing": [r.old.framing, r.new.framing],
+                "bodyLength": [Int(r.bodyLengths.old), Int(r.bodyLengths.new)],
+                "bodyDigestEqual": r.bodyDigestEqual,
+                "headerDifferences": r.headerDifferences,
+                "latencyMs": [(r.old.latencyMillis * 1000).rounded() / 1000, (r.new.latencyMillis * 1000).rounded() / 1000],
+                "servedBy": r.servedBy,
+                "divergent": r.divergent,
+                "time": iso8601(unixSeconds: r.unixTime),
+                "clusters": ["old": r.clusters.old, "new": r.clusters.new],
+                "old": summary(r.old),
+                "new": summary(r.new),
+            ]
+            entry["firstDifferenceOffset"] = r.firstDifferenceOffset.map { Int($0) as Any } ?? NSNull()
+            return entry
+        }
+        var pairs: [String: Any] = [:]
+        for (key, value) in s.pairs {
+            pairs[key] = ["compared": value.compared, "divergent": value.divergent, "fallbacks": value.fallbacks]
+        }
+        return JSONText.encode(["total": s.total, "divergent": s.divergent, "fallbacks": s.fallbacks,
+                                "pairs": pairs, "recent": recent] as [String: Any])
+    }
+
     /// Prometheus text exposition format, version 0.0.4.
     func renderMetrics() -> String {
         var out = ""
@@ -205,6 +251,13 @@ public final class AdminAPI: Sendable {
         for (i, status) in ProxyCounter.rejectedStatuses.enumerated() {
             out += "switchyard_rejected_requests_total{status=\"\(status)\"} \(metrics.sum(ProxyCounter.rejected + i))\n"
         }
+        let compared = comparisons.snapshot().pairs
+        family("switchyard_concurrent_compared_total", "counter", "CONCURRENT exchanges compared, by cluster pair (old->new).")
+        for (pair, v) in compared.sorted(by: { $0.key < $1.key }) { out += "switchyard_concurrent_compared_total{pair=\"\(escape(pair))\"} \(v.compared)\n" }
+        family("switchyard_concurrent_divergent_total", "counter", "CONCURRENT exchanges whose two responses differed.")
+        for (pair, v) in compared.sorted(by: { $0.key < $1.key }) { out += "switchyard_concurrent_divergent_total{pair=\"\(escape(pair))\"} \(v.divergent)\n" }
+        family("switchyard_concurrent_fallbacks_total", "counter", "CONCURRENT exchanges served by the previous version.")
+        for (pair, v) in compared.sorted(by: { $0.key < $1.key }) { out += "switchyard_concurrent_fallbacks_total{pair=\"\(escape(pair))\"} \(v.fallbacks)\n" }
         family("switchyard_snapshot_generation", "gauge", "Generation of the published cluster snapshot.")
         out += "switchyard_snapshot_generation \(snapshot.generation)\n"
         return out

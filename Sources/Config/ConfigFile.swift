@@ -11,7 +11,7 @@ import Routing
 ///  "workers": 2,
 ///  "cookies": {"session": "dynsoftup", "transition": "transition"},
 ///  "rollback": {"windowSeconds": 10, "minRequests": 20, "maxFailureRatio": 0.5},
-///  "comparisons": {"kept": 100}}
+///  "comparisons": {"kept": 100, "ignoreHeaders": ["Date", "Server", …]}}
 /// ```
 ///
 /// `"clusters": [ … ]` may replace `"cluster"`; each element is either a
@@ -102,6 +102,12 @@ public enum ConfigFile {
         }
         if var comparisons = try top.object("comparisons") {
             config.comparisonsKept = try comparisons.int("kept", in: 0...100_000) ?? config.comparisonsKept
+            if let raw = comparisons.raw("ignoreHeaders") {
+                guard let names = raw as? [Any], names.allSatisfy({ ($0 as? String).map { !$0.isEmpty } ?? false }) else {
+                    throw comparisons.fail("ignoreHeaders", "must be an array of header names")
+                }
+                config.comparisonIgnoredHeaders = Set(names.compactMap { ($0 as? String)?.lowercased() })
+            }
             try comparisons.rejectUnknown()
         }
         try top.rejectUnknown()

@@ -75,6 +75,9 @@ public struct ProxyConfig: Sendable, Equatable {
     public var rollback = RollbackPolicy()
     /// How many recent CONCURRENT divergences the API keeps (`comparisons.kept`).
     public var comparisonsKept = 100
+    /// Response headers (lower-cased) that CONCURRENT comparisons ignore (`comparisons.ignoreHeaders`);
+    /// nil keeps the default list (Date, Server, Set-Cookie, Age, Expires, Last-Modified, ETag, X-Request-Id).
+    public var comparisonIgnoredHeaders: Set<String>?
 
     /// Creates a configuration with defaults around the given clusters.
     public init(clusters: [ClusterSpec]) {

@@ -1,3 +1,4 @@
+import Comparator
 import HTTP1
 import Syscalls
 
@@ -25,7 +26,7 @@ enum FlowStatus: Equatable {
     case finished
     /// Waiting for the source to become readable.
     case needsSource
-    /// Waiting for the destination to become writable.
+    /// Waiting for a destination to become writable.
     case needsDestination
     /// The flow cannot continue.
     case failed(FlowFailure)
@@ -45,11 +46,70 @@ enum FlowFailure: Equatable {
     case noPipe
 }
 
+/// The drained side of a comparison: it pauses when it runs a window ahead of the served
+/// response, and is asked to catch up whenever the served response moves.
+protocol TapWaiter: AnyObject {
+    func catchUp()
+}
+
+/// Receives body bytes as flows move them (the CONCURRENT comparator). Side 0 is the
+/// previous version, side 1 the latest. The served response is never slowed: its bytes are
+/// fed in pieces, and after each piece the drained response is given the chance to catch up
+/// (it reads what its backend already sent, up to the comparator's room), so the two stay in
+/// lock-step whenever the other version keeps pace.
+final class BodyTap {
+    /// Lock-step window: the most either side may run ahead of the other.
+    static let window = 32768
+    var comparator = StreamComparator(window: BodyTap.window)
+    private var finished = [false, false]
+    private weak var drainer: TapWaiter?
+    private var drainSide = -1
+
+    /// Registers the drained side.
+    func drained(side: Int, by waiter: TapWaiter) {
+        drainer = waiter
+        drainSide = side
+    }
+
+    func feed(side: Int, _ bytes: UnsafeRawBufferPointer) {
+        guard side != drainSide, drainer != nil else {
+            comparator.feed(side: side, bytes)
+            return
+        }
+        let piece = Self.window / 2
+        var offset = 0
+        while offset < bytes.count {
+            let n = min(piece, bytes.count - offset)
+            comparator.feed(side: side, UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]))
+            offset += n
+            drainer?.catchUp()
+        }
+    }
+
+    /// Bytes `side` may still feed without breaking lock-step.
+    func room(side: Int) -> Int {
+        finished[1 - side] ? .max : comparator.room(forSide: side)
+    }
+
+    /// A side will feed no more (its response ended or failed).
+    func finish(side: Int) {
+        finished[side] = true
+        comparator.end(side: side)
+        if side != drainSide { drainer?.catchUp() }
+    }
+}
+
 /// Moves one message's head and body from a source descriptor to a destination: first
-/// `prefix` (the rewritten head, and any framing the proxy emits), then the body bytes
-/// already read into the source's buffer, then the rest with `splice(2)` through a pooled
-/// pipe. Chunked bodies are forwarded verbatim: the decoder only tells framing (read
-/// through the buffer) from chunk data (spliced). Nothing is buffered beyond one buffer.
+/// `prefix` (the rewritten head), then the body bytes already read into the source's
+/// buffer, then the rest with `splice(2)` through a pooled pipe. Chunked bodies are
+/// forwarded verbatim: the decoder only tells framing (read through the buffer) from chunk
+/// data (spliced). Nothing is buffered beyond one buffer.
+///
+/// Variants used by CONCURRENT mode:
+/// - a *mirror*: the same bytes also go to a second destination; spliced stretches are
+///   duplicated with `tee(2)` into a second pipe, so both backends get them byte for byte;
+/// - a *tap*: body bytes are read through the buffer (no splice) and fed to a comparator;
+/// - *discard*: a negative destination drops the bytes (draining the response not served).
 struct BodyFlow {
     enum Phase {
         /// `remaining` bytes of a Content-Length body (or of one chunk's data) still to read.
@@ -78,6 +138,21 @@ struct BodyFlow {
     /// Set whenever a call moved bytes; the session uses it to push idle deadlines.
     var progressed = false
 
+    // CONCURRENT variants.
+    private var tap: BodyTap?
+    private var tapSide = 0
+    /// The drained response: reads pause while the comparator has no room for them.
+    private var pausesForTap = false
+    private var mirrorFD: Int32 = -1
+    /// False once the mirror destination failed (the flow goes on to the primary alone).
+    private(set) var mirrorAlive = false
+    private var mirrorPrefixOffset = 0
+    private var primaryForwarded = 0
+    private var mirrorForwarded = 0
+    private var mirrorPipe: Pipe?
+    /// Bytes at the front of `pipe` already duplicated into `mirrorPipe`.
+    private var teed = 0
+
     /// A flow for a body with the given framing.
     init(framing: BodyFraming) {
         switch framing {
@@ -92,17 +167,34 @@ struct BodyFlow {
         }
     }
 
+    /// Sends everything to `fd` as well (request fan-out in CONCURRENT mode).
+    mutating func mirror(to fd: Int32) {
+        mirrorFD = fd
+        mirrorAlive = true
+    }
+
+    /// Reads the body through the buffer and feeds its bytes to `tap` as `side`.
+    mutating func tap(_ tap: BodyTap, side: Int, pausing waiter: TapWaiter? = nil) {
+        self.tap = tap
+        tapSide = side
+        if let waiter {
+            tap.drained(side: side, by: waiter)
+            pausesForTap = true
+        }
+    }
+
     /// True when the flow has read everything it will read from the source.
     var sourceDone: Bool { if case .ending = phase { return true }; return false }
 
-    /// True when the flow holds a pipe with bytes in it or has pending prefix bytes.
-    var hasPending: Bool { prefixOffset < prefix.count || forwardable > 0 || (pipe?.count ?? 0) > 0 }
-
-    /// Returns the pipe to the pool (closed if it still holds bytes).
+    /// Returns the pipes to the pool (closed if they still hold bytes).
     mutating func release(to pools: ResourcePools) {
         if let pipe {
             pools.giveBack(pipe)
             self.pipe = nil
+        }
+        if let mirrorPipe {
+            pools.giveBack(mirrorPipe)
+            self.mirrorPipe = nil
         }
     }
 
@@ -111,10 +203,40 @@ struct BodyFlow {
     mutating func pump(source: Int32, sourceReady: inout Readiness, buffer: ByteBuffer?,
                        destination: Int32, destinationReady: inout Readiness,
                        pools: ResourcePools) -> FlowStatus {
+        var none = Readiness()
+        return pump(source: source, sourceReady: &sourceReady, buffer: buffer, destination: destination,
+                    destinationReady: &destinationReady, mirrorReady: &none, pools: pools)
+    }
+
+    /// `pump` with the mirror destination's readiness.
+    mutating func pump(source: Int32, sourceReady: inout Readiness, buffer: ByteBuffer?,
+                       destination: Int32, destinationReady: inout Readiness,
+                       mirrorReady: inout Readiness, pools: ResourcePools) -> FlowStatus {
         while true {
-            // 1. Pending output, in order: prefix (+ buffered body copied behind it, so a
-            //    small response leaves in one write), buffered body, pipe.
+            let flushed = mirrorAlive
+                ? flushMirrored(buffer: buffer, destination: destination, ready: &destinationReady, mirrorReady: &mirrorReady)
+                : flush(buffer: buffer, destination: destination, ready: &destinationReady)
+            if let flushed { return flushed }
+            if let produced = produce(source: source, sourceReady: &sourceReady, buffer: buffer, pools: pools) {
+                if produced == .finished { release(to: pools) }
+                return produced
+            }
+        }
+    }
+
+    // MARK: Output
+
+    @inline(__always)
+    private func write(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(SyscallError) -> IOResult<Int> {
+        if fd < 0 { return .done(bytes.count) }
+        return try Socket.write(fd, bytes: bytes)
+    }
+
+    /// Writes everything pending to the one destination. Nil when all was written.
+    private mutating func flush(buffer: ByteBuffer?, destination: Int32, ready: inout Readiness) -> FlowStatus? {
+        while true {
             if prefixOffset < prefix.count {
+                // Buffered body bytes go out behind the head in the same write.
                 if forwardable == 0, let buffer, buffer.readableCount > 0 { claimBuffered(buffer) }
                 if forwardable > 0, let buffer {
                     prefix.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.readable[0..<forwardable]))
@@ -122,9 +244,9 @@ struct BodyFlow {
                     bodyBytesMoved &+= UInt64(forwardable)
                     forwardable = 0
                 }
-                guard destinationReady.writable else { return .needsDestination }
+                guard ready.writable || destination < 0 else { return .needsDestination }
                 do {
-                    switch try Socket.write(destination, bytes: prefix[prefixOffset...]) {
+                    switch try write(destination, prefix[prefixOffset...]) {
                     case .done(let n):
                         prefixOffset += n
                         progressed = true
@@ -133,7 +255,7 @@ struct BodyFlow {
                             prefixOffset = 0
                         }
                     case .wouldBlock:
-                        destinationReady.writable = false
+                        ready.writable = false
                         return .needsDestination
                     }
                 } catch {
@@ -142,7 +264,14 @@ struct BodyFlow {
                 continue
             }
             if forwardable > 0, let buffer {
-                guard destinationReady.writable else { return .needsDestination }
+                if destination < 0 {
+                    buffer.consume(forwardable)
+                    bodyBytesMoved &+= UInt64(forwardable)
+                    forwardable = 0
+                    progressed = true
+                    continue
+                }
+                guard ready.writable else { return .needsDestination }
                 do {
                     switch try buffer.write(to: destination, limit: forwardable) {
                     case .done(let n):
@@ -150,7 +279,7 @@ struct BodyFlow {
                         bodyBytesMoved &+= UInt64(n)
                         progressed = true
                     case .wouldBlock:
-                        destinationReady.writable = false
+                        ready.writable = false
                         return .needsDestination
                     }
                 } catch {
@@ -159,7 +288,7 @@ struct BodyFlow {
                 continue
             }
             if let pipe, pipe.count > 0 {
-                guard destinationReady.writable else { return .needsDestination }
+                guard ready.writable else { return .needsDestination }
                 do {
                     switch try Splice.move(from: pipe.readFD, to: destination, count: pipe.count) {
                     case .done(let n):
@@ -167,7 +296,7 @@ struct BodyFlow {
                         bodyBytesMoved &+= UInt64(n)
                         progressed = true
                     case .wouldBlock:
-                        destinationReady.writable = false
+                        ready.writable = false
                         return .needsDestination
                     }
                 } catch {
@@ -175,89 +304,235 @@ struct BodyFlow {
                 }
                 continue
             }
+            return nil
+        }
+    }
 
-            // 2. Nothing pending: take more from the source.
-            let buffered = buffer?.readableCount ?? 0
-            switch phase {
-            case .ending:
-                release(to: pools)
-                return .finished
-
-            case .counted:
-                if remaining == 0 {
-                    phase = chunked ? .chunkFraming : .ending
-                    continue
-                }
-                if buffered > 0 {
-                    let take = Int(min(remaining, UInt64(buffered)))
-                    forwardable = take
-                    remaining -= UInt64(take)
-                    continue
-                }
-                switch spliceIn(source: source, ready: &sourceReady, limit: remaining, pools: pools) {
-                case .moved(let n): remaining -= UInt64(n)
-                case .endOfStream: return .failed(.sourceClosedEarly)
-                case .blocked: return .needsSource
-                case .failed(let failure): return .failed(failure)
-                }
-
-            case .chunkFraming:
-                if buffered > 0, let buffer {
-                    let (consumed, event) = decoder.decode(buffer.readable)
-                    forwardable = consumed
-                    switch event {
-                    case .needMore: break
-                    case .chunkData(let n): remaining = n; phase = .counted
-                    case .end: phase = .ending
-                    case .error(let error): return .failed(.badFraming(error))
+    /// Writes everything pending to both destinations. The primary's failure fails the
+    /// flow; the mirror's only ends the mirror. Nil when all was written.
+    private mutating func flushMirrored(buffer: ByteBuffer?, destination: Int32, ready: inout Readiness,
+                                        mirrorReady: inout Readiness) -> FlowStatus? {
+        while true {
+            guard mirrorAlive else { return flush(buffer: buffer, destination: destination, ready: &ready) }
+            var moved = false
+            var blocked = false
+            // Head to both.
+            if prefixOffset < prefix.count || mirrorPrefixOffset < prefix.count {
+                if prefixOffset < prefix.count {
+                    switch writeSome(destination, prefix[prefixOffset...], &ready) {
+                    case .some(let n): prefixOffset += n; moved = moved || n > 0
+                    case .none: return .failed(.destinationError)
                     }
-                    continue
+                    if prefixOffset < prefix.count { blocked = true }
                 }
-                guard let buffer else { return .failed(.sourceError) }
-                guard sourceReady.readable else { return .needsSource }
-                let space = buffer.writableCount
+                if mirrorPrefixOffset < prefix.count {
+                    switch writeSome(mirrorFD, prefix[mirrorPrefixOffset...], &mirrorReady) {
+                    case .some(let n): mirrorPrefixOffset += n; moved = moved || n > 0
+                    case .none: dropMirror()
+                    }
+                    if mirrorAlive && mirrorPrefixOffset < prefix.count { blocked = true }
+                }
+                if prefixOffset == prefix.count && (!mirrorAlive || mirrorPrefixOffset == prefix.count) {
+                    prefix.removeAll(keepingCapacity: true)
+                    prefixOffset = 0
+                    mirrorPrefixOffset = 0
+                }
+                if moved { progressed = true; continue }
+                if blocked { return .needsDestination }
+                continue
+            }
+            // Buffered bytes to both; consumed once both have them.
+            if forwardable > 0, let buffer {
+                if primaryForwarded < forwardable {
+                    let slice = Array(buffer.readable[primaryForwarded..<forwardable])[...]
+                    switch writeSome(destination, slice, &ready) {
+                    case .some(let n): primaryForwarded += n; moved = moved || n > 0
+                    case .none: return .failed(.destinationError)
+                    }
+                    if primaryForwarded < forwardable { blocked = true }
+                }
+                if mirrorAlive && mirrorForwarded < forwardable {
+                    let slice = Array(buffer.readable[mirrorForwarded..<forwardable])[...]
+                    switch writeSome(mirrorFD, slice, &mirrorReady) {
+                    case .some(let n): mirrorForwarded += n; moved = moved || n > 0
+                    case .none: dropMirror()
+                    }
+                    if mirrorAlive && mirrorForwarded < forwardable { blocked = true }
+                }
+                if primaryForwarded == forwardable && (!mirrorAlive || mirrorForwarded == forwardable) {
+                    buffer.consume(forwardable)
+                    bodyBytesMoved &+= UInt64(forwardable)
+                    forwardable = 0
+                    primaryForwarded = 0
+                    mirrorForwarded = 0
+                    moved = true
+                }
+                if moved { progressed = true; continue }
+                if blocked { return .needsDestination }
+                continue
+            }
+            // Spliced bytes: duplicate into the mirror pipe first (tee does not consume, so
+            // only when nothing teed is still waiting), then drain both pipes.
+            if let pipe, pipe.count > 0 {
+                if teed == 0, mirrorAlive, let mirrorPipe, mirrorPipe.count < mirrorPipe.capacity {
+                    if case .done(let n)? = try? Splice.duplicate(from: pipe.readFD, to: mirrorPipe.writeFD, count: pipe.count) {
+                        teed = n
+                        mirrorPipe.count += n
+                        moved = moved || n > 0
+                    }
+                }
+                if teed > 0 && ready.writable {
+                    do {
+                        switch try Splice.move(from: pipe.readFD, to: destination, count: teed) {
+                        case .done(let n): pipe.count -= n; teed -= n; bodyBytesMoved &+= UInt64(n); moved = moved || n > 0
+                        case .wouldBlock: ready.writable = false
+                        }
+                    } catch {
+                        return .failed(.destinationError)
+                    }
+                }
+            }
+            if mirrorAlive, let mirrorPipe, mirrorPipe.count > 0, mirrorReady.writable {
                 do {
-                    switch try buffer.read(from: source) {
-                    case .done(0): return .failed(.sourceClosedEarly)
-                    case .done(let n):
-                        sourceReady.noteRead(n, of: space)
-                        progressed = true
-                    case .wouldBlock:
-                        sourceReady.readable = false
-                        return .needsSource
+                    switch try Splice.move(from: mirrorPipe.readFD, to: mirrorFD, count: mirrorPipe.count) {
+                    case .done(let n): mirrorPipe.count -= n; moved = moved || n > 0
+                    case .wouldBlock: mirrorReady.writable = false
                     }
                 } catch {
-                    return .failed(.sourceError)
+                    dropMirror()
                 }
+            }
+            let pending = (pipe?.count ?? 0) > 0 || (mirrorAlive && (mirrorPipe?.count ?? 0) > 0)
+            if !pending { return nil }
+            if moved { progressed = true; continue }
+            return .needsDestination
+        }
+    }
 
-            case .untilClose:
-                if buffered > 0 {
-                    forwardable = buffered
-                    continue
+    /// One write: bytes written (0 when it would block, which clears readiness), nil on error.
+    private func writeSome(_ fd: Int32, _ bytes: ArraySlice<UInt8>, _ ready: inout Readiness) -> Int? {
+        guard ready.writable else { return 0 }
+        do {
+            switch try Socket.write(fd, bytes: bytes) {
+            case .done(let n): return n
+            case .wouldBlock: ready.writable = false; return 0
+            }
+        } catch {
+            return nil
+        }
+    }
+
+    private mutating func dropMirror() {
+        mirrorAlive = false
+        teed = 0
+    }
+
+    // MARK: Input
+
+    /// Takes more from the source: marks buffered bytes forwardable, reads framing, or
+    /// splices into the pipe. Nil when there is something to flush.
+    private mutating func produce(source: Int32, sourceReady: inout Readiness, buffer: ByteBuffer?, pools: ResourcePools) -> FlowStatus? {
+        let buffered = buffer?.readableCount ?? 0
+        switch phase {
+        case .ending:
+            return .finished
+
+        case .counted:
+            if remaining == 0 {
+                phase = chunked ? .chunkFraming : .ending
+                return nil
+            }
+            if buffered > 0, let buffer {
+                return claimBuffered(buffer) ? nil : .needsSource
+            }
+            if tap != nil {
+                return readIntoBuffer(source: source, ready: &sourceReady, buffer: buffer, endIsError: true)
+            }
+            switch spliceIn(source: source, ready: &sourceReady, limit: remaining, pools: pools) {
+            case .moved(let n): remaining -= UInt64(n); return nil
+            case .endOfStream: return .failed(.sourceClosedEarly)
+            case .blocked: return .needsSource
+            case .failed(let failure): return .failed(failure)
+            }
+
+        case .chunkFraming:
+            if buffered > 0, let buffer {
+                let (consumed, event) = decoder.decode(buffer.readable)
+                forwardable = consumed
+                switch event {
+                case .needMore: break
+                case .chunkData(let n): remaining = n; phase = .counted
+                case .end: phase = .ending
+                case .error(let error): return .failed(.badFraming(error))
                 }
-                switch spliceIn(source: source, ready: &sourceReady, limit: .max, pools: pools) {
-                case .moved: break
-                case .endOfStream: phase = .ending
-                case .blocked: return .needsSource
-                case .failed(let failure): return .failed(failure)
-                }
+                return nil
+            }
+            return readIntoBuffer(source: source, ready: &sourceReady, buffer: buffer, endIsError: true)
+
+        case .untilClose:
+            if buffered > 0, let buffer {
+                return claimBuffered(buffer) ? nil : .needsSource
+            }
+            if tap != nil {
+                let result = readIntoBuffer(source: source, ready: &sourceReady, buffer: buffer, endIsError: false)
+                if result == .finished { phase = .ending; return nil }
+                return result
+            }
+            switch spliceIn(source: source, ready: &sourceReady, limit: .max, pools: pools) {
+            case .moved: return nil
+            case .endOfStream: phase = .ending; return nil
+            case .blocked: return .needsSource
+            case .failed(let failure): return .failed(failure)
             }
         }
     }
 
-    /// Marks body bytes already in the buffer as forwardable without any I/O, so they can
-    /// leave in the same write as the head. Chunk framing is left to the main loop.
-    private mutating func claimBuffered(_ buffer: ByteBuffer) {
+    /// Reads from the source into the (empty) buffer. End of stream is a failure, or
+    /// `.finished` when `endIsError` is false.
+    private mutating func readIntoBuffer(source: Int32, ready: inout Readiness, buffer: ByteBuffer?, endIsError: Bool) -> FlowStatus? {
+        guard let buffer else { return .failed(.sourceError) }
+        guard ready.readable else { return .needsSource }
+        let space = buffer.writableCount
+        let limit = space
+        do {
+            switch try buffer.read(from: source, limit: limit) {
+            case .done(0): return endIsError ? .failed(.sourceClosedEarly) : .finished
+            case .done(let n):
+                ready.noteRead(n, of: space)
+                progressed = true
+                return nil
+            case .wouldBlock:
+                ready.readable = false
+                return .needsSource
+            }
+        } catch {
+            return .failed(.sourceError)
+        }
+    }
+
+    /// Marks body bytes already in the buffer as forwardable without any I/O (and shows
+    /// them to the tap), so they can leave in the same write as the head. Chunk framing is
+    /// left to `produce`.
+    /// Returns false when a paused drain has no room to take more yet.
+    @discardableResult
+    private mutating func claimBuffered(_ buffer: ByteBuffer) -> Bool {
+        var take: Int
         switch phase {
         case .counted where remaining > 0:
-            let take = Int(min(remaining, UInt64(buffer.readableCount)))
-            forwardable = take
-            remaining -= UInt64(take)
+            take = Int(min(remaining, UInt64(buffer.readableCount)))
         case .untilClose:
-            forwardable = buffer.readableCount
+            take = buffer.readableCount
         default:
-            break
+            return true
         }
+        if pausesForTap, let tap {
+            take = min(take, tap.room(side: tapSide))
+            if take == 0 { return false }
+        }
+        if case .counted = phase { remaining -= UInt64(take) }
+        forwardable = take
+        tap?.feed(side: tapSide, UnsafeRawBufferPointer(rebasing: buffer.readable[0..<take]))
+        return true
     }
 
     private enum SpliceIn { case moved(Int), endOfStream, blocked, failed(FlowFailure) }
@@ -268,6 +543,9 @@ struct BodyFlow {
         guard ready.readable else { return .blocked }
         if pipe == nil {
             do { pipe = try pools.takePipe() } catch { return .failed(.noPipe) }
+        }
+        if mirrorAlive && mirrorPipe == nil {
+            do { mirrorPipe = try pools.takePipe() } catch { dropMirror() }
         }
         let pipe = pipe!
         let want = Int(min(limit, UInt64(pipe.capacity - pipe.count)))

@@ -1,3 +1,4 @@
+import Comparator
 import HTTP1
 import Observability
 import Reactor
@@ -64,6 +65,15 @@ final class ClientSession: EventHandler, DeadlineHandler {
     private var attempts = 0
     private var status = 0
 
+    // CONCURRENT: the previous version's connection and the comparison of both answers.
+    private var shadow: BackendLink?
+    private var shadowCluster: ClusterRuntime?
+    private var comparison: PendingComparison?
+    /// Which version's response is served: 1 = the latest, 0 = the previous (after a fallback).
+    private var servedSide = 1
+    /// The served response was chosen (its head arrived).
+    private var decided = false
+
     init(worker: Worker, fd: Int32, clientAddress: String) {
         self.worker = worker
         self.fd = fd
@@ -92,6 +102,12 @@ final class ClientSession: EventHandler, DeadlineHandler {
             }
             if events.contains(.writable) || events.contains(.error) || events.contains(.hangup) { backend!.ready.writable = true }
             if events.contains(.readHangup) || events.contains(.hangup) { backend!.ready.hungUp = true }
+        } else if shadow?.fd == eventFD {
+            if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
+                shadow!.ready.readable = true
+            }
+            if events.contains(.writable) || events.contains(.error) || events.contains(.hangup) { shadow!.ready.writable = true }
+            if events.contains(.readHangup) || events.contains(.hangup) { shadow!.ready.hungUp = true }
         } else {
             return
         }
@@ -233,6 +249,16 @@ final class ClientSession: EventHandler, DeadlineHandler {
         cluster = choice.cluster
         choice.cluster.metrics.blocks[worker.id].add(ClusterCounter.requests)
         headHeldInBuffer = request.headLength
+        servedSide = 1
+        decided = false
+        if let mirror = choice.shadow, !request.upgrade,
+           let link = worker.acquireConnection(backendID: mirror.backendID, for: self) {
+            shadow = link
+            shadowCluster = mirror.cluster
+            comparison = PendingComparison(method: String(decoding: buffer.readable[request.methodRange], as: UTF8.self),
+                                           target: String(decoding: buffer.readable[request.targetRange], as: UTF8.self),
+                                           clusters: (mirror.cluster.spec.uuid, choice.cluster.spec.uuid), start: exchangeStart)
+        }
         connect(backendID: choice.backendID)
     }
 
@@ -269,6 +295,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
         var flow = BodyFlow(framing: request.framing)
         HeadWriter.appendRequest(request, source: buffer.readable, clientAddress: clientAddress,
                                  tunnel: request.upgrade, to: &flow.prefix)
+        if let shadow { flow.mirror(to: shadow.fd) }
         // The head stays in the buffer until the connection is up (a failed connect sent
         // nothing, so the request can go elsewhere) and, for bodiless requests, until the
         // response begins (a dead pooled connection can then be retried).
@@ -287,6 +314,10 @@ final class ClientSession: EventHandler, DeadlineHandler {
 
     private func retryElsewhere(failedBackend: Int) {
         if let cluster { worker.backendFailed(failedBackend, cluster: cluster) }
+        if shadow != nil {
+            promoteShadow(reason: "connect failed")
+            return
+        }
         requestFlow?.release(to: worker.pools)
         requestFlow = nil
         guard attempts < worker.maxAttempts, headHeldInBuffer > 0, let buffer else {
@@ -323,13 +354,21 @@ final class ClientSession: EventHandler, DeadlineHandler {
         // Request: head and body to the backend.
         if !requestDone, var flow = requestFlow {
             flow.progressed = false
-            let result = flow.pump(source: fd, sourceReady: &client, buffer: buffer,
+            let result: FlowStatus
+            if shadow != nil {
+                result = flow.pump(source: fd, sourceReady: &client, buffer: buffer, destination: link.fd,
+                                   destinationReady: &backend!.ready, mirrorReady: &shadow!.ready, pools: worker.pools)
+                if !flow.mirrorAlive { abandonShadow(reason: "the previous version failed while receiving the request") }
+            } else {
+                result = flow.pump(source: fd, sourceReady: &client, buffer: buffer,
                                    destination: link.fd, destinationReady: &backend!.ready, pools: worker.pools)
+            }
             requestFlow = flow
             switch result {
             case .finished:
                 requestDone = true
                 if !responseStarted { setDeadline(.response, after: worker.settings.backendResponseNanos) }
+                startShadowDrainIfDecided()
             case .needsSource, .needsDestination:
                 if flow.progressed && !responseStarted { setDeadline(.response, after: worker.settings.bodyIdleNanos) }
             case .failed(.destinationError):
@@ -420,7 +459,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
                 switch responseParser.parseResponse(rbuf.readable, requestMethod: request.method, into: &response) {
                 case .complete:
                     beginResponse(rbuf)
-                    return .ready
+                    return responseFlow == nil ? .changed : .ready
                 case .error(let error):
                     Log.warning("backend_bad_response", ["backend": worker.backends[link.backendID].address.description,
                                                          "error": error.message, "offset": String(error.offset)])
@@ -487,10 +526,19 @@ final class ClientSession: EventHandler, DeadlineHandler {
             upgradeAccepted = true
             status = 101
         } else {
+            if let comparison {
+                if servedSide == 1 && response.status >= 500 && canFallBack {
+                    fallBack(newHeadParsed: true, reason: "status \(response.status)")
+                    return
+                }
+                comparison.noteHead(side: servedSide, response, source: rbuf.readable, policy: worker.settings.headerPolicy)
+            }
+            decided = true
             status = response.status
             if case .untilClose = response.framing { closeAfterExchange = true }
             if worker.draining { closeAfterExchange = true }
             flow = BodyFlow(framing: response.framing)
+            if let comparison { flow.tap(comparison.tap, side: servedSide) }
             worker.appendResponseHead(response, source: rbuf.readable, setCookies: setCookies,
                                       close: closeAfterExchange, clientVersionMinor: request.versionMinor,
                                       to: &flow.prefix)
@@ -499,12 +547,104 @@ final class ClientSession: EventHandler, DeadlineHandler {
         responseStarted = true
         responseFlow = flow
         setDeadline(.body, after: worker.settings.bodyIdleNanos)
+        startShadowDrainIfDecided()
+    }
+
+    // MARK: CONCURRENT
+
+    /// The previous version's answer can still replace the latest's.
+    private var canFallBack: Bool { shadow != nil && requestDone && !responseStarted }
+
+    /// Once the served response is chosen and the request fully sent to both versions, the
+    /// other response is drained on its own (it never holds up this client).
+    private func startShadowDrainIfDecided() {
+        guard decided, requestDone, let link = shadow, let comparison else { return }
+        shadow = nil
+        shadowCluster = nil
+        let drain = ShadowDrain(worker: worker, link: link, buffer: worker.pools.takeBuffer(), side: 1 - servedSide,
+                                comparison: comparison, requestMethod: request.method, parsedHead: nil)
+        worker.startDrain(drain)
+    }
+
+    /// The previous version stopped taking the request: compare nothing, serve the latest.
+    private func abandonShadow(reason: String) {
+        guard let link = shadow else { return }
+        worker.discardConnection(link)
+        shadow = nil
+        shadowCluster = nil
+        comparison?.finish(side: 0, complete: false, failure: reason, now: worker.loop.now, log: worker.settings.comparisons)
+    }
+
+    /// The latest version could not be connected to: nothing was sent anywhere yet, so the
+    /// previous version simply becomes the one the request goes to.
+    private func promoteShadow(reason: String) {
+        guard let link = shadow, let oldCluster = shadowCluster else { return }
+        Log.info("concurrent_fallback", ["client": clientAddress, "reason": reason])
+        comparison?.servedBy = "old"
+        comparison?.finish(side: 1, complete: false, failure: reason, now: worker.loop.now, log: worker.settings.comparisons)
+        if let b = backend { worker.discardConnection(b) }
+        requestFlow?.release(to: worker.pools)
+        requestFlow = nil
+        backend = link
+        shadow = nil
+        shadowCluster = nil
+        cluster = oldCluster
+        servedSide = 0
+        setCookies.removeAll(keepingCapacity: true)
+        worker.sessionCookieLine(for: oldCluster, to: &setCookies)
+        prepareRequestFlow()
+        if link.connecting {
+            setDeadline(.connect, after: worker.settings.backendConnectNanos)
+        } else {
+            connectionEstablished()
+        }
+    }
+
+    /// The latest version answered 5xx or failed after the whole request reached both
+    /// versions: serve the previous version's response instead. The latest's own response
+    /// (when it has one) is drained for the comparison. Counts toward rollback.
+    private func fallBack(newHeadParsed: Bool, reason: String) {
+        guard let comparison, let newLink = backend, let oldLink = shadow, let oldCluster = shadowCluster, let newCluster = cluster else { return }
+        Log.info("concurrent_fallback", ["client": clientAddress, "reason": reason, "new": newCluster.spec.uuid, "old": oldCluster.spec.uuid])
+        worker.recordOutcome(cluster: newCluster, status: newHeadParsed ? response.status : 502, latencyNanos: worker.loop.now &- exchangeStart)
+        comparison.servedBy = "old"
+        if newHeadParsed, let rbuf = backendBuffer {
+            comparison.noteHead(side: 1, response, source: rbuf.readable, policy: worker.settings.headerPolicy)
+            backendBuffer = nil
+            backend = nil
+            let drain = ShadowDrain(worker: worker, link: newLink, buffer: rbuf, side: 1, comparison: comparison,
+                                    requestMethod: request.method, parsedHead: response)
+            worker.startDrain(drain)
+        } else {
+            comparison.finish(side: 1, complete: false, failure: reason, now: worker.loop.now, log: worker.settings.comparisons)
+            dropBackend(reusable: false)
+        }
+        backend = oldLink
+        shadow = nil
+        shadowCluster = nil
+        cluster = oldCluster
+        servedSide = 0
+        responseParser.reset()
+        response = ResponseHead()
+        setCookies.removeAll(keepingCapacity: true)
+        worker.sessionCookieLine(for: oldCluster, to: &setCookies)
+        setDeadline(.response, after: worker.settings.backendResponseNanos)
+    }
+
+    /// Ends the comparison of an exchange that is over (or abandoned).
+    private func endComparison(servedComplete: Bool, reason: String?) {
+        guard let comparison else { return }
+        comparison.finish(side: servedSide, complete: servedComplete, failure: reason, now: worker.loop.now, log: worker.settings.comparisons)
+        if shadow != nil { abandonShadow(reason: reason ?? "request not fully sent") }
+        self.comparison = nil
+        servedSide = 1
+        decided = false
     }
 
     /// A pooled connection may have been closed by the backend just before we used it;
     /// a bodiless request that got no response byte is sent again on a new connection.
     private var mayRetryOnFreshConnection: Bool {
-        guard let link = backend, link.reused, !responseStarted, attempts < worker.maxAttempts else { return false }
+        guard let link = backend, link.reused, !responseStarted, attempts < worker.maxAttempts, shadow == nil else { return false }
         if case .none = request.framing { return headHeldInBuffer > 0 }
         return false
     }
@@ -532,6 +672,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
 
     /// Ends the exchange: accounting, connection reuse, next request or close.
     private func finishExchange() {
+        endComparison(servedComplete: true, reason: requestDone ? nil : "request not fully sent")
         let latency = worker.loop.now &- exchangeStart
         if let cluster {
             worker.recordOutcome(cluster: cluster, status: status, latencyNanos: latency)
@@ -574,6 +715,11 @@ final class ClientSession: EventHandler, DeadlineHandler {
     /// The exchange failed before response bytes reached the client: answer with `status`
     /// and close; after response bytes were sent, just close.
     private func failExchange(status: Int, message: String, backendFault: Bool) {
+        if backendFault && servedSide == 1 && canFallBack {
+            fallBack(newHeadParsed: false, reason: message)
+            return
+        }
+        endComparison(servedComplete: false, reason: message)
         if backendFault, let cluster {
             cluster.metrics.blocks[worker.id].add(ClusterCounter.backendErrors)
             worker.recordOutcome(cluster: cluster, status: status, latencyNanos: worker.loop.now &- exchangeStart)
@@ -595,6 +741,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
 
     /// Refuses a request the parser rejected (or that timed out): error response, then close.
     private func reject(status: Int, message: String, offset: Int?) {
+        endComparison(servedComplete: false, reason: message)
         worker.metrics.reject(reactor: worker.id, status: status)
         if Log.enabled(.info) {
             Log.info("request_rejected", ["status": String(status), "client": clientAddress, "reason": message,
@@ -702,6 +849,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
     func close() {
         guard state != .closed else { return }
         state = .closed
+        endComparison(servedComplete: false, reason: "connection closed")
         requestFlow?.release(to: worker.pools)
         responseFlow?.release(to: worker.pools)
         upstream?.release(to: worker.pools)

@@ -1,3 +1,4 @@
+import Comparator
 import HTTP1
 import Routing
 
@@ -31,6 +32,13 @@ public struct ProxySettings: Sendable {
     public var cookieNames = CookieNames()
     /// When the latest cluster is marked failed.
     public var rollback = RollbackPolicy()
+    /// CONCURRENT mode: where compared exchanges are recorded.
+    public var comparisons = ComparisonLog(capacity: 100)
+    /// CONCURRENT mode: which response headers are compared.
+    public var headerPolicy = HeaderPolicy()
+    /// CONCURRENT mode: how long the response that is not served may take to drain.
+    public var shadowDrainNanos: UInt64 = 30_000_000_000
+
     /// How long in-flight exchanges may take to finish on a graceful stop.
     public var drainNanos: UInt64 = 10_000_000_000
 

@@ -18,6 +18,15 @@ struct FastRandom: RandomNumberGenerator {
     }
 }
 
+/// Where one request goes: the cluster and backend chosen, and in CONCURRENT mode the
+/// previous version's cluster and backend that also receive it.
+struct RouteChoice {
+    var cluster: ClusterRuntime
+    var backendID: Int
+    var shadow: (cluster: ClusterRuntime, backendID: Int)?
+    var shadowCookie: String?
+}
+
 /// Everything one reactor thread owns: its listener, its sessions, its pools, its view of
 /// the current snapshot, and its backends' passive health. Touched only from its loop's
 /// thread once started; other threads talk to it through `loop.execute`.
@@ -35,6 +44,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var listenerPaused = false
     private(set) var draining = false
     private var sessions: [ObjectIdentifier: ClientSession] = [:]
+    /// Responses being drained for comparison after their exchange moved on (CONCURRENT).
+    private var drains: [ObjectIdentifier: ShadowDrain] = [:]
     private let maxSessions: Int
     private var onDrained: (@Sendable () -> Void)?
 
@@ -98,7 +109,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
 
     /// Chooses the cluster and backend for a request and appends the Set-Cookie header lines
     /// to send with its response. Nil when no cluster can take it.
-    func route(request: RequestHead, source: UnsafeRawBufferPointer, cookies: inout [UInt8]) -> (cluster: ClusterRuntime, backendID: Int)? {
+    func route(request: RequestHead, source: UnsafeRawBufferPointer, cookies: inout [UInt8]) -> RouteChoice? {
         let now = loop.now
         var latest = -1
         var previous = -1
@@ -112,6 +123,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         }
         guard latest >= 0 else { return nil }
         let chosen: Int
+        var shadow: Int?
         let mode = candidates[latest].mode
         if mode == .instant || (previous < 0 && mode != .session) {
             // Fast path: no cookie to read, the cookie to set is prebuilt.
@@ -125,10 +137,21 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
                                    nowUnix: Clock.unixSeconds())
             guard let decision = Routing.route(input, candidates: candidates, names: settings.cookieNames, random: &rng) else { return nil }
             chosen = decision.primary
+            shadow = decision.shadow
             for cookie in decision.setCookies { appendSetCookie(cookie, to: &cookies) }
         }
         guard let backend = pickBackend(cluster: chosen, now: now) else { return nil }
-        return (snapshot.clusters[chosen], backend)
+        var choice = RouteChoice(cluster: snapshot.clusters[chosen], backendID: backend)
+        if let shadow, let shadowBackend = pickBackend(cluster: shadow, now: now) {
+            choice.shadow = (snapshot.clusters[shadow], shadowBackend)
+            choice.shadowCookie = instantCookie[shadow]
+        }
+        return choice
+    }
+
+    /// The Set-Cookie line naming `cluster` (used when CONCURRENT falls back to the old version).
+    func sessionCookieLine(for cluster: ClusterRuntime, to out: inout [UInt8]) {
+        appendSetCookie("\(settings.cookieNames.session)=\(cluster.spec.uuid); Path=/; HttpOnly; SameSite=Lax", to: &out)
     }
 
     private func appendSetCookie(_ value: String, to out: inout [UInt8]) {
@@ -353,6 +376,21 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             listenerPaused = false
             try? loop.registerListener(listenerFD, handler: self)
         }
+    }
+
+    /// Hands a backend connection whose response is not served to a drain that reads it to
+    /// the end for the comparison, so the client's session can move on at once.
+    func startDrain(_ drain: ShadowDrain) {
+        drains[ObjectIdentifier(drain)] = drain
+        loop.reassign(drain.link.fd, to: drain)
+        loop.addToSweep(drain)
+        drain.drive()
+    }
+
+    /// Called by a drain when it is done.
+    func drainFinished(_ drain: ShadowDrain) {
+        loop.removeFromSweep(drain)
+        drains[ObjectIdentifier(drain)] = nil
     }
 
     /// Called by a session once it has released everything.

@@ -53,8 +53,8 @@ public final class ByteBuffer {
 
     /// Reads from `fd` into the free space: bytes read (0 = end of stream) or `.wouldBlock`.
     @inline(__always)
-    public func read(from fd: Int32) throws(SyscallError) -> IOResult<Int> {
-        let space = UnsafeMutableRawBufferPointer(rebasing: storage[writerIndex...])
+    public func read(from fd: Int32, limit: Int = .max) throws(SyscallError) -> IOResult<Int> {
+        let space = UnsafeMutableRawBufferPointer(rebasing: storage[writerIndex..<min(storage.count, writerIndex + min(limit, storage.count))])
         let result = try Socket.read(fd, into: space)
         if case .done(let n) = result { writerIndex += n }
         return result

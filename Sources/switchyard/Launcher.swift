@@ -1,4 +1,5 @@
 import Admin
+import Comparator
 import Config
 import Observability
 import Proxy
@@ -87,6 +88,11 @@ enum Launcher {
         s.maxConnections = config.limits.maxConnections
         s.cookieNames = config.cookieNames
         s.rollback = config.rollback
+        s.comparisons = ComparisonLog(capacity: config.comparisonsKept)
+        if let ignored = config.comparisonIgnoredHeaders {
+            // Framing headers always differ legitimately (chunked vs length): never compared here.
+            s.headerPolicy = HeaderPolicy(ignored: ignored.union(["connection", "keep-alive", "transfer-encoding", "content-length"]))
+        }
         return s
     }
 
@@ -120,14 +126,16 @@ enum Launcher {
             return 2
         }
         let proxy: ProxyServer
+        let proxySettings = settings(config)
         do {
-            proxy = try ProxyServer(listen: proxyAddress, workers: workers, settings: settings(config), snapshot: snapshot, metrics: metrics)
+            proxy = try ProxyServer(listen: proxyAddress, workers: workers, settings: proxySettings, snapshot: snapshot, metrics: metrics)
         } catch {
             printError("switchyard: cannot listen on \(proxyAddress): \(error)")
             return 1
         }
         registry.setPublisher { proxy.publish($0) }
-        let api = AdminAPI(registry: registry, metrics: metrics, token: config.adminToken, workers: workers)
+        let api = AdminAPI(registry: registry, metrics: metrics, token: config.adminToken, workers: workers,
+                           comparisons: proxySettings.comparisons)
         let control: ControlPlane
         do {
             control = try ControlPlane(listen: adminAddress, api: api, maxBodyBytes: config.limits.maxApiBodyBytes)

@@ -147,7 +147,9 @@ let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: #"{\#(okCluster),"rollback":{"windowSeconds":0}}"#,
                   error: "rollback.windowSeconds: must be an integer between 1 and 3600"),
     FileErrorCase(json: #"{\#(okCluster),"comparisons":{"kept":-1}}"#, error: "comparisons.kept: must be an integer between 0 and 100000"),
-    FileErrorCase(json: #"{\#(okCluster),"comparisons":{"keep":1}}"#, error: "comparisons.keep: unknown field (expected one of: kept)"),
+    FileErrorCase(json: #"{\#(okCluster),"comparisons":{"keep":1}}"#, error: "comparisons.keep: unknown field (expected one of: ignoreHeaders, kept)"),
+    FileErrorCase(json: #"{\#(okCluster),"comparisons":{"ignoreHeaders":"Date"}}"#, error: "comparisons.ignoreHeaders: must be an array of header names"),
+    FileErrorCase(json: #"{\#(okCluster),"comparisons":{"ignoreHeaders":["Date", 3]}}"#, error: "comparisons.ignoreHeaders: must be an array of header names"),
 ]
 
 @Test(arguments: fileErrorCases)

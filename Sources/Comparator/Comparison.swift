@@ -1,0 +1,142 @@
+import Synchronization
+
+/// What one side of a compared exchange answered.
+public struct ResponseSummary: Sendable, Equatable {
+    public var status: Int = 0
+    /// "content-length", "chunked", "close" or "none".
+    public var framing: String = "none"
+    /// Compared headers, lower-cased names, in order received (bounded).
+    public var headers: [(name: String, value: String)] = []
+    /// Time from the request head to the end of the response, in milliseconds.
+    public var latencyMillis: Double = 0
+    /// Did the response complete? (false: failed, reset, timed out)
+    public var complete = false
+    /// Why it failed, when it did.
+    public var failure: String?
+
+    public init() {}
+
+    public static func == (a: ResponseSummary, b: ResponseSummary) -> Bool {
+        a.status == b.status && a.framing == b.framing && a.latencyMillis == b.latencyMillis && a.complete == b.complete
+            && a.failure == b.failure && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
+    }
+}
+
+/// Which headers take part in the comparison.
+public struct HeaderPolicy: Sendable {
+    /// Lower-cased names that are expected to differ between versions.
+    public var ignored: Set<String>
+    /// Most headers kept per response (bounds memory).
+    public var maxHeaders = 64
+
+    public static let defaultIgnored: Set<String> = ["date", "server", "set-cookie", "age", "expires", "last-modified", "etag",
+                                                     "x-request-id", "connection", "keep-alive", "transfer-encoding",
+                                                     "content-length"]
+
+    public init(ignored: Set<String> = HeaderPolicy.defaultIgnored) { self.ignored = ignored }
+
+    /// True when the header named `lowercasedName` is compared.
+    public func compares(_ lowercasedName: String) -> Bool { !ignored.contains(lowercasedName) }
+}
+
+/// One compared exchange, as `GET /comparisons` shows it.
+public struct ComparisonRecord: Sendable {
+    public var method: String
+    public var target: String
+    /// [old, new]
+    public var old: ResponseSummary
+    public var new: ResponseSummary
+    public var servedBy: String
+    public var bodyLengths: (old: UInt64, new: UInt64)
+    public var bodyDigestEqual: Bool
+    public var firstDifferenceOffset: UInt64?
+    public var headerDifferences: [String]
+    public var unixTime: Int64
+    public var clusters: (old: String, new: String)
+
+    /// True when the two responses differ in status, compared headers or body.
+    public var divergent: Bool {
+        old.status != new.status || !bodyDigestEqual || !headerDifferences.isEmpty || old.complete != new.complete
+    }
+
+    public init(method: String, target: String, old: ResponseSummary, new: ResponseSummary, servedBy: String,
+                comparator: StreamComparator, unixTime: Int64, clusters: (old: String, new: String)) {
+        self.method = method
+        self.target = target
+        self.old = old
+        self.new = new
+        self.servedBy = servedBy
+        self.bodyLengths = (comparator.lengths.0, comparator.lengths.1)
+        self.bodyDigestEqual = comparator.bodiesEqual && old.complete && new.complete
+        self.firstDifferenceOffset = comparator.firstDifferenceOffset
+        self.headerDifferences = Self.headerDifferences(old.headers, new.headers)
+        if old.framing != new.framing { headerDifferences.insert("framing: \(old.framing) vs \(new.framing)", at: 0) }
+        self.unixTime = unixTime
+        self.clusters = clusters
+    }
+
+    /// Names of compared headers whose values differ or that only one side sent.
+    static func headerDifferences(_ a: [(name: String, value: String)], _ b: [(name: String, value: String)]) -> [String] {
+        var names: [String] = []
+        for (name, _) in a + b where !names.contains(name) { names.append(name) }
+        return names.filter { name in
+            a.filter { $0.name == name }.map(\.value) != b.filter { $0.name == name }.map(\.value)
+        }
+    }
+}
+
+/// The comparisons kept for the API: totals, per-cluster-pair counts, and the newest N
+/// records in a ring. Written by workers at the end of each compared exchange.
+public final class ComparisonLog: Sendable {
+    private struct State {
+        var total = 0
+        var divergent = 0
+        var fallbacks = 0
+        var pairs: [String: (compared: Int, divergent: Int, fallbacks: Int)] = [:]
+        var ring: [ComparisonRecord] = []
+        var next = 0
+    }
+
+    private let state = Mutex(State())
+    /// How many records are kept.
+    public let capacity: Int
+
+    public init(capacity: Int = 100) { self.capacity = max(0, capacity) }
+
+    /// Adds a finished comparison.
+    public func add(_ record: ComparisonRecord) {
+        let key = "\(record.clusters.old)->\(record.clusters.new)"
+        state.withLock { s in
+            s.total += 1
+            let divergent = record.divergent
+            if divergent { s.divergent += 1 }
+            let fallback = record.servedBy == "old"
+            if fallback { s.fallbacks += 1 }
+            var pair = s.pairs[key] ?? (0, 0, 0)
+            pair.compared += 1
+            if divergent { pair.divergent += 1 }
+            if fallback { pair.fallbacks += 1 }
+            s.pairs[key] = pair
+            guard capacity > 0 else { return }
+            if s.ring.count < capacity {
+                s.ring.append(record)
+            } else {
+                s.ring[s.next] = record
+            }
+            s.next = (s.next + 1) % capacity
+        }
+    }
+
+    /// Totals and the kept records, newest first.
+    public func snapshot() -> (total: Int, divergent: Int, fallbacks: Int, recent: [ComparisonRecord], pairs: [String: (compared: Int, divergent: Int, fallbacks: Int)]) {
+        state.withLock { s in
+            var recent: [ComparisonRecord] = []
+            if s.ring.count < capacity || capacity == 0 {
+                recent = s.ring.reversed()
+            } else {
+                for i in 0..<capacity { recent.append(s.ring[(s.next - 1 - i + capacity * 2) % capacity]) }
+            }
+            return (s.total, s.divergent, s.fallbacks, recent, s.pairs)
+        }
+    }
+}
