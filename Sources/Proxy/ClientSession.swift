@@ -295,6 +295,10 @@ final class ClientSession: EventHandler, DeadlineHandler {
         var flow = BodyFlow(framing: request.framing)
         HeadWriter.appendRequest(request, source: buffer.readable, clientAddress: clientAddress,
                                  tunnel: request.upgrade, to: &flow.prefix)
+        if !request.headers.contains(where: { $0.kind == .host }), let link = backend, flow.prefix.count >= 2 {
+            // An HTTP/1.0 request may come without Host; it leaves as HTTP/1.1, which needs one.
+            flow.prefix.insert(contentsOf: Array("Host: \(worker.backends[link.backendID].address)\r\n".utf8), at: flow.prefix.count - 2)
+        }
         if let shadow { flow.mirror(to: shadow.fd) }
         // The head stays in the buffer until the connection is up (a failed connect sent
         // nothing, so the request can go elsewhere) and, for bodiless requests, until the

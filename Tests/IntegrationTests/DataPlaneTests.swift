@@ -181,6 +181,7 @@ struct DataPlaneTests {
         try plain.send("GET / HTTP/1.0\r\n\r\n")
         let r1 = try plain.readResponse()
         #expect(r1.status == 200 && r1.header("Connection") == "close")
+        #expect(backend.requests.first?.header("Host") == "127.0.0.1:\(backend.port)", "a Host is supplied for HTTP/1.1")
         #expect(plain.isClosedByPeer())
         let keep = try ClientConnection(port: proxy.port)
         try keep.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
