@@ -142,6 +142,11 @@ public final class EventLoop: @unchecked Sendable {
             runOnce(timeoutMillis: 100)
         }
         drainMailbox()
+        // Handlers refer back to the loop; forgetting them breaks those cycles so that
+        // everything is released when the owners let go.
+        slots.removeAll()
+        sweepList.removeAll()
+        timers.removeAll()
     }
 
     /// One turn: wait for events (at most `timeoutMillis`), dispatch them, run queued tasks, sweep deadlines.

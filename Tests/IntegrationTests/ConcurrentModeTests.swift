@@ -161,13 +161,21 @@ struct ConcurrentModeTests {
         let base = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ ($0 >> 9)) }
         var changed = base
         changed[2_000_123] ^= 0x20
-        let body = [base, changed]
-        let backends = try (0..<2).map { i in
-            try TestBackend { _, socket in
-                try TestBackend.respond(socket, body: body[i])
-                return true
-            }
+        // The previous version starts answering first, so the drained response begins ahead
+        // of the served one and paces itself to it (the lock-step case this test is about).
+        let oldStarted = Atomic<Bool>(false)
+        let old = try TestBackend { _, socket in
+            try socket.send(Array("HTTP/1.1 200 OK\r\nContent-Length: \(size)\r\n\r\n".utf8) + base[0..<65536])
+            oldStarted.store(true, ordering: .relaxed)
+            try socket.send(Array(base[65536...]))
+            return true
         }
+        let new = try TestBackend { _, socket in
+            try waitUntil("the previous version to start answering") { oldStarted.load(ordering: .relaxed) }
+            try TestBackend.respond(socket, body: changed)
+            return true
+        }
+        let backends = [old, new]
         let proxy = try start(old: backends[0].port, new: backends[1].port)
         defer { proxy.stop(); backends.forEach { $0.stop() } }
         // A client that reads at a bounded rate, as real clients do: the previous version
@@ -199,7 +207,9 @@ struct ConcurrentModeTests {
         let after = proxy.residentBytes()
         #expect(rc == 0)
         #expect(out.split(separator: " ").first.map(String.init) == sha)
-        #expect(after - before < 16 << 20, "RSS grew from \(before) to \(after)")
+        if !underSanitizer {   // the sanitizers' own bookkeeping grows RSS
+            #expect(after - before < 16 << 20, "RSS grew from \(before) to \(after)")
+        }
         let c = try waitForComparisons(proxy, 1)
         let first = try #require((c["recent"] as? [[String: Any]])?.first)
         #expect(first["bodyDigestEqual"] as? Bool == true)

@@ -49,7 +49,9 @@ struct LargeBodyTests {
         let after = proxy.residentBytes()
         #expect(rc == 0)
         #expect(out.split(separator: " ").first.map(String.init) == sha)
-        #expect(after - before < 16 << 20, "RSS grew from \(before) to \(after)")
+        if !underSanitizer {   // the sanitizers' own bookkeeping grows RSS
+            #expect(after - before < 16 << 20, "RSS grew from \(before) to \(after)")
+        }
     }
 
     @Test("an 8 MiB chunked upload arrives byte-exact")

@@ -203,3 +203,11 @@ func withSignalsUnblocked(_ command: [String]) -> (executable: String, arguments
     let script = "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); os.execvp(sys.argv[1], sys.argv[1:])"
     return ("/usr/bin/env", ["python3", "-c", script] + command)
 }
+
+/// True when the tests (and so the proxy built with them) run under AddressSanitizer or
+/// ThreadSanitizer, whose shadow memory makes RSS checks meaningless.
+let underSanitizer: Bool = {
+    let handle = dlopen(nil, RTLD_NOW)
+    defer { dlclose(handle) }
+    return dlsym(handle, "__asan_init") != nil || dlsym(handle, "__tsan_init") != nil
+}()
