@@ -60,6 +60,9 @@ final class ClientSession: EventHandler, DeadlineHandler {
     /// Head bytes left in the buffer until the response begins (bodiless requests), so a
     /// request that met a dead pooled connection can be sent again.
     private var headHeldInBuffer = 0
+    /// An absolute-form target (`http://host/path`) is forwarded in origin form with the
+    /// authority as Host (RFC 9112 3.2.2).
+    private var absoluteTarget: (authority: String, path: String)?
     private var setCookies: [UInt8] = []
     private var exchangeStart: UInt64 = 0
     private var attempts = 0
@@ -240,6 +243,10 @@ final class ClientSession: EventHandler, DeadlineHandler {
         closeAfterExchange = !request.keepAlive || worker.draining
         state = .exchange
         guard let buffer else { return }
+        if let refusal = checkTarget(buffer.readable) {
+            reject(status: refusal.status, message: refusal.message, offset: request.targetRange.lowerBound)
+            return
+        }
         setCookies.removeAll(keepingCapacity: true)
         guard let choice = worker.route(request: request, source: buffer.readable, cookies: &setCookies) else {
             worker.counters.add(ProxyCounter.rejected + 2)
@@ -260,6 +267,32 @@ final class ClientSession: EventHandler, DeadlineHandler {
                                            clusters: (mirror.cluster.spec.uuid, choice.cluster.spec.uuid), start: exchangeStart)
         }
         connect(backendID: choice.backendID)
+    }
+
+    /// Accepts origin-form targets, `*` with OPTIONS, and absolute-form `http(s)://authority/path`
+    /// (remembered for rewriting); refuses CONNECT and anything else. Nil when acceptable.
+    private func checkTarget(_ source: UnsafeRawBufferPointer) -> (status: Int, message: String)? {
+        absoluteTarget = nil
+        if request.method == .connect { return (501, "CONNECT is not supported by this reverse proxy") }
+        let target = source[request.targetRange]
+        guard let first = target.first else { return (400, "empty request target") }
+        if first == UInt8(ascii: "/") { return nil }
+        if target.count == 1 && first == UInt8(ascii: "*") {
+            return request.method == .options ? nil : (400, "the asterisk target is only valid with OPTIONS")
+        }
+        let text = String(decoding: target, as: UTF8.self)
+        let lower = text.lowercased()
+        for scheme in ["http://", "https://"] where lower.hasPrefix(scheme) {
+            let rest = text.dropFirst(scheme.count)
+            let end = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+            let authority = String(rest[..<end])
+            guard !authority.isEmpty, !authority.contains("@") else { return (400, "invalid authority in the request target") }
+            var path = String(rest[end...])
+            if path.isEmpty || path.first == "?" { path = "/" + path }
+            absoluteTarget = (authority, path)
+            return nil
+        }
+        return (400, "request target must be an absolute path, an absolute URI or *")
     }
 
     /// Takes a pooled connection or starts a connect, then prepares the request flow.
@@ -295,7 +328,9 @@ final class ClientSession: EventHandler, DeadlineHandler {
         var flow = BodyFlow(framing: request.framing)
         HeadWriter.appendRequest(request, source: buffer.readable, clientAddress: clientAddress,
                                  tunnel: request.upgrade, to: &flow.prefix)
-        if !request.headers.contains(where: { $0.kind == .host }), let link = backend, flow.prefix.count >= 2 {
+        if let absolute = absoluteTarget {
+            rewriteAbsoluteTarget(absolute, in: &flow.prefix)
+        } else if !request.headers.contains(where: { $0.kind == .host }), let link = backend, flow.prefix.count >= 2 {
             // An HTTP/1.0 request may come without Host; it leaves as HTTP/1.1, which needs one.
             flow.prefix.insert(contentsOf: Array("Host: \(worker.backends[link.backendID].address)\r\n".utf8), at: flow.prefix.count - 2)
         }
@@ -306,6 +341,25 @@ final class ClientSession: EventHandler, DeadlineHandler {
         headHeldInBuffer = request.headLength
         requestFlow = flow
         requestDone = false
+    }
+
+    /// Forwarded head for an absolute-form target: origin-form request line, and the
+    /// authority as the only Host (any Host the client sent is replaced).
+    private func rewriteAbsoluteTarget(_ absolute: (authority: String, path: String), in prefix: inout [UInt8]) {
+        guard let lineEnd = prefix.firstIndex(of: 10) else { return }
+        let method = String(decoding: prefix[..<(prefix.firstIndex(of: 32) ?? 0)], as: UTF8.self)
+        var rebuilt = Array("\(method) \(absolute.path) HTTP/1.1\r\nHost: \(absolute.authority)\r\n".utf8)
+        // Copy the header lines except Host.
+        var i = lineEnd + 1
+        while i < prefix.count {
+            let end = prefix[i...].firstIndex(of: 10) ?? (prefix.count - 1)
+            let line = prefix[i...end]
+            if !(line.count >= 5 && String(decoding: line.prefix(5), as: UTF8.self).lowercased() == "host:") {
+                rebuilt.append(contentsOf: line)
+            }
+            i = end + 1
+        }
+        prefix = rebuilt
     }
 
     /// The connect to the current backend failed: mark it down and try another backend

@@ -159,8 +159,9 @@ struct ConcurrentModeTests {
     func oneByteDifference() throws {
         let size = 3 << 20
         let base = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ ($0 >> 9)) }
-        var changed = base
-        changed[2_000_123] ^= 0x20
+        var changedBytes = base
+        changedBytes[2_000_123] ^= 0x20
+        let changed = changedBytes
         // The previous version starts answering first, so the drained response begins ahead
         // of the served one and paces itself to it (the lock-step case this test is about).
         let oldStarted = Atomic<Bool>(false)

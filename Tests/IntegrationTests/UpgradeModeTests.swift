@@ -75,8 +75,8 @@ struct UpgradeModeTests {
             #expect(cookie("dynsoftup", in: r) == (r.bodyText == "new\n" ? "new" : "old"))
         }
         #expect(transitionIDs.count == 50)
-        let status = try proxy.api("GET", "/status").1
-        #expect(status.contains("\"gradualThreshold\":100"))
+        // The last exchange's success is counted just after its response left.
+        try waitUntil("the threshold to reach 100") { try proxy.api("GET", "/status").1.contains("\"gradualThreshold\":100") }
         // Now every client, old or new, is on the new version, and keeps its id.
         let returning = try ClientConnection(port: proxy.port)
         let id = transitionIDs.first!

@@ -207,7 +207,7 @@ func withSignalsUnblocked(_ command: [String]) -> (executable: String, arguments
 /// True when the tests (and so the proxy built with them) run under AddressSanitizer or
 /// ThreadSanitizer, whose shadow memory makes RSS checks meaningless.
 let underSanitizer: Bool = {
-    let handle = dlopen(nil, RTLD_NOW)
+    guard let handle = dlopen(nil, RTLD_NOW) else { return false }
     defer { dlclose(handle) }
     return dlsym(handle, "__asan_init") != nil || dlsym(handle, "__tsan_init") != nil
 }()
