@@ -310,6 +310,40 @@ struct HostileInputTests {
         #expect(!proxy.log.contains("fatal"), "proxy log: \(proxy.log.suffix(2000))")
     }
 
+    @Test("bytes a backend sends beyond its response never become the next client's response")
+    func responseQueuePoisoning() throws {
+        let poison = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npoison"
+        let backend = try TestBackend { request, socket in
+            switch request.target {
+            case "/extra":      // a body longer than its Content-Length
+                try socket.send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello" + poison)
+            case "/head-body":  // a body after a response to HEAD
+                try socket.send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello" + poison)
+            case "/204-body":   // a body after a 204
+                try socket.send("HTTP/1.1 204 No Content\r\n\r\n" + poison)
+            default:
+                try TestBackend.respond(socket, body: "fine")
+            }
+            return true
+        }
+        let proxy = try ProxyProcess.start(ports: [backend.port])
+        defer { proxy.stop(); backend.stop() }
+        for (method, target) in [("GET", "/extra"), ("HEAD", "/head-body"), ("GET", "/204-body")] {
+            let client = try ClientConnection(port: proxy.port, timeout: 5)
+            try client.send("\(method) \(target) HTTP/1.1\r\nHost: t\r\n\r\n")
+            let first = readOutcome(client.socket, method: method)
+            #expect(first.status != nil, "\(target): \(first)")
+            client.close()
+            // Another client, whose request may go over the pooled backend connection.
+            for i in 0..<3 {
+                let next = try ClientConnection(port: proxy.port, timeout: 5)
+                let r = try next.get("/next/\(i)")
+                #expect(r.bodyText == "fine", "after \(method) \(target): the next client got \(r.status) \(r.bodyText.debugDescription)")
+                next.close()
+            }
+        }
+    }
+
     @Test("slowloris: heads dribbled byte by byte are cut at clientHeadSeconds, and everything is released")
     func slowloris() throws {
         let backend = try TestBackend.named("b1")
