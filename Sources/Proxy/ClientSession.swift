@@ -702,7 +702,8 @@ final class ClientSession: EventHandler, DeadlineHandler {
     /// A pooled connection may have been closed by the backend just before we used it;
     /// a bodiless request that got no response byte is sent again on a new connection.
     private var mayRetryOnFreshConnection: Bool {
-        guard let link = backend, link.reused, !responseStarted, attempts < worker.maxAttempts, shadow == nil else { return false }
+        guard let link = backend, link.reused, !responseStarted, attempts < worker.maxAttempts, shadow == nil,
+              request.method.isIdempotent else { return false }
         if case .none = request.framing { return headHeldInBuffer > 0 }
         return false
     }
