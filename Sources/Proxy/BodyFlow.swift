@@ -232,6 +232,23 @@ struct BodyFlow {
         return try Socket.write(fd, bytes: bytes)
     }
 
+    private enum WriteOutcome { case moved(Int), blocked, failed }
+
+    /// One non-blocking write-side call, with readiness bookkeeping: `EAGAIN` clears
+    /// `ready.writable`; nothing is attempted while it is clear.
+    @inline(__always)
+    private static func attempt(_ ready: inout Readiness, _ call: () throws(SyscallError) -> IOResult<Int>) -> WriteOutcome {
+        guard ready.writable else { return .blocked }
+        do {
+            switch try call() {
+            case .done(let n): return .moved(n)
+            case .wouldBlock: ready.writable = false; return .blocked
+            }
+        } catch {
+            return .failed
+        }
+    }
+
     /// Writes everything pending to the one destination. Nil when all was written.
     private mutating func flush(buffer: ByteBuffer?, destination: Int32, ready: inout Readiness) -> FlowStatus? {
         while true {
@@ -244,22 +261,17 @@ struct BodyFlow {
                     bodyBytesMoved &+= UInt64(forwardable)
                     forwardable = 0
                 }
-                guard ready.writable || destination < 0 else { return .needsDestination }
-                do {
-                    switch try write(destination, prefix[prefixOffset...]) {
-                    case .done(let n):
-                        prefixOffset += n
-                        progressed = true
-                        if prefixOffset == prefix.count {
-                            prefix.removeAll(keepingCapacity: true)
-                            prefixOffset = 0
-                        }
-                    case .wouldBlock:
-                        ready.writable = false
-                        return .needsDestination
+                if destination < 0 { ready.writable = true }
+                switch Self.attempt(&ready, { () throws(SyscallError) in try write(destination, prefix[prefixOffset...]) }) {
+                case .moved(let n):
+                    prefixOffset += n
+                    progressed = true
+                    if prefixOffset == prefix.count {
+                        prefix.removeAll(keepingCapacity: true)
+                        prefixOffset = 0
                     }
-                } catch {
-                    return .failed(.destinationError)
+                case .blocked: return .needsDestination
+                case .failed: return .failed(.destinationError)
                 }
                 continue
             }
@@ -271,36 +283,24 @@ struct BodyFlow {
                     progressed = true
                     continue
                 }
-                guard ready.writable else { return .needsDestination }
-                do {
-                    switch try buffer.write(to: destination, limit: forwardable) {
-                    case .done(let n):
-                        forwardable -= n
-                        bodyBytesMoved &+= UInt64(n)
-                        progressed = true
-                    case .wouldBlock:
-                        ready.writable = false
-                        return .needsDestination
-                    }
-                } catch {
-                    return .failed(.destinationError)
+                switch Self.attempt(&ready, { () throws(SyscallError) in try buffer.write(to: destination, limit: forwardable) }) {
+                case .moved(let n):
+                    forwardable -= n
+                    bodyBytesMoved &+= UInt64(n)
+                    progressed = true
+                case .blocked: return .needsDestination
+                case .failed: return .failed(.destinationError)
                 }
                 continue
             }
             if let pipe, pipe.count > 0 {
-                guard ready.writable else { return .needsDestination }
-                do {
-                    switch try Splice.move(from: pipe.readFD, to: destination, count: pipe.count) {
-                    case .done(let n):
-                        pipe.count -= n
-                        bodyBytesMoved &+= UInt64(n)
-                        progressed = true
-                    case .wouldBlock:
-                        ready.writable = false
-                        return .needsDestination
-                    }
-                } catch {
-                    return .failed(.destinationError)
+                switch Self.attempt(&ready, { () throws(SyscallError) in try Splice.move(from: pipe.readFD, to: destination, count: pipe.count) }) {
+                case .moved(let n):
+                    pipe.count -= n
+                    bodyBytesMoved &+= UInt64(n)
+                    progressed = true
+                case .blocked: return .needsDestination
+                case .failed: return .failed(.destinationError)
                 }
                 continue
             }
@@ -411,14 +411,10 @@ struct BodyFlow {
 
     /// One write: bytes written (0 when it would block, which clears readiness), nil on error.
     private func writeSome(_ fd: Int32, _ bytes: ArraySlice<UInt8>, _ ready: inout Readiness) -> Int? {
-        guard ready.writable else { return 0 }
-        do {
-            switch try Socket.write(fd, bytes: bytes) {
-            case .done(let n): return n
-            case .wouldBlock: ready.writable = false; return 0
-            }
-        } catch {
-            return nil
+        switch Self.attempt(&ready, { () throws(SyscallError) in try Socket.write(fd, bytes: bytes) }) {
+        case .moved(let n): return n
+        case .blocked: return 0
+        case .failed: return nil
         }
     }
 

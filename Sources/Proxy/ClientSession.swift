@@ -304,6 +304,11 @@ final class ClientSession: EventHandler, DeadlineHandler {
             retryElsewhere(failedBackend: backendID)
             return
         }
+        use(link)
+    }
+
+    /// Makes `link` the exchange's backend connection and prepares the request for it.
+    private func use(_ link: BackendLink) {
         backend = link
         prepareRequestFlow()
         if link.connecting {
@@ -643,19 +648,13 @@ final class ClientSession: EventHandler, DeadlineHandler {
         if let b = backend { worker.discardConnection(b) }
         requestFlow?.release(to: worker.pools)
         requestFlow = nil
-        backend = link
         shadow = nil
         shadowCluster = nil
         cluster = oldCluster
         servedSide = 0
         setCookies.removeAll(keepingCapacity: true)
         worker.sessionCookieLine(for: oldCluster, to: &setCookies)
-        prepareRequestFlow()
-        if link.connecting {
-            setDeadline(.connect, after: worker.settings.backendConnectNanos)
-        } else {
-            connectionEstablished()
-        }
+        use(link)
     }
 
     /// The latest version answered 5xx or failed after the whole request reached both
@@ -719,13 +718,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
             retryElsewhere(failedBackend: link.backendID)
             return true
         }
-        backend = fresh
-        prepareRequestFlow()
-        if fresh.connecting {
-            setDeadline(.connect, after: worker.settings.backendConnectNanos)
-        } else {
-            connectionEstablished()
-        }
+        use(fresh)
         return true
     }
 

@@ -57,22 +57,22 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Registers `fd` edge-triggered for reading, writing and hang-ups.
     public func register(_ fd: Int32, handler: EventHandler) throws(SyscallError) {
-        let index = Int(fd)
-        if index >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: max(index + 1 - slots.count, slots.count))) }
-        slots[index].generation &+= 1
-        slots[index].handler = handler
-        let token = UInt64(slots[index].generation) << 32 | UInt64(UInt32(bitPattern: fd))
-        try epoll.add(fd, interest: [.readable, .writable, .readHangup, .edgeTriggered], token: token)
+        try add(fd, handler: handler, interest: [.readable, .writable, .readHangup, .edgeTriggered])
     }
 
     /// Registers `fd` level-triggered for reading only (listeners).
     public func registerListener(_ fd: Int32, handler: EventHandler) throws(SyscallError) {
+        try add(fd, handler: handler, interest: .readable)
+    }
+
+    /// Records the handler under a new generation and adds `fd` to epoll with that token.
+    private func add(_ fd: Int32, handler: EventHandler, interest: EpollEvents) throws(SyscallError) {
         let index = Int(fd)
         if index >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: max(index + 1 - slots.count, slots.count))) }
         slots[index].generation &+= 1
         slots[index].handler = handler
         let token = UInt64(slots[index].generation) << 32 | UInt64(UInt32(bitPattern: fd))
-        try epoll.add(fd, interest: .readable, token: token)
+        try epoll.add(fd, interest: interest, token: token)
     }
 
     /// Changes which handler receives `fd`'s events (a pooled backend connection changing owner).
