@@ -1,3 +1,4 @@
+import Locks
 import Config
 import Observability
 import Proxy
@@ -15,11 +16,11 @@ public final class ClusterRegistry: Sendable {
         var sequence: UInt64 = 0
     }
 
-    private let contents = Mutex(Contents())
+    private let contents = Lock(Contents())
     private let reactors: Int
     private let policy: RollbackPolicy
     /// Where snapshots go (the proxy's publish), set once the data plane exists.
-    private let publisher = Mutex<(@Sendable (Snapshot) -> Void)?>(nil)
+    private let publisher = Lock<(@Sendable (Snapshot) -> Void)?>(nil)
 
     public init(reactors: Int, policy: RollbackPolicy) {
         self.reactors = reactors

@@ -1,3 +1,4 @@
+import Locks
 import Synchronization
 
 /// What one side of a compared exchange answered.
@@ -97,7 +98,7 @@ public final class ComparisonLog: Sendable {
         var next = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
     /// How many records are kept.
     public let capacity: Int
 

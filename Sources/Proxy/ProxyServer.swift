@@ -1,3 +1,4 @@
+import Locks
 import Observability
 import Reactor
 import Synchronization
@@ -12,8 +13,8 @@ public final class ProxyServer: Sendable {
     public let metrics: ProxyMetrics
     /// The port the listeners are bound to (useful after binding port 0).
     public let port: Int
-    private let threads = Mutex<[pthread_t]>([])
-    private let current: Mutex<Snapshot>
+    private let threads = Lock<[pthread_t]>([])
+    private let current: Lock<Snapshot>
     private let settings: ProxySettings
 
     /// Binds one listener per worker (all on the same address) and builds the workers.
@@ -32,7 +33,7 @@ public final class ProxyServer: Sendable {
         port = bound.port
         self.metrics = metrics
         self.settings = settings
-        current = Mutex(snapshot)
+        current = Lock(snapshot)
         var made: [Worker] = []
         for (i, fd) in fds.enumerated() {
             let loop = try EventLoop(id: i)

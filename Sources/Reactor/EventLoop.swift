@@ -1,3 +1,4 @@
+import Locks
 import Syscalls
 import Synchronization
 
@@ -34,7 +35,7 @@ public final class EventLoop: @unchecked Sendable {
     private var epoll: Epoll
     private var slots: [Slot] = []
     private let wakeFD: Int32
-    private let mailbox = Mutex<[@Sendable () -> Void]>([])
+    private let mailbox = Lock<[@Sendable () -> Void]>([])
     private let stopping = Atomic<Bool>(false)
     private var sweepList: [DeadlineHandler] = []
     private var lastSweep: UInt64 = 0

@@ -1,3 +1,4 @@
+import Locks
 import Synchronization
 
 /// Mutable state of one cluster shared by every reactor thread: failed flag,
@@ -16,7 +17,7 @@ public final class ClusterState: Sendable {
     static let tagMask: UInt64 = (1 << 24) - 1
 
     private let failed = Atomic<Bool>(false)
-    private let reason = Mutex<(reason: String, time: Int64)?>(nil)
+    private let reason = Lock<(reason: String, time: Int64)?>(nil)
     private let threshold = Atomic<Int>(0)
 
     /// Window slots. Each packs the bucket number it counts for (its tag)

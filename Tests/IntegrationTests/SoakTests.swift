@@ -19,7 +19,7 @@ struct SoakTests {
         let requests = Atomic<Int>(0)
         let errors = Atomic<Int>(0)
         let apiChanges = Atomic<Int>(0)
-        let firstErrors = Mutex<[String]>([])
+        let firstErrors = Locked<[String]>([])
         let stop = Atomic<Bool>(false)
         let running = Atomic<Int>(0)
         func fail(_ message: String) {

@@ -40,8 +40,8 @@ func switchyardBinary() -> String {
 final class ProxyProcess: @unchecked Sendable {
     let process = Process()
     let configPath: String
-    private let stderrText = Mutex("")
-    private let readerDone = Mutex(false)
+    private let stderrText = Locked("")
+    private let readerDone = Locked(false)
     private(set) var port = 0
     private(set) var adminPort = 0
 

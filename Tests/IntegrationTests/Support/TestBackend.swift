@@ -25,9 +25,9 @@ final class TestBackend: @unchecked Sendable {
     let port: Int
     private let listenFD: Int32
     private let handler: Handler
-    private let recorded = Mutex<[Request]>([])
+    private let recorded = Locked<[Request]>([])
     private let accepted = Atomic<Int>(0)
-    private let open = Mutex<[Int32: BlockingSocket]>([:])
+    private let open = Locked<[Int32: BlockingSocket]>([:])
     private let stopped = Atomic<Bool>(false)
     /// Reads request bodies itself (false: the handler reads them from the socket).
     let readsBodies: Bool
