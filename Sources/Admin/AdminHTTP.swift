@@ -77,10 +77,21 @@ public final class AdminHTTPServer: EventHandler, @unchecked Sendable {
         try loop.registerListener(listenerFD, handler: self)
     }
 
+    private var paused = false
+
     public func handleEvent(fd: Int32, events: EpollEvents) {
         guard fd == listenerFD else { return }
         while true {
-            guard case .done(let (client, _))? = try? Socket.accept(listenerFD) else { return }
+            let accepted: IOResult<(Int32, SocketAddress)>
+            do {
+                accepted = try Socket.accept(listenerFD)
+            } catch {
+                // Out of descriptors (EMFILE/ENFILE): stop listening for a moment rather
+                // than spin on a level-triggered listener we cannot drain.
+                pause()
+                return
+            }
+            guard case .done(let (client, _)) = accepted else { return }
             let connection = AdminConnection(server: self, fd: client)
             connections[client] = connection
             do {
@@ -90,6 +101,16 @@ public final class AdminHTTPServer: EventHandler, @unchecked Sendable {
                 connections[client] = nil
                 Socket.close(client)
             }
+        }
+    }
+
+    private func pause() {
+        guard !paused else { return }
+        paused = true
+        loop.pauseListener(listenerFD)
+        loop.schedule(after: 100_000_000) { [self] in
+            paused = false
+            try? loop.registerListener(listenerFD, handler: self)
         }
     }
 

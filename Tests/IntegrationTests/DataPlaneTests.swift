@@ -298,3 +298,41 @@ struct DataPlaneTests {
         #expect(proxy.stop() == 0)
     }
 }
+
+/// Running out of file descriptors: accepting pauses instead of spinning, existing sessions
+/// keep working, and the proxy recovers when descriptors free up.
+@Suite("Descriptor exhaustion", .serialized)
+struct DescriptorExhaustionTests {
+    @Test("EMFILE on accept: no busy loop, existing clients served, recovery afterwards")
+    func emfile() throws {
+        guard let prlimit = which("prlimit") else {
+            Issue.record("prlimit (util-linux) is not installed")
+            return
+        }
+        let backend = try TestBackend.named("b")
+        defer { backend.stop() }
+        let proxy = try ProxyProcess(config: ProxyProcess.config(clusters: [ProxyProcess.cluster(ports: [backend.port], version: "1.0")]),
+                                     wrapper: [prlimit, "--nofile=64:64", "--"])
+        defer { proxy.stop() }
+        let existing = try ClientConnection(port: proxy.port)
+        #expect(try existing.get("/").status == 200)
+        // Far more connections than descriptors: the kernel completes them (backlog), the
+        // proxy cannot accept them all.
+        var flood: [BlockingSocket] = []
+        for _ in 0..<120 { if let s = try? BlockingSocket(port: proxy.port) { flood.append(s) } }
+        try waitUntil("the proxy to run out of descriptors") { proxy.descriptorCount() >= 60 }
+        let cpuBefore = proxy.cpuSeconds()
+        let wallBefore = Date()
+        // The kept-alive client is still served while accept fails.
+        for _ in 0..<5 { #expect(try existing.get("/").status == 200) }
+        usleep(1_000_000)   // measuring CPU use over an interval, not synchronising
+        let busy = (proxy.cpuSeconds() - cpuBefore) / Date().timeIntervalSince(wallBefore)
+        #expect(busy < 0.3, "the proxy used \(busy) of a core while out of descriptors")
+        #expect(proxy.log.contains("event=accept_paused"))
+        for s in flood { s.close() }
+        try waitUntil("new clients to be served again") {
+            guard let c = try? ClientConnection(port: proxy.port, timeout: 2) else { return false }
+            return (try? c.get("/").status) == 200
+        }
+    }
+}

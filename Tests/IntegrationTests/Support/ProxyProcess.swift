@@ -45,19 +45,31 @@ final class ProxyProcess: @unchecked Sendable {
     private(set) var port = 0
     private(set) var adminPort = 0
 
+    /// The proxy's process id (with a wrapper such as prlimit, which execs it, the same).
     var pid: Int32 { process.processIdentifier }
+
+    /// CPU time (user + system) the process has used, in seconds.
+    func cpuSeconds() -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state is field 3; utime and stime are fields 14 and 15.
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
     /// Everything the process wrote to stderr so far.
     var log: String { stderrText.withLock { $0 } }
 
     /// Starts the proxy with `config` (a JSON object; ports 0 = pick free ones).
-    init(config: [String: Any], arguments: [String] = ["--workers", "1", "--log-level", "INFO"]) throws {
+    init(config: [String: Any], arguments: [String] = ["--workers", "1", "--log-level", "INFO"], wrapper: [String] = []) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         configPath = dir.appendingPathComponent("config.json").path
         let data = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
         try data.write(to: URL(fileURLWithPath: configPath))
-        process.executableURL = URL(fileURLWithPath: switchyardBinary())
-        process.arguments = ["--config", configPath] + arguments
+        let command = wrapper + [switchyardBinary(), "--config", configPath] + arguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice
