@@ -233,31 +233,37 @@ public final class AdminAPI: Sendable {
             out += "switchyard_request_duration_seconds_sum{\(l)} \(Double(c.metrics.sum(ClusterCounter.latencySumMicros)) / 1e6)\n"
             out += "switchyard_request_duration_seconds_count{\(l)} \(cumulative)\n"
         }
-        family("switchyard_rollbacks_total", "counter", "Clusters marked failed, sending traffic back to the previous version.")
-        out += "switchyard_rollbacks_total \(metrics.rollbacks.load(ordering: .relaxed))\n"
-        family("switchyard_active_sessions", "gauge", "Open client connections.")
-        out += "switchyard_active_sessions \(metrics.sum(ProxyCounter.activeSessions))\n"
-        family("switchyard_client_connections_total", "counter", "Client connections accepted.")
-        out += "switchyard_client_connections_total \(metrics.sum(ProxyCounter.clientConnections))\n"
-        family("switchyard_backend_connections_opened_total", "counter", "Backend connections opened.")
-        out += "switchyard_backend_connections_opened_total \(metrics.sum(ProxyCounter.backendConnectionsOpened))\n"
-        family("switchyard_backend_connections_reused_total", "counter", "Exchanges that reused a pooled backend connection.")
-        out += "switchyard_backend_connections_reused_total \(metrics.sum(ProxyCounter.pooledReuses))\n"
-        family("switchyard_pipes_in_use", "gauge", "Kernel pipes held by bodies in flight.")
-        out += "switchyard_pipes_in_use \(metrics.sum(ProxyCounter.pipesInUse))\n"
-        family("switchyard_accept_pauses_total", "counter", "Times accepting paused because descriptors ran out.")
-        out += "switchyard_accept_pauses_total \(metrics.sum(ProxyCounter.acceptPauses))\n"
+        let processWide: [(name: String, type: String, help: String, value: Int)] = [
+            ("switchyard_rollbacks_total", "counter", "Clusters marked failed, sending traffic back to the previous version.",
+             metrics.rollbacks.load(ordering: .relaxed)),
+            ("switchyard_active_sessions", "gauge", "Open client connections.", metrics.sum(ProxyCounter.activeSessions)),
+            ("switchyard_client_connections_total", "counter", "Client connections accepted.", metrics.sum(ProxyCounter.clientConnections)),
+            ("switchyard_backend_connections_opened_total", "counter", "Backend connections opened.",
+             metrics.sum(ProxyCounter.backendConnectionsOpened)),
+            ("switchyard_backend_connections_reused_total", "counter", "Exchanges that reused a pooled backend connection.",
+             metrics.sum(ProxyCounter.pooledReuses)),
+            ("switchyard_pipes_in_use", "gauge", "Kernel pipes held by bodies in flight.", metrics.sum(ProxyCounter.pipesInUse)),
+            ("switchyard_accept_pauses_total", "counter", "Times accepting paused because descriptors ran out.",
+             metrics.sum(ProxyCounter.acceptPauses)),
+        ]
+        for metric in processWide {
+            family(metric.name, metric.type, metric.help)
+            out += "\(metric.name) \(metric.value)\n"
+        }
         family("switchyard_rejected_requests_total", "counter", "Requests answered with an error by the proxy itself, by status.")
         for (i, status) in ProxyCounter.rejectedStatuses.enumerated() {
             out += "switchyard_rejected_requests_total{status=\"\(status)\"} \(metrics.sum(ProxyCounter.rejected + i))\n"
         }
-        let compared = comparisons.snapshot().pairs
-        family("switchyard_concurrent_compared_total", "counter", "CONCURRENT exchanges compared, by cluster pair (old->new).")
-        for (pair, v) in compared.sorted(by: { $0.key < $1.key }) { out += "switchyard_concurrent_compared_total{pair=\"\(escape(pair))\"} \(v.compared)\n" }
-        family("switchyard_concurrent_divergent_total", "counter", "CONCURRENT exchanges whose two responses differed.")
-        for (pair, v) in compared.sorted(by: { $0.key < $1.key }) { out += "switchyard_concurrent_divergent_total{pair=\"\(escape(pair))\"} \(v.divergent)\n" }
-        family("switchyard_concurrent_fallbacks_total", "counter", "CONCURRENT exchanges served by the previous version.")
-        for (pair, v) in compared.sorted(by: { $0.key < $1.key }) { out += "switchyard_concurrent_fallbacks_total{pair=\"\(escape(pair))\"} \(v.fallbacks)\n" }
+        let compared = comparisons.snapshot().pairs.sorted { $0.key < $1.key }
+        let pairFamilies: [(name: String, help: String, value: ((compared: Int, divergent: Int, fallbacks: Int)) -> Int)] = [
+            ("switchyard_concurrent_compared_total", "CONCURRENT exchanges compared, by cluster pair (old->new).", { $0.compared }),
+            ("switchyard_concurrent_divergent_total", "CONCURRENT exchanges whose two responses differed.", { $0.divergent }),
+            ("switchyard_concurrent_fallbacks_total", "CONCURRENT exchanges served by the previous version.", { $0.fallbacks }),
+        ]
+        for metric in pairFamilies {
+            family(metric.name, "counter", metric.help)
+            for (pair, v) in compared { out += "\(metric.name){pair=\"\(escape(pair))\"} \(metric.value(v))\n" }
+        }
         family("switchyard_snapshot_generation", "gauge", "Generation of the published cluster snapshot.")
         out += "switchyard_snapshot_generation \(snapshot.generation)\n"
         return out
