@@ -34,48 +34,54 @@ final class ClientSession: EventHandler, DeadlineHandler {
     let clientAddress: String
     var sweepIndex = -1
 
-    private(set) var state = State.readingHead
-    private var client = Readiness()
-    private var buffer: ByteBuffer?
-    private var parser: HeadParser
-    private var request = RequestHead()
+    var state = State.readingHead
+    var client = Readiness()
+    var buffer: ByteBuffer?
+    var parser: HeadParser
+    var request = RequestHead()
 
-    private var deadline: UInt64 = 0
-    private var deadlineKind = DeadlineKind.idle
+    var deadline: UInt64 = 0
+    var deadlineKind = DeadlineKind.idle
 
     // The exchange in flight.
-    private var cluster: ClusterRuntime?
-    private var backend: BackendLink?
-    private var backendBuffer: ByteBuffer?
-    private var responseParser: HeadParser
-    private var response = ResponseHead()
-    private var requestFlow: BodyFlow?
-    private var responseFlow: BodyFlow?
-    private var requestDone = false
-    private var responseDone = false
-    private var responseStarted = false
-    private var interimResponse = false
-    private var upgradeAccepted = false
-    private var closeAfterExchange = false
+    var cluster: ClusterRuntime?
+    var backend: BackendLink?
+    var backendBuffer: ByteBuffer?
+    var responseParser: HeadParser
+    var response = ResponseHead()
+    var requestFlow: BodyFlow?
+    var responseFlow: BodyFlow?
+    var requestDone = false
+    var responseDone = false
+    var responseStarted = false
+    var interimResponse = false
+    var upgradeAccepted = false
+    var closeAfterExchange = false
     /// Head bytes left in the buffer until the response begins (bodiless requests), so a
     /// request that met a dead pooled connection can be sent again.
-    private var headHeldInBuffer = 0
+    var headHeldInBuffer = 0
     /// An absolute-form target (`http://host/path`) is forwarded in origin form with the
     /// authority as Host (RFC 9112 3.2.2).
-    private var absoluteTarget: (authority: String, path: String)?
-    private var setCookies: [UInt8] = []
-    private var exchangeStart: UInt64 = 0
-    private var attempts = 0
-    private var status = 0
+    var absoluteTarget: (authority: String, path: String)?
+    var setCookies: [UInt8] = []
+    var exchangeStart: UInt64 = 0
+    var attempts = 0
+    var status = 0
 
     // CONCURRENT: the previous version's connection and the comparison of both answers.
-    private var shadow: BackendLink?
-    private var shadowCluster: ClusterRuntime?
-    private var comparison: PendingComparison?
+    var shadow: BackendLink?
+    var shadowCluster: ClusterRuntime?
+    var comparison: PendingComparison?
     /// Which version's response is served: 1 = the latest, 0 = the previous (after a fallback).
-    private var servedSide = 1
+    var servedSide = 1
     /// The served response was chosen (its head arrived).
-    private var decided = false
+    var decided = false
+
+    // After `101 Switching Protocols`: one flow each way.
+    var upstream: BodyFlow?
+    var downstream: BodyFlow?
+    var upstreamDone = false
+    var downstreamDone = false
 
     init(worker: Worker, fd: Int32, clientAddress: String) {
         self.worker = worker
@@ -142,7 +148,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
     }
 
     @inline(__always)
-    private func setDeadline(_ kind: DeadlineKind, after nanos: UInt64) {
+    func setDeadline(_ kind: DeadlineKind, after nanos: UInt64) {
         deadlineKind = kind
         deadline = worker.loop.now &+ nanos
     }
@@ -169,7 +175,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
     }
 
     /// Reads and parses a request head. Returns true when the state changed.
-    private func stepReadHead() -> Bool {
+    func stepReadHead() -> Bool {
         if let buffer, buffer.readableCount > 0 {
             switch parser.parseRequest(buffer.readable, into: &request) {
             case .complete:
@@ -216,13 +222,13 @@ final class ClientSession: EventHandler, DeadlineHandler {
         }
     }
 
-    private func takeBuffer() -> ByteBuffer {
+    func takeBuffer() -> ByteBuffer {
         let b = worker.pools.takeBuffer()
         buffer = b
         return b
     }
 
-    private func releaseClientBuffer() {
+    func releaseClientBuffer() {
         if let b = buffer, b.readableCount == 0 {
             worker.pools.giveBack(b)
             buffer = nil
@@ -231,7 +237,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
 
     // MARK: Exchange
 
-    private func startExchange() {
+    func startExchange() {
         exchangeStart = worker.loop.now
         attempts = 0
         requestDone = false
@@ -271,7 +277,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
 
     /// Accepts origin-form targets, `*` with OPTIONS, and absolute-form `http(s)://authority/path`
     /// (remembered for rewriting); refuses CONNECT and anything else. Nil when acceptable.
-    private func checkTarget(_ source: UnsafeRawBufferPointer) -> (status: Int, message: String)? {
+    func checkTarget(_ source: UnsafeRawBufferPointer) -> (status: Int, message: String)? {
         absoluteTarget = nil
         if request.method == .connect { return (501, "CONNECT is not supported by this reverse proxy") }
         let target = source[request.targetRange]
@@ -296,7 +302,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
     }
 
     /// Takes a pooled connection or starts a connect, then prepares the request flow.
-    private func connect(backendID: Int) {
+    func connect(backendID: Int) {
         attempts += 1
         guard let link = worker.acquireConnection(backendID: backendID, for: self) else {
             // Immediate failure (refused synchronously, no descriptor): try elsewhere.
@@ -308,7 +314,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
     }
 
     /// Makes `link` the exchange's backend connection and prepares the request for it.
-    private func use(_ link: BackendLink) {
+    func use(_ link: BackendLink) {
         backend = link
         prepareRequestFlow()
         if link.connecting {
@@ -320,7 +326,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
 
     /// The backend connection is usable: a request with a body releases its head from the
     /// buffer so the body that follows it can flow.
-    private func connectionEstablished() {
+    func connectionEstablished() {
         if case .none = request.framing {} else if headHeldInBuffer > 0, let buffer {
             buffer.consume(headHeldInBuffer)
             headHeldInBuffer = 0
@@ -328,7 +334,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
         setDeadline(.response, after: worker.settings.backendResponseNanos)
     }
 
-    private func prepareRequestFlow() {
+    func prepareRequestFlow() {
         guard let buffer else { return }
         var flow = BodyFlow(framing: request.framing)
         HeadWriter.appendRequest(request, source: buffer.readable, clientAddress: clientAddress,
@@ -350,7 +356,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
 
     /// Forwarded head for an absolute-form target: origin-form request line, and the
     /// authority as the only Host (any Host the client sent is replaced).
-    private func rewriteAbsoluteTarget(_ absolute: (authority: String, path: String), in prefix: inout [UInt8]) {
+    func rewriteAbsoluteTarget(_ absolute: (authority: String, path: String), in prefix: inout [UInt8]) {
         guard let lineEnd = prefix.firstIndex(of: 10) else { return }
         let method = String(decoding: prefix[..<(prefix.firstIndex(of: 32) ?? 0)], as: UTF8.self)
         var rebuilt = Array("\(method) \(absolute.path) HTTP/1.1\r\nHost: \(absolute.authority)\r\n".utf8)
@@ -369,13 +375,13 @@ final class ClientSession: EventHandler, DeadlineHandler {
 
     /// The connect to the current backend failed: mark it down and try another backend
     /// of the cluster, then an older cluster.
-    private func connectFailed() {
+    func connectFailed() {
         guard let link = backend else { return }
         dropBackend(reusable: false)
         retryElsewhere(failedBackend: link.backendID)
     }
 
-    private func retryElsewhere(failedBackend: Int) {
+    func retryElsewhere(failedBackend: Int) {
         if let cluster { worker.backendFailed(failedBackend, cluster: cluster) }
         if shadow != nil {
             promoteShadow(reason: "connect failed")
@@ -398,7 +404,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
 
     /// One pass over the exchange: connect completion, request body, response head,
     /// response body. Returns true when the state changed.
-    private func stepExchange() -> Bool {
+    func stepExchange() -> Bool {
         guard state == .exchange else { return true }
         guard var link = backend else { return false }
         if link.connecting {
@@ -511,10 +517,10 @@ final class ClientSession: EventHandler, DeadlineHandler {
         return false
     }
 
-    private enum HeadProgress { case waiting, changed, ready }
+    enum HeadProgress { case waiting, changed, ready }
 
     /// Reads the backend's response head and prepares the response flow.
-    private func readResponseHead() -> HeadProgress {
+    func readResponseHead() -> HeadProgress {
         guard let link = backend, !link.connecting else { return .waiting }
         let rbuf = backendBuffer ?? { let b = worker.pools.takeBuffer(); backendBuffer = b; return b }()
         while true {
@@ -566,7 +572,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
     }
 
     /// The response head is complete: rewrite it and start relaying.
-    private func beginResponse(_ rbuf: ByteBuffer) {
+    func beginResponse(_ rbuf: ByteBuffer) {
         if headHeldInBuffer > 0, let buffer {
             buffer.consume(headHeldInBuffer)
             headHeldInBuffer = 0
@@ -611,288 +617,6 @@ final class ClientSession: EventHandler, DeadlineHandler {
         responseFlow = flow
         setDeadline(.body, after: worker.settings.bodyIdleNanos)
         startShadowDrainIfDecided()
-    }
-
-    // MARK: CONCURRENT
-
-    /// The previous version's answer can still replace the latest's.
-    private var canFallBack: Bool { shadow != nil && requestDone && !responseStarted }
-
-    /// Once the served response is chosen and the request fully sent to both versions, the
-    /// other response is drained on its own (it never holds up this client).
-    private func startShadowDrainIfDecided() {
-        guard decided, requestDone, let link = shadow, let comparison else { return }
-        shadow = nil
-        shadowCluster = nil
-        let drain = ShadowDrain(worker: worker, link: link, buffer: worker.pools.takeBuffer(), side: 1 - servedSide,
-                                comparison: comparison, requestMethod: request.method, parsedHead: nil)
-        worker.startDrain(drain)
-    }
-
-    /// The previous version stopped taking the request: compare nothing, serve the latest.
-    private func abandonShadow(reason: String) {
-        guard let link = shadow else { return }
-        worker.discardConnection(link)
-        shadow = nil
-        shadowCluster = nil
-        comparison?.finish(side: 0, complete: false, failure: reason, now: worker.loop.now, log: worker.settings.comparisons)
-    }
-
-    /// The latest version could not be connected to: nothing was sent anywhere yet, so the
-    /// previous version simply becomes the one the request goes to.
-    private func promoteShadow(reason: String) {
-        guard let link = shadow, let oldCluster = shadowCluster else { return }
-        Log.info("concurrent_fallback", ["client": clientAddress, "reason": reason])
-        comparison?.servedBy = "old"
-        comparison?.finish(side: 1, complete: false, failure: reason, now: worker.loop.now, log: worker.settings.comparisons)
-        if let b = backend { worker.discardConnection(b) }
-        requestFlow?.release(to: worker.pools)
-        requestFlow = nil
-        shadow = nil
-        shadowCluster = nil
-        cluster = oldCluster
-        servedSide = 0
-        setCookies.removeAll(keepingCapacity: true)
-        worker.sessionCookieLine(for: oldCluster, to: &setCookies)
-        use(link)
-    }
-
-    /// The latest version answered 5xx or failed after the whole request reached both
-    /// versions: serve the previous version's response instead. The latest's own response
-    /// (when it has one) is drained for the comparison. Counts toward rollback.
-    private func fallBack(newHeadParsed: Bool, reason: String) {
-        guard let comparison, let newLink = backend, let oldLink = shadow, let oldCluster = shadowCluster, let newCluster = cluster else { return }
-        Log.info("concurrent_fallback", ["client": clientAddress, "reason": reason, "new": newCluster.spec.uuid, "old": oldCluster.spec.uuid])
-        worker.recordOutcome(cluster: newCluster, status: newHeadParsed ? response.status : 502, latencyNanos: worker.loop.now &- exchangeStart)
-        comparison.servedBy = "old"
-        if newHeadParsed, let rbuf = backendBuffer {
-            comparison.noteHead(side: 1, response, source: rbuf.readable, policy: worker.settings.headerPolicy)
-            backendBuffer = nil
-            backend = nil
-            let drain = ShadowDrain(worker: worker, link: newLink, buffer: rbuf, side: 1, comparison: comparison,
-                                    requestMethod: request.method, parsedHead: response)
-            worker.startDrain(drain)
-        } else {
-            comparison.finish(side: 1, complete: false, failure: reason, now: worker.loop.now, log: worker.settings.comparisons)
-            dropBackend(reusable: false)
-        }
-        backend = oldLink
-        shadow = nil
-        shadowCluster = nil
-        cluster = oldCluster
-        servedSide = 0
-        responseParser.reset()
-        response = ResponseHead()
-        setCookies.removeAll(keepingCapacity: true)
-        worker.sessionCookieLine(for: oldCluster, to: &setCookies)
-        setDeadline(.response, after: worker.settings.backendResponseNanos)
-    }
-
-    /// Ends the comparison of an exchange that is over (or abandoned).
-    private func endComparison(servedComplete: Bool, reason: String?) {
-        guard let comparison else { return }
-        comparison.finish(side: servedSide, complete: servedComplete, failure: reason, now: worker.loop.now, log: worker.settings.comparisons)
-        if shadow != nil { abandonShadow(reason: reason ?? "request not fully sent") }
-        self.comparison = nil
-        servedSide = 1
-        decided = false
-    }
-
-    /// A pooled connection may have been closed by the backend just before we used it;
-    /// a bodiless request that got no response byte is sent again on a new connection.
-    private var mayRetryOnFreshConnection: Bool {
-        guard let link = backend, link.reused, !responseStarted, attempts < worker.maxAttempts, shadow == nil,
-              request.method.isIdempotent else { return false }
-        if case .none = request.framing { return headHeldInBuffer > 0 }
-        return false
-    }
-
-    private func retryOnFreshConnection() -> Bool {
-        guard let link = backend else { return false }
-        dropBackend(reusable: false)
-        requestFlow?.release(to: worker.pools)
-        requestFlow = nil
-        responseParser.reset()
-        attempts += 1
-        guard let fresh = worker.connectNew(backendID: link.backendID, for: self) else {
-            retryElsewhere(failedBackend: link.backendID)
-            return true
-        }
-        use(fresh)
-        return true
-    }
-
-    /// Ends the exchange: accounting, connection reuse, next request or close.
-    private func finishExchange() {
-        endComparison(servedComplete: true, reason: requestDone ? nil : "request not fully sent")
-        let latency = worker.loop.now &- exchangeStart
-        if let cluster {
-            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: latency)
-        }
-        let reusable = response.keepAlive && requestDone && (backendBuffer?.readableCount ?? 0) == 0
-            && { if case .untilClose = response.framing { return false }; return true }()
-        dropBackend(reusable: reusable)
-        requestFlow?.release(to: worker.pools)
-        responseFlow?.release(to: worker.pools)
-        requestFlow = nil
-        responseFlow = nil
-        cluster = nil
-        if closeAfterExchange || worker.draining {
-            close()
-            return
-        }
-        state = .readingHead
-        parser.reset()
-        responseParser.reset()
-        setDeadline(.idle, after: worker.settings.clientIdleNanos)
-        if (buffer?.readableCount ?? 0) == 0 { releaseClientBuffer() }
-    }
-
-    /// Gives the backend connection back to the pool (or closes it) and frees the response buffer.
-    private func dropBackend(reusable: Bool) {
-        if let link = backend {
-            if reusable && !link.connecting {
-                worker.releaseConnection(link)
-            } else {
-                worker.discardConnection(link)
-            }
-            backend = nil
-        }
-        if let b = backendBuffer {
-            worker.pools.giveBack(b)
-            backendBuffer = nil
-        }
-    }
-
-    /// The exchange failed before response bytes reached the client: answer with `status`
-    /// and close; after response bytes were sent, just close.
-    private func failExchange(status: Int, message: String, backendFault: Bool) {
-        if backendFault && servedSide == 1 && canFallBack {
-            fallBack(newHeadParsed: false, reason: message)
-            return
-        }
-        endComparison(servedComplete: false, reason: message)
-        if backendFault, let cluster {
-            cluster.metrics.blocks[worker.id].add(ClusterCounter.backendErrors)
-            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: worker.loop.now &- exchangeStart)
-        }
-        requestFlow?.release(to: worker.pools)
-        requestFlow = nil
-        responseFlow?.release(to: worker.pools)
-        responseFlow = nil
-        dropBackend(reusable: false)
-        cluster = nil
-        if responseStarted {
-            close()
-            return
-        }
-        worker.metrics.reject(reactor: worker.id, status: status)
-        Log.info("exchange_failed", ["status": String(status), "client": clientAddress, "reason": message])
-        startClosingWrite(HeadWriter.errorResponse(status: status, message: message))
-    }
-
-    /// Refuses a request the parser rejected (or that timed out): error response, then close.
-    private func reject(status: Int, message: String, offset: Int?) {
-        endComparison(servedComplete: false, reason: message)
-        worker.metrics.reject(reactor: worker.id, status: status)
-        if Log.enabled(.info) {
-            Log.info("request_rejected", ["status": String(status), "client": clientAddress, "reason": message,
-                                          "offset": offset.map(String.init) ?? "-"])
-        }
-        requestFlow?.release(to: worker.pools)
-        requestFlow = nil
-        responseFlow?.release(to: worker.pools)
-        responseFlow = nil
-        dropBackend(reusable: false)
-        startClosingWrite(HeadWriter.errorResponse(status: status, message: message))
-    }
-
-    private func startClosingWrite(_ bytes: [UInt8]) {
-        var flow = BodyFlow(framing: .none)
-        flow.prefix = bytes
-        responseFlow = flow
-        state = .closingAfterWrite
-        setDeadline(.drain, after: 5_000_000_000)
-    }
-
-    private func stepClosing() {
-        guard var flow = responseFlow else { close(); return }
-        var dummy = Readiness()
-        let result = flow.pump(source: fd, sourceReady: &dummy, buffer: nil, destination: fd,
-                               destinationReady: &client, pools: worker.pools)
-        responseFlow = flow
-        switch result {
-        case .needsDestination, .needsSource:
-            return
-        default:
-            // Half-close and let the kernel deliver the response before the FIN; the
-            // rest of whatever the client sends is discarded with the socket.
-            Socket.shutdownWrite(fd)
-            close()
-        }
-    }
-
-    // MARK: Tunnel
-
-    private var upstream: BodyFlow?
-    private var downstream: BodyFlow?
-    private var upstreamDone = false
-    private var downstreamDone = false
-
-    private func startTunnel() {
-        if headHeldInBuffer > 0, let buffer { buffer.consume(headHeldInBuffer); headHeldInBuffer = 0 }
-        requestFlow?.release(to: worker.pools)
-        requestFlow = nil
-        responseFlow?.release(to: worker.pools)
-        responseFlow = nil
-        upstream = BodyFlow(framing: .untilClose)
-        downstream = BodyFlow(framing: .untilClose)
-        state = .tunnel
-        setDeadline(.body, after: worker.settings.clientIdleNanos)
-    }
-
-    private func stepTunnel() -> Bool {
-        guard let link = backend else { close(); return false }
-        var progressed = false
-        if !upstreamDone, var flow = upstream {
-            flow.progressed = false
-            let result = flow.pump(source: fd, sourceReady: &client, buffer: buffer, destination: link.fd,
-                                   destinationReady: &backend!.ready, pools: worker.pools)
-            upstream = flow
-            progressed = progressed || flow.progressed
-            switch result {
-            case .finished:
-                upstreamDone = true
-                Socket.shutdownWrite(link.fd)
-            case .failed:
-                close(); return false
-            default: break
-            }
-        }
-        if !downstreamDone, var flow = downstream {
-            flow.progressed = false
-            var ready = backend!.ready
-            let result = flow.pump(source: link.fd, sourceReady: &ready, buffer: backendBuffer, destination: fd,
-                                   destinationReady: &client, pools: worker.pools)
-            backend?.ready = ready
-            downstream = flow
-            progressed = progressed || flow.progressed
-            switch result {
-            case .finished:
-                downstreamDone = true
-                Socket.shutdownWrite(fd)
-            case .failed:
-                close(); return false
-            default: break
-            }
-        }
-        if progressed { setDeadline(.body, after: worker.settings.clientIdleNanos) }
-        if upstreamDone && downstreamDone {
-            if let cluster { worker.recordOutcome(cluster: cluster, status: 101, latencyNanos: worker.loop.now &- exchangeStart) }
-            cluster = nil
-            close()
-        }
-        return false
     }
 
     // MARK: Closing
