@@ -29,7 +29,9 @@ final class ClientSession: EventHandler, DeadlineHandler {
     /// Which deadline the sweep is checking.
     enum DeadlineKind { case idle, head, connect, response, body, drain }
 
-    unowned let worker: Worker
+    /// The worker owns its sessions and outlives them, so no reference counting is needed
+    /// here (`unowned(unsafe)`: the hot path touches it several times per exchange).
+    unowned(unsafe) let worker: Worker
     let fd: Int32
     let clientAddress: String
     var sweepIndex = -1
@@ -421,25 +423,26 @@ final class ClientSession: EventHandler, DeadlineHandler {
         }
 
         // Request: head and body to the backend.
-        if !requestDone, var flow = requestFlow {
-            flow.progressed = false
+        // Flows are pumped in place (no copy of the struct, so no retain/release per call).
+        if !requestDone, requestFlow != nil {
+            requestFlow!.progressed = false
             let result: FlowStatus
             if shadow != nil {
-                result = flow.pump(source: fd, sourceReady: &client, buffer: buffer, destination: link.fd,
-                                   destinationReady: &backend!.ready, mirrorReady: &shadow!.ready, pools: worker.pools)
-                if !flow.mirrorAlive { abandonShadow(reason: "the previous version failed while receiving the request") }
+                result = requestFlow!.pump(source: fd, sourceReady: &client, buffer: buffer, destination: link.fd,
+                                           destinationReady: &backend!.ready, mirrorReady: &shadow!.ready, pools: worker.pools)
+                if !requestFlow!.mirrorAlive { abandonShadow(reason: "the previous version failed while receiving the request") }
             } else {
-                result = flow.pump(source: fd, sourceReady: &client, buffer: buffer,
-                                   destination: link.fd, destinationReady: &backend!.ready, pools: worker.pools)
+                result = requestFlow!.pump(source: fd, sourceReady: &client, buffer: buffer,
+                                           destination: link.fd, destinationReady: &backend!.ready, pools: worker.pools)
             }
-            requestFlow = flow
+            let progressed = requestFlow!.progressed
             switch result {
             case .finished:
                 requestDone = true
                 if !responseStarted { setDeadline(.response, after: worker.settings.backendResponseNanos) }
                 startShadowDrainIfDecided()
             case .needsSource, .needsDestination:
-                if flow.progressed && !responseStarted { setDeadline(.response, after: worker.settings.bodyIdleNanos) }
+                if progressed && !responseStarted { setDeadline(.response, after: worker.settings.bodyIdleNanos) }
             case .failed(.destinationError):
                 if mayRetryOnFreshConnection { return retryOnFreshConnection() }
                 failExchange(status: 502, message: "backend closed the connection", backendFault: true)
@@ -466,13 +469,11 @@ final class ClientSession: EventHandler, DeadlineHandler {
         }
 
         // Response body to the client.
-        if !responseDone, var flow = responseFlow, let backend {
-            flow.progressed = false
-            var ready = backend.ready
-            let result = flow.pump(source: backend.fd, sourceReady: &ready, buffer: backendBuffer,
-                                   destination: fd, destinationReady: &client, pools: worker.pools)
-            self.backend?.ready = ready
-            responseFlow = flow
+        if !responseDone, responseFlow != nil, let backendFD = backend?.fd {
+            responseFlow!.progressed = false
+            let result = responseFlow!.pump(source: backendFD, sourceReady: &backend!.ready, buffer: backendBuffer,
+                                            destination: fd, destinationReady: &client, pools: worker.pools)
+            let progressed = responseFlow!.progressed
             switch result {
             case .finished:
                 if interimResponse {
@@ -487,7 +488,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
                 }
                 responseDone = true
             case .needsSource, .needsDestination:
-                if flow.progressed { setDeadline(.body, after: worker.settings.bodyIdleNanos) }
+                if progressed { setDeadline(.body, after: worker.settings.bodyIdleNanos) }
                 return false
             case .failed(.destinationError):
                 close()
@@ -495,7 +496,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
             case .failed:
                 // The backend died or sent bad framing mid-body: the client must not take a
                 // short body for a complete one, so its connection is closed.
-                Log.info("backend_body_aborted", ["backend": worker.backends[backend.backendID].address.description])
+                if let backend { Log.info("backend_body_aborted", ["backend": worker.backends[backend.backendID].address.description]) }
                 cluster?.metrics.blocks[worker.id].add(ClusterCounter.backendErrors)
                 close()
                 return false
