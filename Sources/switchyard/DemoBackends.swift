@@ -40,8 +40,12 @@ final class DemoBackends: Sendable {
     }
 
     /// `GET /` answers with the version and backend; `/status/NNN` answers with that status
-    /// (to try rollback); `/echo` returns the request body.
+    /// (to try rollback); `/flaky` fails with 500 on version 2.0 only (to watch CONCURRENT
+    /// fall back to 1.0); `/echo` returns the request body.
     static func respond(_ request: AdminRequest, version: String, backend: String) -> AdminResponse {
+        if request.path == "/flaky" && version == "2.0" {
+            return .text(500, "version 2.0 fails on /flaky (backend \(backend))")
+        }
         if request.path.hasPrefix("/status/"), let code = Int(request.path.dropFirst(8)), (200...599).contains(code) {
             return .text(code, "version \(version) answered \(code) (backend \(backend))")
         }
@@ -85,6 +89,8 @@ final class DemoBackends: Sendable {
           curl -i http://127.0.0.1:\(proxyPort)/                       # see Set-Cookie and the version
           curl -s http://127.0.0.1:\(adminPort)/status                 # clusters, state, thresholds
           curl -s http://127.0.0.1:\(adminPort)/metrics                # Prometheus metrics
+          curl -i http://127.0.0.1:\(proxyPort)/flaky                  # 2.0 fails here: CONCURRENT serves 1.0's answer
+          curl -s http://127.0.0.1:\(adminPort)/comparisons            # CONCURRENT: what differed
           curl -i -X DELETE \(api)/<uuid>                  # remove a version
 
         Stop with Ctrl-C.
