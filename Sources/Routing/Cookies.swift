@@ -103,13 +103,19 @@ public func httpDate(unixSeconds: Int64) -> String {
     out += " "
     appendPadded(&out, year, width: 4)
     out += " "
-    appendPadded(&out, Int64(sod / 3600), width: 2)
-    out += ":"
-    appendPadded(&out, Int64(sod / 60 % 60), width: 2)
-    out += ":"
-    appendPadded(&out, Int64(sod % 60), width: 2)
+    appendClock(&out, secondsOfDay: sod)
     out += " GMT"
     return out
+}
+
+/// Appends `HH:MM:SS` for a number of seconds since midnight.
+private func appendClock(_ out: inout String, secondsOfDay seconds: Int) {
+    let sod = Int64(seconds)
+    appendPadded(&out, sod / 3600, width: 2)
+    out += ":"
+    appendPadded(&out, sod / 60 % 60, width: 2)
+    out += ":"
+    appendPadded(&out, sod % 60, width: 2)
 }
 
 /// RFC 3339 / ISO 8601 UTC timestamp (`"1994-11-06T08:49:37Z"`) for unix seconds.
@@ -124,11 +130,7 @@ public func iso8601(unixSeconds: Int64) -> String {
     out += "-"
     appendPadded(&out, Int64(day), width: 2)
     out += "T"
-    appendPadded(&out, Int64(sod / 3600), width: 2)
-    out += ":"
-    appendPadded(&out, Int64(sod / 60 % 60), width: 2)
-    out += ":"
-    appendPadded(&out, Int64(sod % 60), width: 2)
+    appendClock(&out, secondsOfDay: sod)
     out += "Z"
     return out
 }
