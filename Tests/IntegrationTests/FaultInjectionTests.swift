@@ -180,17 +180,8 @@ struct FaultInjectionTests {
 
     @Test("a client that stalls mid-upload: both sides are closed after bodyIdleSeconds")
     func clientStallsMidUpload() throws {
-        let backendDone = Atomic<Int>(-1)
-        let backend = try TestBackend(readsBodies: false) { request, socket in
-            guard request.target == "/upload" else { return try FaultInjectionTests.standardAnswer(request, socket) }
-            var received = 0
-            while true {
-                guard let data = try? socket.receiveSome(), !data.isEmpty else { break }
-                received += data.count
-            }
-            backendDone.store(received, ordering: .relaxed)
-            return false
-        }
+        let backendDone = Locked(-1)
+        let backend = try uploadCountingBackend(done: backendDone)
         let proxy = try ProxyProcess.start(ports: [backend.port], timeouts: ["bodyIdleSeconds": 1])
         defer { proxy.stop(); backend.stop() }
         _ = try ClientConnection(port: proxy.port).get("/warm")
@@ -198,10 +189,10 @@ struct FaultInjectionTests {
         let client = try ClientConnection(port: proxy.port, timeout: 10)
         let started = Date()
         try client.send(Array("PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n".utf8) + patternBytes(5000))
-        try waitUntil("the backend connection to be closed", timeout: 6) { backendDone.load(ordering: .relaxed) >= 0 }
+        try waitUntil("the backend connection to be closed", timeout: 6) { backendDone.withLock { $0 } >= 0 }
         let elapsed = Date().timeIntervalSince(started)
         #expect(elapsed >= 0.9 && elapsed < 5, "backend connection closed after \(elapsed)s")
-        #expect(backendDone.load(ordering: .relaxed) == 5000)
+        #expect(backendDone.withLock { $0 } == 5000)
         // The client gets 408 (or just a close): either way its connection ends.
         let outcome = readOutcome(client.socket)
         switch outcome {
@@ -217,17 +208,8 @@ struct FaultInjectionTests {
     @Test("a client that vanishes mid-upload: the backend connection is dropped at once, resources released",
           arguments: [false, true])
     func clientVanishesMidUpload(reset: Bool) throws {
-        let backendDone = Atomic<Int>(-1)
-        let backend = try TestBackend(readsBodies: false) { request, socket in
-            guard request.target == "/upload" else { return try FaultInjectionTests.standardAnswer(request, socket) }
-            var received = 0
-            while true {
-                guard let data = try? socket.receiveSome(), !data.isEmpty else { break }
-                received += data.count
-            }
-            backendDone.store(received, ordering: .relaxed)
-            return false
-        }
+        let backendDone = Locked(-1)
+        let backend = try uploadCountingBackend(done: backendDone)
         let proxy = try ProxyProcess.start(ports: [backend.port])
         defer { proxy.stop(); backend.stop() }
         let warm = try ClientConnection(port: proxy.port)
@@ -241,14 +223,14 @@ struct FaultInjectionTests {
         try client.send(Array("PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Length: \(64 << 20)\r\n\r\n".utf8))
         let chunk = patternBytes(1 << 20)
         for _ in 0..<(sent >> 20) { try client.send(chunk) }
-        try waitUntil("the upload to be in flight", timeout: 10) { (try proxy.metric("switchyard_pipes_in_use") ?? 0) >= 1 || backendDone.load(ordering: .relaxed) >= 0 }
+        try waitUntil("the upload to be in flight", timeout: 10) { (try proxy.metric("switchyard_pipes_in_use") ?? 0) >= 1 || backendDone.withLock { $0 } >= 0 }
         if reset { client.socket.resetOnClose() }
         let vanished = Date()
         client.close()
         // "At once": the proxy needs no timer to notice, so well under any configured timeout.
-        try waitUntil("the backend connection to be dropped", timeout: 5) { backendDone.load(ordering: .relaxed) >= 0 }
+        try waitUntil("the backend connection to be dropped", timeout: 5) { backendDone.withLock { $0 } >= 0 }
         #expect(Date().timeIntervalSince(vanished) < 3)
-        #expect(backendDone.load(ordering: .relaxed) <= sent)
+        #expect(backendDone.withLock { $0 } <= sent)
         try proxy.waitUntilReleased(descriptors: baseline, timeout: 5, "after a vanished uploader")
         #expect(try ClientConnection(port: proxy.port).get("/ok").status == 200)
     }
@@ -348,5 +330,20 @@ struct FaultInjectionTests {
         #expect(elapsed >= 0.9 && elapsed < 4, "idle connection closed after \(elapsed)s")
         client.close()
         try proxy.waitUntilReleased(descriptors: baseline + 1, "after an idle client")   // + the pooled backend connection
+    }
+}
+
+/// A backend that, for `PUT /upload`, reads until the proxy closes the connection and then
+/// stores how many body bytes arrived in `done` (other requests get the standard answer).
+func uploadCountingBackend(done: Locked<Int>) throws -> TestBackend {
+    try TestBackend(readsBodies: false) { request, socket in
+        guard request.target == "/upload" else { return try FaultInjectionTests.standardAnswer(request, socket) }
+        var received = 0
+        while true {
+            guard let data = try? socket.receiveSome(), !data.isEmpty else { break }
+            received += data.count
+        }
+        done.withLock { $0 = received }
+        return false
     }
 }
