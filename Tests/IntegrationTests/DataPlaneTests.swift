@@ -1,3 +1,4 @@
+import Glibc
 import Foundation
 import Synchronization
 import Testing
@@ -207,6 +208,39 @@ struct DataPlaneTests {
         }
         #expect(names["a\n", default: 0] >= 8 && names["b\n", default: 0] >= 8, "\(names)")
         #expect(proxy.log.contains("event=backend_down"))
+    }
+
+    @Test("a backend whose connect hangs is given up after backendConnectSeconds; the next one answers")
+    func connectTimeout() throws {
+        // A listener whose accept queue is full: further SYNs are dropped, so connects hang.
+        let hanging = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { Glibc.close(hanging) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(hanging, $0, len) } }
+        listen(hanging, 0)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(hanging, $0, &len) } }
+        let hangingPort = Int(UInt16(bigEndian: addr.sin_port))
+        var fillers: [Int32] = []
+        defer { fillers.forEach { Glibc.close($0) } }
+        for _ in 0..<4 {   // fill the queue (non-blocking connects; the later ones stay pending)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, len) } }
+            fillers.append(fd)
+        }
+        let good = try TestBackend.named("good")
+        let proxy = try ProxyProcess(config: ProxyProcess.config(
+            clusters: [ProxyProcess.cluster(ports: [hangingPort, good.port], version: "1.0")],
+            extra: ["proxy": ["hostname": "127.0.0.1", "port": 0, "timeouts": ["backendConnectSeconds": 0.3]]]))
+        defer { proxy.stop(); good.stop() }
+        let client = try ClientConnection(port: proxy.port)
+        for _ in 0..<4 {
+            let r = try client.get("/")
+            #expect(r.status == 200 && r.bodyText == "good\n")
+        }
+        #expect(proxy.log.contains("event=backend_connect_timeout"))
     }
 
     @Test("no reachable backend: 502 with a body, never an empty reply")
