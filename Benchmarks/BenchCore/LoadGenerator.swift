@@ -475,18 +475,22 @@ final class ClientConnection: EventHandler {
         }
     }
 
+    /// Runs one read-side call; a failure counts as a read error and reconnects (nil).
+    private func readStep(_ call: () throws(SyscallError) -> IOResult<Int>) -> IOResult<Int>? {
+        do {
+            return try call()
+        } catch {
+            worker.errors.read += 1
+            reconnect(backoff: false)
+            return nil
+        }
+    }
+
     /// Reads until the socket is empty, parsing as bytes arrive.
     func readAvailable() {
         while fd >= 0 {
             if skip >= Self.discardThreshold && buffer.readableCount == 0 && (reading == .length || reading == .chunked) {
-                let result: IOResult<Int>
-                do {
-                    result = try discard(min(skip, 1 << 22))
-                } catch {
-                    worker.errors.read += 1
-                    reconnect(backoff: false)
-                    return
-                }
+                guard let result = readStep({ () throws(SyscallError) in try discard(min(skip, 1 << 22)) }) else { return }
                 switch result {
                 case .wouldBlock: return
                 case .done(0): endOfStream(); return
@@ -505,14 +509,7 @@ final class ClientConnection: EventHandler {
                 return
             }
             let room = buffer.writableCount
-            let result: IOResult<Int>
-            do {
-                result = try buffer.read(from: fd)
-            } catch {
-                worker.errors.read += 1
-                reconnect(backoff: false)
-                return
-            }
+            guard let result = readStep({ () throws(SyscallError) in try buffer.read(from: fd) }) else { return }
             switch result {
             case .wouldBlock: return
             case .done(0): endOfStream(); return
