@@ -66,6 +66,10 @@ final class ClientSession: EventHandler, DeadlineHandler {
     /// authority as Host (RFC 9112 3.2.2).
     var absoluteTarget: (authority: String, path: String)?
     var setCookies: [UInt8] = []
+    /// Storage for the forwarded heads, kept (empty, with its capacity) across exchanges so a
+    /// keep-alive session writes its heads without allocating.
+    var spareRequestHead: [UInt8] = []
+    var spareResponseHead: [UInt8] = []
     var exchangeStart: UInt64 = 0
     var attempts = 0
     var status = 0
@@ -339,6 +343,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
     func prepareRequestFlow() {
         guard let buffer else { return }
         var flow = BodyFlow(framing: request.framing)
+        swap(&flow.prefix, &spareRequestHead)
         HeadWriter.appendRequest(request, source: buffer.readable, clientAddress: clientAddress,
                                  tunnel: request.upgrade, to: &flow.prefix)
         if let absolute = absoluteTarget {
@@ -608,6 +613,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
             if case .untilClose = response.framing { closeAfterExchange = true }
             if worker.draining { closeAfterExchange = true }
             flow = BodyFlow(framing: response.framing)
+            swap(&flow.prefix, &spareResponseHead)
             if let comparison { flow.tap(comparison.tap, side: servedSide) }
             worker.appendResponseHead(response, source: rbuf.readable, setCookies: setCookies,
                                       close: closeAfterExchange, clientVersionMinor: request.versionMinor,
@@ -618,6 +624,145 @@ final class ClientSession: EventHandler, DeadlineHandler {
         responseFlow = flow
         setDeadline(.body, after: worker.settings.bodyIdleNanos)
         startShadowDrainIfDecided()
+    }
+
+    // MARK: Ending an exchange
+
+    /// A pooled connection may have been closed by the backend just before we used it;
+    /// a bodiless request that got no response byte is sent again on a new connection.
+    var mayRetryOnFreshConnection: Bool {
+        guard let link = backend, link.reused, !responseStarted, attempts < worker.maxAttempts, shadow == nil,
+              request.method.isIdempotent else { return false }
+        if case .none = request.framing { return headHeldInBuffer > 0 }
+        return false
+    }
+
+    func retryOnFreshConnection() -> Bool {
+        guard let link = backend else { return false }
+        dropBackend(reusable: false)
+        requestFlow?.release(to: worker.pools)
+        requestFlow = nil
+        responseParser.reset()
+        attempts += 1
+        guard let fresh = worker.connectNew(backendID: link.backendID, for: self) else {
+            retryElsewhere(failedBackend: link.backendID)
+            return true
+        }
+        use(fresh)
+        return true
+    }
+
+    /// Ends the exchange: accounting, connection reuse, next request or close.
+    func finishExchange() {
+        endComparison(servedComplete: true, reason: requestDone ? nil : "request not fully sent")
+        let latency = worker.loop.now &- exchangeStart
+        if let cluster {
+            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: latency)
+        }
+        let reusable = response.keepAlive && requestDone && (backendBuffer?.readableCount ?? 0) == 0
+            && { if case .untilClose = response.framing { return false }; return true }()
+        dropBackend(reusable: reusable)
+        requestFlow?.release(to: worker.pools)
+        responseFlow?.release(to: worker.pools)
+        // Written heads leave their arrays empty with capacity: keep them for the next exchange.
+        if requestFlow != nil { swap(&spareRequestHead, &requestFlow!.prefix); spareRequestHead.removeAll(keepingCapacity: true) }
+        if responseFlow != nil { swap(&spareResponseHead, &responseFlow!.prefix); spareResponseHead.removeAll(keepingCapacity: true) }
+        requestFlow = nil
+        responseFlow = nil
+        cluster = nil
+        if closeAfterExchange || worker.draining {
+            close()
+            return
+        }
+        state = .readingHead
+        parser.reset()
+        responseParser.reset()
+        setDeadline(.idle, after: worker.settings.clientIdleNanos)
+        if (buffer?.readableCount ?? 0) == 0 { releaseClientBuffer() }
+    }
+
+    /// Gives the backend connection back to the pool (or closes it) and frees the response buffer.
+    func dropBackend(reusable: Bool) {
+        if let link = backend {
+            if reusable && !link.connecting {
+                worker.releaseConnection(link)
+            } else {
+                worker.discardConnection(link)
+            }
+            backend = nil
+        }
+        if let b = backendBuffer {
+            worker.pools.giveBack(b)
+            backendBuffer = nil
+        }
+    }
+
+    /// The exchange failed before response bytes reached the client: answer with `status`
+    /// and close; after response bytes were sent, just close.
+    func failExchange(status: Int, message: String, backendFault: Bool) {
+        if backendFault && servedSide == 1 && canFallBack {
+            fallBack(newHeadParsed: false, reason: message)
+            return
+        }
+        endComparison(servedComplete: false, reason: message)
+        if backendFault, let cluster {
+            cluster.metrics.blocks[worker.id].add(ClusterCounter.backendErrors)
+            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: worker.loop.now &- exchangeStart)
+        }
+        requestFlow?.release(to: worker.pools)
+        requestFlow = nil
+        responseFlow?.release(to: worker.pools)
+        responseFlow = nil
+        dropBackend(reusable: false)
+        cluster = nil
+        if responseStarted {
+            close()
+            return
+        }
+        worker.metrics.reject(reactor: worker.id, status: status)
+        Log.info("exchange_failed", ["status": String(status), "client": clientAddress, "reason": message])
+        startClosingWrite(HeadWriter.errorResponse(status: status, message: message))
+    }
+
+    /// Refuses a request the parser rejected (or that timed out): error response, then close.
+    func reject(status: Int, message: String, offset: Int?) {
+        endComparison(servedComplete: false, reason: message)
+        worker.metrics.reject(reactor: worker.id, status: status)
+        if Log.enabled(.info) {
+            Log.info("request_rejected", ["status": String(status), "client": clientAddress, "reason": message,
+                                          "offset": offset.map(String.init) ?? "-"])
+        }
+        requestFlow?.release(to: worker.pools)
+        requestFlow = nil
+        responseFlow?.release(to: worker.pools)
+        responseFlow = nil
+        dropBackend(reusable: false)
+        startClosingWrite(HeadWriter.errorResponse(status: status, message: message))
+    }
+
+    func startClosingWrite(_ bytes: [UInt8]) {
+        var flow = BodyFlow(framing: .none)
+        flow.prefix = bytes
+        responseFlow = flow
+        state = .closingAfterWrite
+        setDeadline(.drain, after: 5_000_000_000)
+    }
+
+    func stepClosing() {
+        guard var flow = responseFlow else { close(); return }
+        var dummy = Readiness()
+        let result = flow.pump(source: fd, sourceReady: &dummy, buffer: nil, destination: fd,
+                               destinationReady: &client, pools: worker.pools)
+        responseFlow = flow
+        switch result {
+        case .needsDestination, .needsSource:
+            return
+        default:
+            // Half-close and let the kernel deliver the response before the FIN; the
+            // rest of whatever the client sends is discarded with the socket.
+            Socket.shutdownWrite(fd)
+            close()
+        }
     }
 
     // MARK: Closing
