@@ -68,7 +68,7 @@ public final class AdminHTTPServer: EventHandler, @unchecked Sendable {
         self.loop = loop
         self.listenerFD = listenerFD
         self.maxBodyBytes = maxBodyBytes
-        self.headLimits = HeadLimits(requireHost: false)
+        self.headLimits = HeadLimits(requireHost: false, underscores: .allow)
         self.handler = handler
     }
 

@@ -94,6 +94,22 @@ func equalsFolded(_ p: UnsafePointer<UInt8>, _ count: Int, _ lower: StaticString
     return true
 }
 
+/// Returns whether the token `p[0..<count]`, with every `-` and `_` left out and ASCII case
+/// ignored, spells `lower` (lowercase letters only).
+@inline(__always)
+func lettersEqual(_ p: UnsafePointer<UInt8>, _ count: Int, _ lower: StaticString) -> Bool {
+    let q = lower.utf8Start
+    let n = lower.utf8CodeUnitCount
+    var k = 0
+    for i in 0..<count {
+        let b = p[i]
+        if b == 0x2D || b == 0x5F { continue }
+        guard k < n, b | 0x20 == q[k] else { return false }
+        k += 1
+    }
+    return k == n
+}
+
 /// Returns whether two byte runs are equal ignoring ASCII case.
 @inline(__always)
 func equalsFolded(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {

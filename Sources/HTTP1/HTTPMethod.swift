@@ -52,12 +52,28 @@ public struct HeadLimits: Sendable {
     /// Whether an HTTP/1.1 request without a Host field is rejected (`.missingHost`, 400),
     /// as RFC 9112 3.2 requires. More than one Host field is always rejected.
     public var requireHost: Bool
+    /// What a request field whose name contains `_` gets (responses are not affected).
+    public var underscores: UnderscorePolicy
 
     /// Creates limits; the defaults match the proxy's defaults (16 KiB head, 8 KiB target, 100 fields).
-    public init(maxHeadBytes: Int = 16384, maxTargetBytes: Int = 8192, maxHeaders: Int = 100, requireHost: Bool = true) {
+    public init(maxHeadBytes: Int = 16384, maxTargetBytes: Int = 8192, maxHeaders: Int = 100, requireHost: Bool = true,
+                underscores: UnderscorePolicy = .refuse) {
         self.maxHeadBytes = min(max(maxHeadBytes, 1), Int(Int32.max))
         self.maxTargetBytes = max(maxTargetBytes, 1)
         self.maxHeaders = max(maxHeaders, 0)
         self.requireHost = requireHost
+        self.underscores = underscores
     }
+}
+
+/// How a request field name containing `_` is treated. Many backends (CGI-style gateways and
+/// several frameworks) map `_` and `-` alike, so `Transfer_Encoding` or `X_Forwarded_For` can
+/// mean to them what the proxy never checked (nginx's `underscores_in_headers` is the same knob).
+public enum UnderscorePolicy: String, Sendable, CaseIterable {
+    /// The request is refused with 400 (`.underscoreInHeaderName`).
+    case refuse
+    /// The field is removed from the forwarded request.
+    case drop
+    /// The field is forwarded like any other.
+    case allow
 }

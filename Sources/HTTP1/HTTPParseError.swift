@@ -16,6 +16,9 @@ public struct HTTPParseError: Error, Equatable, Sendable {
         case badVersion
         /// The HTTP/2 connection preface `PRI * HTTP/2.0` (505: this listener speaks HTTP/1.1 only).
         case http2Preface
+        /// A request line naming `HTTP/0.x`: HTTP/0.9 has neither a version nor header fields, so
+        /// such a request is malformed (400), not a version to negotiate.
+        case http09Request
         /// The status line is not `HTTP/1.x SP 3DIGIT [SP reason] CRLF`.
         case badStatusLine
         // Line endings
@@ -36,10 +39,16 @@ public struct HTTPParseError: Error, Equatable, Sendable {
         case obsFold
         /// A control character other than HT in a field value.
         case controlCharInValue
+        /// A request field name containing `_` (refused unless `HeadLimits.underscores` says otherwise).
+        case underscoreInHeaderName
+        /// A request field name that reads as Content-Length or Transfer-Encoding once `-` and `_`
+        /// are ignored (`Content_Length`, `Transfer---Encoding`): refused whatever the policy.
+        case framingHeaderLookalike
         // Framing
-        /// Content-Length repeated (or listed) with different values.
+        /// Content-Length repeated (or listed) with different values; in a request, repeated at all.
         case duplicateContentLength
-        /// Content-Length that is empty, not all digits, or larger than 2^64-1.
+        /// Content-Length that is empty, not all digits, or larger than 2^64-1; in a request, also a
+        /// list (`5, 5`).
         case badContentLength
         /// Both Content-Length and Transfer-Encoding present (request smuggling guard).
         case contentLengthAndTransferEncoding
@@ -110,6 +119,7 @@ public struct HTTPParseError: Error, Equatable, Sendable {
         case .badTarget: return "Invalid character in request target"
         case .badVersion: return "HTTP version not supported"
         case .http2Preface: return "HTTP/2 is not supported on this port"
+        case .http09Request: return "HTTP/0.9 requests are not accepted"
         case .badStatusLine: return "Malformed status line"
         case .bareLF: return "Bare LF line ending"
         case .badLineEnding: return "CR not followed by LF"
@@ -119,6 +129,8 @@ public struct HTTPParseError: Error, Equatable, Sendable {
         case .missingColon: return "Header line without colon"
         case .obsFold: return "Obsolete line folding"
         case .controlCharInValue: return "Control character in header value"
+        case .underscoreInHeaderName: return "Underscore in header name"
+        case .framingHeaderLookalike: return "Header name imitates Content-Length or Transfer-Encoding"
         case .duplicateContentLength: return "Conflicting Content-Length values"
         case .badContentLength: return "Invalid Content-Length"
         case .contentLengthAndTransferEncoding: return "Content-Length and Transfer-Encoding both present"

@@ -10,13 +10,18 @@
 /// - Line endings must be CRLF. A bare LF anywhere in the head is rejected (`.bareLF`, 400),
 ///   never treated as a line ending: accepting it is a classic request-smuggling vector.
 /// - Up to 4 empty lines before a start line are skipped (RFC 9112 2.2); a fifth is an error.
-/// - `PRI * HTTP/2.0` (the HTTP/2 preface) fails with `.http2Preface` (505); any other version
-///   than HTTP/1.0 or HTTP/1.1 with `.badVersion` (505); a malformed version with 400.
+/// - `PRI * HTTP/2.0` (the HTTP/2 preface) fails with `.http2Preface` (505); `HTTP/0.x` in a request
+///   line with `.http09Request` (400: HTTP/0.9 has no version); any other version than HTTP/1.0 or
+///   HTTP/1.1 with `.badVersion` (505); a malformed version with 400.
 /// - obs-fold, whitespace before the colon, non-token name bytes, and control characters other
 ///   than HT in values are rejected (400).
-/// - Content-Length must be digits only; identical repeats (also as a list) collapse, different
-///   ones are rejected. Content-Length with Transfer-Encoding is rejected, for requests (400) and
-///   responses alike (the proxy answers 502).
+/// - A request's Content-Length must be one field holding one run of digits: a list (`5, 5`), a
+///   repeat (even of the same value) or anything else is 400. In a response, identical repeats
+///   (also as a list) collapse and different ones are rejected. Content-Length with
+///   Transfer-Encoding is rejected, for requests (400) and responses alike (the proxy answers 502).
+/// - Request field names: one that reads as Content-Length or Transfer-Encoding once `-` and `_`
+///   are ignored is 400; one containing `_` is refused (400), dropped or allowed as
+///   `HeadLimits.underscores` says.
 /// - A request's Transfer-Encoding must be exactly `chunked` (possibly split across fields):
 ///   a non-chunked final coding is 400, another coding before `chunked` is 501; Transfer-Encoding
 ///   in an HTTP/1.0 request is 400 (RFC 9112 6.1). In a response a non-chunked final coding means
@@ -301,6 +306,7 @@ public struct HeadParser: Sendable {
                     guard b == ("HTTP/" as StaticString).utf8Start[m.versionIndex] else { throw HTTPParseError(malformed, at: i) }
                 case 5:
                     guard b >= 0x30 && b <= 0x39 else { throw HTTPParseError(malformed, at: i) }
+                    if b == 0x30 && !response { throw HTTPParseError(.http09Request, at: i) }
                     if b != 0x31 {
                         if !response && b == 0x32 && m.methodEnd - m.methodStart == 3 && bytesEqual(p + m.methodStart, "PRI")
                             && m.targetEnd - m.targetStart == 1 && p[m.targetStart] == 0x2A {
@@ -477,6 +483,15 @@ public struct HeadParser: Sendable {
         switch m.kind {
         case .contentLength:
             if m.transferEncodingName >= 0 { throw HTTPParseError(.contentLengthAndTransferEncoding, at: m.nameStart) }
+            if !response {
+                // Requests: one field holding one run of digits, nothing else (no list, no repeat, even
+                // of the same value). RFC 9110 8.6 lets a recipient merge "5, 5"; refusing costs nothing
+                // and leaves no room for a backend to read the field differently.
+                if m.contentLength != nil { throw HTTPParseError(.duplicateContentLength, at: m.nameStart) }
+                m.contentLength = try digitsValue(p, m.valueStart, m.valueEnd)
+                m.contentLengthName = m.nameStart
+                break
+            }
             var value: UInt64? = m.contentLength
             try forEachListElement(p, m.valueStart, m.valueEnd) { (s, e) throws(HTTPParseError) in
                 var n: UInt64 = 0
@@ -536,6 +551,8 @@ public struct HeadParser: Sendable {
             m.hostCount += 1
             if !response && m.hostCount > 1 { throw HTTPParseError(.duplicateHost, at: m.nameStart) }
 
+        case .other:
+            if !response, try checkUnusualName(p) { return }
         default:
             break
         }
@@ -543,6 +560,58 @@ public struct HeadParser: Sendable {
             nameStart: Int32(truncatingIfNeeded: m.nameStart), nameLength: Int32(truncatingIfNeeded: m.nameEnd - m.nameStart),
             valueStart: Int32(truncatingIfNeeded: m.valueStart), valueLength: Int32(truncatingIfNeeded: m.valueEnd - m.valueStart),
             kind: m.kind, hopByHop: m.kind.isHopByHop))
+    }
+
+    /// Parses `p[start..<end]` as one run of decimal digits (a request's Content-Length).
+    func digitsValue(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int) throws(HTTPParseError) -> UInt64 {
+        guard start < end else { throw HTTPParseError(.badContentLength, at: start) }
+        var n: UInt64 = 0
+        for j in start..<end {
+            let d = p[j] &- 0x30
+            guard d <= 9 else { throw HTTPParseError(.badContentLength, at: j) }
+            let (m, o1) = n.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(UInt64(d))
+            guard !o1 && !o2 else { throw HTTPParseError(.badContentLength, at: j) }
+            n = a
+        }
+        return n
+    }
+
+    /// Request field names the proxy does not act on but a backend might: a name that reads as a
+    /// framing field once `-` and `_` are ignored is refused; a name with `_` is refused, dropped
+    /// or allowed as `limits.underscores` says. Returns true when the field is to be dropped
+    /// (recorded as hop-by-hop, so it is never forwarded).
+    @inline(__always)
+    mutating func checkUnusualName(_ p: UnsafePointer<UInt8>) throws(HTTPParseError) -> Bool {
+        let start = m.nameStart, count = m.nameEnd - m.nameStart
+        var underscore = false
+        var i = 0
+        while i &+ 8 <= count {
+            if hasByteBelow(loadWord(p, start &+ i) ^ (ones &* 0x5F), 1) { underscore = true; break }
+            i &+= 8
+        }
+        if !underscore {
+            while i < count { if p[start &+ i] == 0x5F { underscore = true; break }; i &+= 1 }
+        }
+        // The shortest look-alike is "contentlength" (13 letters); only names starting with c or t qualify.
+        if count >= 13 {
+            let first = p[start] | 0x20
+            if (first == 0x63 || first == 0x74) && (lettersEqual(p + start, count, "contentlength")
+                                                   || lettersEqual(p + start, count, "transferencoding")) {
+                throw HTTPParseError(.framingHeaderLookalike, at: start)
+            }
+        }
+        guard underscore else { return false }
+        switch limits.underscores {
+        case .refuse: throw HTTPParseError(.underscoreInHeaderName, at: start)
+        case .allow: return false
+        case .drop:
+            fields.append(HeaderField(
+                nameStart: Int32(truncatingIfNeeded: start), nameLength: Int32(truncatingIfNeeded: count),
+                valueStart: Int32(truncatingIfNeeded: m.valueStart), valueLength: Int32(truncatingIfNeeded: m.valueEnd - m.valueStart),
+                kind: .other, hopByHop: true))
+            return true
+        }
     }
 
     /// Applies the whole-head rules that need every field line; also marks fields named by Connection.
