@@ -14,7 +14,8 @@ func withPrefix<R>(_ bytes: UnsafeBufferPointer<UInt8>, _ n: Int, _ body: (Unsaf
 }
 
 /// Limits for re-parsing what the writer produced, which may be a little longer than its input.
-let unlimited = HeadLimits(maxHeadBytes: Int(Int32.max), maxTargetBytes: Int.max, maxHeaders: Int.max, requireHost: false)
+let unlimited = HeadLimits(maxHeadBytes: Int(Int32.max), maxTargetBytes: Int.max, maxHeaders: Int.max, requireHost: false,
+                           underscores: .allow)
 
 func fieldsEqual(_ a: [HeaderField], _ b: [HeaderField]) -> Bool {
     guard a.count == b.count else { return false }
@@ -149,6 +150,52 @@ func fuzzChunked(_ bytes: UnsafeBufferPointer<UInt8>, split: Int) {
     let parts = decodeChunked(bytes, split: split)
     precondition(whole.0 == parts.0 && whole.1 == parts.1 && whole.2 == parts.2, "chunked: \(whole.0) vs \(parts.0)")
     if case .error(let e) = whole.0 { precondition(e.offset == whole.2) }
+
+    // The scan that refuses a body before its head is forwarded agrees with the streaming decoder
+    // (trailers aside: the scan allows the default trailer limit, the decoder above 64 bytes).
+    let scan = withPrefix(bytes, bytes.count) { ChunkedDecoder.scan($0) }
+    if case .error(let e) = whole.0, e.code == .trailersTooLarge { return }
+    switch (scan, whole.0) {
+    case (.complete(let n, let used), .end):
+        precondition(n == UInt64(whole.1.count) && used == whole.2, "scan: \(scan) vs \(whole.2)")
+    case (.invalid(let a), .error(let b)):
+        precondition(a == b, "scan: \(a) vs \(b)")
+    case (.incomplete, .needMore):
+        break
+    default:
+        preconditionFailure("scan \(scan) vs decoder \(whole.0)")
+    }
+
+    // The normal form the proxy forwards decodes to the same data, and is its own normal form.
+    guard case .end = whole.0 else { return }
+    let normal = normalForm(bytes)
+    let again = normal.withUnsafeBufferPointer { decodeChunked($0, split: $0.count) }
+    guard case .end = again.0 else { preconditionFailure("normal form did not decode: \(again.0)") }
+    precondition(again.1 == whole.1 && again.2 == normal.count)
+    precondition(normal.withUnsafeBufferPointer { normalForm($0) } == normal)
+}
+
+/// The body written the way the proxy forwards it: decoder events turned into `ChunkedFraming`.
+func normalForm(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+    var decoder = ChunkedDecoder()
+    var out: [UInt8] = []
+    var pos = 0
+    while true {
+        let (consumed, event) = withPrefix(UnsafeBufferPointer(rebasing: bytes[pos...]), bytes.count - pos) { decoder.decode($0) }
+        pos += consumed
+        switch event {
+        case .chunkData(let n):
+            ChunkedFraming.appendSizeLine(n, to: &out)
+            out += bytes[pos..<pos + Int(n)]
+            pos += Int(n)
+            ChunkedFraming.appendDataEnd(to: &out)
+        case .end:
+            ChunkedFraming.appendLastChunk(to: &out)
+            return out
+        case .needMore, .error:
+            preconditionFailure("normalForm is only called on complete bodies")
+        }
+    }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -158,6 +205,8 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let split = Int(bytes[0]) % (size + 1)
     fuzzRequest(bytes, split: split, limits: HeadLimits())
     fuzzRequest(bytes, split: split, limits: HeadLimits(maxHeadBytes: 96, maxTargetBytes: 16, maxHeaders: 3, requireHost: false))
+    fuzzRequest(bytes, split: split, limits: HeadLimits(underscores: .drop))
+    fuzzRequest(bytes, split: split, limits: HeadLimits(underscores: .allow))
     let methods: [HTTPMethod] = [.get, .head, .connect, .post]
     fuzzResponse(bytes, split: split, method: methods[Int(bytes[size - 1]) & 3])
     fuzzChunked(bytes, split: split)

@@ -2,7 +2,8 @@
 ///
 /// The decoder sees size lines, the CRLF after each chunk's data, the last chunk and the trailer
 /// section; it hands chunk data back to the caller as a byte count, so the data can be copied or
-/// spliced without passing through here. Everything it consumes is forwarded verbatim by the proxy.
+/// spliced without passing through here. The proxy never forwards what it consumes: it writes the
+/// framing anew (`ChunkedFraming`), or drops it for a client that cannot read chunked bodies.
 ///
 /// Strictness: sizes are 1*HEXDIG below 2^63; whitespace is allowed only before a `;` (BWS);
 /// extensions must be `;name[=token|quoted-string]`; a size line (extensions included) may be at
@@ -257,5 +258,68 @@ public struct ChunkedDecoder: Sendable {
         }
         base = base &+ UInt64(i)
         return (i, .needMore)
+    }
+}
+
+extension ChunkedDecoder {
+    /// What a chunked body's first bytes say, read without consuming them (see `scan`).
+    public enum Scan: Equatable, Sendable {
+        /// No error so far, and the body goes on past these bytes.
+        case incomplete
+        /// The whole body is here: `dataBytes` of chunk data in `encodedBytes` bytes of body.
+        case complete(dataBytes: UInt64, encodedBytes: Int)
+        /// The framing is invalid (offset from the first body byte).
+        case invalid(HTTPParseError)
+    }
+
+    /// Reads the chunked body at the start of `bytes` without taking anything from it: lets the
+    /// proxy refuse a malformed body before a backend sees the head, and learn the length of a
+    /// body that arrived whole.
+    public static func scan(_ bytes: UnsafeRawBufferPointer) -> Scan {
+        var decoder = ChunkedDecoder()
+        var offset = 0
+        var data: UInt64 = 0
+        while true {
+            let (consumed, event) = decoder.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            offset += consumed
+            switch event {
+            case .needMore: return .incomplete
+            case .end: return .complete(dataBytes: data, encodedBytes: offset)
+            case .error(let error): return .invalid(error)
+            case .chunkData(let n):
+                guard n <= UInt64(bytes.count - offset) else { return .incomplete }
+                data += n
+                offset += Int(n)   // the decoder's offsets already count the data it skips
+            }
+        }
+    }
+}
+
+/// Writes chunked framing the way the proxy forwards it, whatever the sender wrote: the size in
+/// minimal lowercase hex with no extensions, CRLF after each chunk's data, and a last chunk with
+/// no trailer fields. A backend that truncates long hex numbers or reads extensions differently
+/// then sees the same body the proxy checked.
+public enum ChunkedFraming {
+    /// Appends the size line of a chunk of `size` (> 0) bytes.
+    public static func appendSizeLine(_ size: UInt64, to out: inout [UInt8]) {
+        var digits = 1
+        while digits < 16 && size >> (4 * UInt64(digits)) != 0 { digits += 1 }
+        for k in stride(from: digits - 1, through: 0, by: -1) {
+            let d = UInt8(truncatingIfNeeded: (size >> (4 * UInt64(k))) & 0xF)
+            out.append(d < 10 ? 0x30 &+ d : 0x57 &+ d)
+        }
+        out.append(CR)
+        out.append(LF)
+    }
+
+    /// Appends the CRLF that ends a chunk's data.
+    public static func appendDataEnd(to out: inout [UInt8]) {
+        out.append(CR)
+        out.append(LF)
+    }
+
+    /// Appends the last chunk and the empty trailer section: `0 CRLF CRLF`.
+    public static func appendLastChunk(to out: inout [UInt8]) {
+        out.append(contentsOf: [0x30, CR, LF, CR, LF])
     }
 }

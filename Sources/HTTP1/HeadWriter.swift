@@ -54,7 +54,13 @@ public enum HeadWriter {
     /// CRLF) on its own line, then the connection line: for 101, the Upgrade fields are kept and
     /// `Connection: upgrade` is written; otherwise `Connection: close` when `close`, or
     /// `Connection: keep-alive` for an HTTP/1.0 client that keeps its session. Ends with the empty line.
-    public static func appendResponse(_ head: ResponseHead, source: UnsafeRawBufferPointer, extraHeaders: [String], close: Bool, clientVersionMinor: Int, to out: inout [UInt8]) {
+    ///
+    /// With `dechunked`, the body is sent without its chunked framing (to an HTTP/1.0 client, which
+    /// cannot read it): Transfer-Encoding fields are left out and, when the body's length is known,
+    /// `Content-Length` is written; otherwise the body ends when the connection closes, so `close`
+    /// must be true.
+    public static func appendResponse(_ head: ResponseHead, source: UnsafeRawBufferPointer, extraHeaders: [String], close: Bool,
+                                      clientVersionMinor: Int, dechunked: Dechunked? = nil, to out: inout [UInt8]) {
         let switching = head.status == 101
         emit(to: &out) { (w: inout ByteSink) in
             w.put("HTTP/1.1 ")
@@ -69,11 +75,17 @@ public enum HeadWriter {
             var lengthWritten = false
             for field in head.headers {
                 if field.hopByHop && !(switching && field.kind == .upgrade) { continue }
+                if dechunked != nil && field.kind == .transferEncoding { continue }
                 if field.kind == .contentLength {
                     w.putContentLength(field, head.framing, source, &lengthWritten)
                     continue
                 }
                 w.put(field, source)
+            }
+            if let length = dechunked?.length {
+                w.put("Content-Length: ")
+                w.putDecimal(length)
+                w.put("\r\n")
             }
             for line in extraHeaders {
                 w.put(line)
@@ -88,6 +100,14 @@ public enum HeadWriter {
             }
             w.put("\r\n")
         }
+    }
+
+    /// A chunked response body sent without its framing, and its length when known.
+    public struct Dechunked: Equatable, Sendable {
+        /// Bytes of chunk data in the whole body, when it was all read before the head was sent.
+        public var length: UInt64?
+        /// Creates the description; nil `length` means the body ends at close.
+        public init(length: UInt64?) { self.length = length }
     }
 
     /// Returns a complete short plain-text response: status line, Content-Type: text/plain,

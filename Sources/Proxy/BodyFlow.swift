@@ -101,9 +101,11 @@ final class BodyTap {
 
 /// Moves one message's head and body from a source descriptor to a destination: first
 /// `prefix` (the rewritten head), then the body bytes already read into the source's
-/// buffer, then the rest with `splice(2)` through a pooled pipe. Chunked bodies are
-/// forwarded verbatim: the decoder only tells framing (read through the buffer) from chunk
-/// data (spliced). Nothing is buffered beyond one buffer.
+/// buffer, then the rest with `splice(2)` through a pooled pipe. Chunked framing is read
+/// through the buffer and never forwarded as received: it is written anew in normal form
+/// (`ChunkedFraming`: minimal hex sizes, no extensions, no trailer fields), or left out when
+/// the flow *de-chunks* for an HTTP/1.0 client. Chunk data is spliced like any body.
+/// Nothing is buffered beyond one buffer.
 ///
 /// Variants used by CONCURRENT mode:
 /// - a *mirror*: the same bytes also go to a second destination; spliced stretches are
@@ -124,6 +126,8 @@ struct BodyFlow {
 
     private(set) var phase: Phase
     private var chunked: Bool
+    /// Chunk framing is dropped instead of written in normal form (the data alone is sent).
+    private var dechunk = false
     /// Bytes still to read for the current counted stretch.
     private(set) var remaining: UInt64 = 0
     private var decoder = ChunkedDecoder()
@@ -135,6 +139,8 @@ struct BodyFlow {
     private var pipe: Pipe?
     /// Body bytes delivered to the destination so far (through buffer and pipe).
     private(set) var bodyBytesMoved: UInt64 = 0
+    /// Whether any body byte (framing included) has been taken from the source or its buffer.
+    private(set) var bodyStarted = false
     /// Set whenever a call moved bytes; the session uses it to push idle deadlines.
     var progressed = false
 
@@ -153,8 +159,10 @@ struct BodyFlow {
     /// Bytes at the front of `pipe` already duplicated into `mirrorPipe`.
     private var teed = 0
 
-    /// A flow for a body with the given framing.
-    init(framing: BodyFraming) {
+    /// A flow for a body with the given framing; `dechunk` sends a chunked body's data without
+    /// its framing.
+    init(framing: BodyFraming, dechunk: Bool = false) {
+        self.dechunk = dechunk
         switch framing {
         case .none:
             phase = .ending; chunked = false
@@ -253,14 +261,8 @@ struct BodyFlow {
     private mutating func flush(buffer: ByteBuffer?, destination: Int32, ready: inout Readiness) -> FlowStatus? {
         while true {
             if prefixOffset < prefix.count {
-                // Buffered body bytes go out behind the head in the same write.
-                if forwardable == 0, let buffer, buffer.readableCount > 0 { claimBuffered(buffer) }
-                if forwardable > 0, let buffer {
-                    prefix.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.readable[0..<forwardable]))
-                    buffer.consume(forwardable)
-                    bodyBytesMoved &+= UInt64(forwardable)
-                    forwardable = 0
-                }
+                // Buffered body bytes (and their framing) go out behind the head in the same write.
+                if let buffer { stageBuffered(buffer) }
                 if destination < 0 { ready.writable = true }
                 switch Self.attempt(&ready, { () throws(SyscallError) in try write(destination, prefix[prefixOffset...]) }) {
                 case .moved(let n):
@@ -435,7 +437,7 @@ struct BodyFlow {
 
         case .counted:
             if remaining == 0 {
-                phase = chunked ? .chunkFraming : .ending
+                endCountedStretch()
                 return nil
             }
             if buffered > 0, let buffer {
@@ -453,15 +455,7 @@ struct BodyFlow {
 
         case .chunkFraming:
             if buffered > 0, let buffer {
-                let (consumed, event) = decoder.decode(buffer.readable)
-                forwardable = consumed
-                switch event {
-                case .needMore: break
-                case .chunkData(let n): remaining = n; phase = .counted
-                case .end: phase = .ending
-                case .error(let error): return .failed(.badFraming(error))
-                }
-                return nil
+                return decodeFraming(buffer)
             }
             return readIntoBuffer(source: source, ready: &sourceReady, buffer: buffer, endIsError: true)
 
@@ -483,6 +477,64 @@ struct BodyFlow {
         }
     }
 
+    /// The counted stretch (a Content-Length body, or one chunk's data) is complete.
+    private mutating func endCountedStretch() {
+        guard chunked else { phase = .ending; return }
+        // The CRLF after the data goes out now, so a streamed chunk is complete at the client
+        // without waiting for the next size line; a sender that breaks the framing afterwards
+        // gets the flow failed, and the client a body without its last chunk.
+        if !dechunk { ChunkedFraming.appendDataEnd(to: &prefix) }
+        phase = .chunkFraming
+    }
+
+    /// Reads chunk framing from the buffer: what it consumes is taken from the buffer and the
+    /// framing written anew into `prefix` (nothing, when de-chunking). Nil unless it failed.
+    private mutating func decodeFraming(_ buffer: ByteBuffer) -> FlowStatus? {
+        let (consumed, event) = decoder.decode(buffer.readable)
+        buffer.consume(consumed)
+        bodyStarted = true
+        switch event {
+        case .needMore:
+            break
+        case .chunkData(let n):
+            remaining = n
+            phase = .counted
+            if !dechunk { ChunkedFraming.appendSizeLine(n, to: &prefix) }
+        case .end:
+            phase = .ending
+            if !dechunk { ChunkedFraming.appendLastChunk(to: &prefix) }
+        case .error(let error):
+            return .failed(.badFraming(error))
+        }
+        return nil
+    }
+
+    /// Appends the body bytes already in the buffer behind the pending head, with their framing
+    /// written anew, so a small message leaves in one write. No I/O. Stops at the end of the
+    /// buffer or the body, where a paused drain has no room, or at a framing error (which the
+    /// next `produce` reports: the decoder repeats it).
+    private mutating func stageBuffered(_ buffer: ByteBuffer) {
+        while true {
+            if forwardable > 0 {
+                prefix.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.readable[0..<forwardable]))
+                buffer.consume(forwardable)
+                bodyBytesMoved &+= UInt64(forwardable)
+                forwardable = 0
+            }
+            guard buffer.readableCount > 0 else { return }
+            switch phase {
+            case .chunkFraming:
+                if decodeFraming(buffer) != nil { return }
+            case .counted where remaining == 0:
+                endCountedStretch()
+            case .counted, .untilClose:
+                guard claimBuffered(buffer), forwardable > 0 else { return }
+            case .ending:
+                return
+            }
+        }
+    }
+
     /// Reads from the source into the (empty) buffer. End of stream is a failure, or
     /// `.finished` when `endIsError` is false.
     private mutating func readIntoBuffer(source: Int32, ready: inout Readiness, buffer: ByteBuffer?, endIsError: Bool) -> FlowStatus? {
@@ -496,6 +548,7 @@ struct BodyFlow {
             case .done(let n):
                 ready.noteRead(n, of: space)
                 progressed = true
+                bodyStarted = true
                 return nil
             case .wouldBlock:
                 ready.readable = false
@@ -527,6 +580,7 @@ struct BodyFlow {
         }
         if case .counted = phase { remaining -= UInt64(take) }
         forwardable = take
+        bodyStarted = true
         tap?.feed(side: tapSide, UnsafeRawBufferPointer(rebasing: buffer.readable[0..<take]))
         return true
     }
@@ -552,6 +606,7 @@ struct BodyFlow {
             case .done(let n):
                 pipe.count += n
                 progressed = true
+                bodyStarted = true
                 return .moved(n)
             case .wouldBlock:
                 ready.readable = false

@@ -49,19 +49,52 @@ struct BodyFlowTests {
         #expect(pools.pipesOut == 0, "the pipe went back to the pool")
     }
 
-    @Test("chunked: framing and data are forwarded verbatim and the flow ends after the trailers")
+    @Test("chunked: data forwarded, framing written in normal form, the flow ends after the trailers")
     func chunked() {
         let upstream = SocketPair(), downstream = SocketPair()
         defer { upstream.close(); downstream.close() }
         let buffer = ByteBuffer(capacity: 16384)
         let big = String(repeating: "z", count: 30_000)
-        let wire = "5\r\nhello\r\n\(String(30_000, radix: 16))\r\n\(big)\r\n0\r\nX-T: 1\r\n\r\n"
+        // Leading zeros, upper-case hex, extensions and a trailer field: none of it is forwarded as sent.
+        let wire = "0005;ext=1\r\nhello\r\n\(String(30_000, radix: 16).uppercased());a;b=\"q\"\r\n\(big)\r\n00\r\nX-T: 1\r\n\r\n"
         put(upstream.b, wire + "GET /next")
         var flow = BodyFlow(framing: .chunked)
         let status = pumpAll(&flow, source: upstream.a, buffer: buffer, destination: downstream.a)
         #expect(status == .finished)
-        #expect(String(decoding: take(downstream.b), as: UTF8.self) == wire)
+        #expect(String(decoding: take(downstream.b), as: UTF8.self) == "5\r\nhello\r\n7530\r\n\(big)\r\n0\r\n\r\n")
         #expect(String(decoding: buffer.readableBytes(), as: UTF8.self) == "GET /next")
+    }
+
+    @Test("chunked, de-chunked: only the data is forwarded, whether it was buffered or spliced")
+    func dechunked() {
+        let upstream = SocketPair(), downstream = SocketPair()
+        defer { upstream.close(); downstream.close() }
+        let buffer = ByteBuffer(capacity: 16384)
+        let big = String(repeating: "y", count: 40_000)
+        _ = buffer.append(Array("3\r\nabc\r\n".utf8))
+        put(upstream.b, "\(String(40_000, radix: 16))\r\n\(big)\r\n1\r\nz\r\n0\r\n\r\nGET /next")
+        var flow = BodyFlow(framing: .chunked, dechunk: true)
+        flow.prefix = Array("HEAD\r\n\r\n".utf8)
+        let status = pumpAll(&flow, source: upstream.a, buffer: buffer, destination: downstream.a)
+        #expect(status == .finished)
+        #expect(String(decoding: take(downstream.b), as: UTF8.self) == "HEAD\r\n\r\nabc\(big)z")
+        #expect(String(decoding: buffer.readableBytes(), as: UTF8.self) == "GET /next")
+    }
+
+    @Test("a small chunked message already buffered leaves with its head in one write")
+    func bufferedChunkedInOneWrite() {
+        let upstream = SocketPair(), downstream = SocketPair()
+        defer { upstream.close(); downstream.close() }
+        let buffer = ByteBuffer(capacity: 16384)
+        _ = buffer.append(Array("2\r\nhi\r\n0\r\n\r\n".utf8))
+        var flow = BodyFlow(framing: .chunked)
+        flow.prefix = Array("HEAD\r\n\r\n".utf8)
+        var sourceReady = Readiness(readable: false, writable: true)
+        var destinationReady = Readiness(readable: false, writable: true)
+        let status = flow.pump(source: upstream.a, sourceReady: &sourceReady, buffer: buffer, destination: downstream.a,
+                               destinationReady: &destinationReady, pools: pools)
+        #expect(status == .finished, "one pump, no read from the source")
+        #expect(String(decoding: take(downstream.b), as: UTF8.self) == "HEAD\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
     }
 
     @Test("chunked framing errors fail the flow with the parser's error")
