@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "Config", dependencies: ["Routing"]),
         .target(name: "Proxy", dependencies: ["Reactor", "Syscalls", "HTTP1", "Routing", "Observability", "Comparator", "Locks"], swiftSettings: hotPath),
         .target(name: "Admin", dependencies: ["Proxy", "Config", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor"]),
-        .executableTarget(name: "switchyard", dependencies: ["Admin", "Proxy", "Config", "Comparator", "Observability", "Routing"]),
+        .executableTarget(name: "switchyard", dependencies: ["Admin", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1"]),
         .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1"], path: "Benchmarks/BenchCore"),
         .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], exclude: ["Corpus"]),

@@ -5,7 +5,8 @@ import Routing
 ///
 /// ```json
 /// {"proxy": {"hostname": "0.0.0.0", "port": 1235,
-///            "timeouts": {"clientHeadSeconds": 10, …}, "limits": {"maxHeadBytes": 16384, …}},
+///            "timeouts": {"clientHeadSeconds": 10, …}, "limits": {"maxHeadBytes": 16384, …},
+///            "requestBodies": {"bodylessMethods": "refuse"}, "requestHeaders": {"underscores": "refuse"}},
 ///  "configService": {"hostname": "127.0.0.1", "port": 9090, "token": "secret"},
 ///  "cluster": {"servers": [{"hostname": "127.0.0.1", "port": 1034}], "version": "1.0"},
 ///  "workers": 2,
@@ -71,6 +72,16 @@ public enum ConfigFile {
             config.proxyPort = try proxy.int("port", in: 0...65535) ?? config.proxyPort
             if var t = try proxy.object("timeouts") { config.timeouts = try parseTimeouts(&t) }
             if var l = try proxy.object("limits") { config.limits = try parseLimits(&l) }
+            if var bodies = try proxy.object("requestBodies") {
+                config.requestRules.bodylessMethods = try bodies.choice("bodylessMethods", of: RequestRules.BodylessMethods.self)
+                    ?? config.requestRules.bodylessMethods
+                try bodies.rejectUnknown()
+            }
+            if var headers = try proxy.object("requestHeaders") {
+                config.requestRules.underscores = try headers.choice("underscores", of: RequestRules.Underscores.self)
+                    ?? config.requestRules.underscores
+                try headers.rejectUnknown()
+            }
             try proxy.rejectUnknown()
         }
         if var admin = try top.object("configService") {

@@ -57,6 +57,16 @@ struct Fields {
         return d
     }
 
+    /// One of the raw values of `E`, spelled exactly.
+    mutating func choice<E: RawRepresentable & CaseIterable>(_ key: String, of type: E.Type) throws(ConfigError) -> E?
+    where E.RawValue == String {
+        guard let v = raw(key) else { return nil }
+        guard let s = v as? String, let value = E(rawValue: s) else {
+            throw fail(key, "must be one of: " + E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))
+        }
+        return value
+    }
+
     mutating func object(_ key: String) throws(ConfigError) -> Fields? {
         guard let v = raw(key) else { return nil }
         guard let o = v as? [String: Any] else { throw fail(key, "must be an object") }

@@ -49,6 +49,26 @@ public struct Limits: Sendable, Equatable {
     }
 }
 
+/// Requests the proxy could forward but that backends are known to read differently
+/// (`proxy.requestBodies`, `proxy.requestHeaders`).
+public struct RequestRules: Sendable, Equatable {
+    /// What a GET or HEAD request with a body gets (`requestBodies.bodylessMethods`).
+    public enum BodylessMethods: String, Sendable, CaseIterable { case refuse, forward }
+    /// What a request field whose name contains `_` gets (`requestHeaders.underscores`).
+    public enum Underscores: String, Sendable, CaseIterable { case refuse, drop, allow }
+
+    /// Default: refuse with 400 (many backends ignore such a body and read it as the next request).
+    public var bodylessMethods = BodylessMethods.refuse
+    /// Default: refuse with 400 (many backends map `_` to `-`, so `Content_Length` frames for them).
+    public var underscores = Underscores.refuse
+
+    /// Creates the rules; every default is the documented one.
+    public init(bodylessMethods: BodylessMethods = .refuse, underscores: Underscores = .refuse) {
+        self.bodylessMethods = bodylessMethods
+        self.underscores = underscores
+    }
+}
+
 /// The whole validated configuration file.
 public struct ProxyConfig: Sendable, Equatable {
     /// Address the proxy listens on for clients (`proxy.hostname`).
@@ -69,6 +89,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var timeouts = Timeouts()
     /// Limits (`proxy.limits`).
     public var limits = Limits()
+    /// Refusals beyond the HTTP grammar (`proxy.requestBodies`, `proxy.requestHeaders`).
+    public var requestRules = RequestRules()
     /// Routing cookie names (`cookies`).
     public var cookieNames = CookieNames()
     /// When a cluster is marked failed (`rollback`).

@@ -59,6 +59,12 @@ final class ClientSession: EventHandler, DeadlineHandler {
     var interimResponse = false
     var upgradeAccepted = false
     var closeAfterExchange = false
+    /// A `100 Continue` reached the client during this exchange.
+    var continueRelayed = false
+    /// The final response came before the client sent any of the body it announced with
+    /// `Expect: 100-continue`: the client will not send it, so the session goes on without it
+    /// (the backend connection, which still expects it, is not reused).
+    var requestBodyWithdrawn = false
     /// Head bytes left in the buffer until the response begins (bodiless requests), so a
     /// request that met a dead pooled connection can be sent again.
     var headHeldInBuffer = 0
@@ -251,12 +257,18 @@ final class ClientSession: EventHandler, DeadlineHandler {
         responseStarted = false
         interimResponse = false
         upgradeAccepted = false
+        continueRelayed = false
+        requestBodyWithdrawn = false
         status = 0
         closeAfterExchange = !request.keepAlive || worker.draining
         state = .exchange
         guard let buffer else { return }
         if let refusal = checkTarget(buffer.readable) {
             reject(status: refusal.status, message: refusal.message, offset: request.targetRange.lowerBound)
+            return
+        }
+        if let refusal = checkBody(buffer.readable) {
+            reject(status: refusal.status, message: refusal.message, offset: refusal.offset)
             return
         }
         setCookies.removeAll(keepingCapacity: true)
@@ -305,6 +317,26 @@ final class ClientSession: EventHandler, DeadlineHandler {
             return nil
         }
         return (400, "request target must be an absolute path, an absolute URI or *")
+    }
+
+    /// Refuses, before any backend is involved, a body a backend could misread: a body on GET or
+    /// HEAD (unless configured to forward it), and chunked framing that is already invalid in the
+    /// bytes that came with the head. Nil when acceptable.
+    func checkBody(_ source: UnsafeRawBufferPointer) -> (status: Int, message: String, offset: Int)? {
+        switch request.framing {
+        case .none, .contentLength(0):
+            return nil
+        case .contentLength, .chunked, .untilClose:
+            break
+        }
+        if worker.settings.refuseBodiesOnGetAndHead && (request.method == .get || request.method == .head) {
+            return (400, "a \(request.method == .get ? "GET" : "HEAD") request must not have a body", request.headLength)
+        }
+        guard case .chunked = request.framing else { return nil }
+        if case .invalid(let error) = ChunkedDecoder.scan(UnsafeRawBufferPointer(rebasing: source[request.headLength...])) {
+            return (error.status, error.message, request.headLength + error.offset)
+        }
+        return nil
     }
 
     /// Takes a pooled connection or starts a connect, then prepares the request flow.
@@ -586,6 +618,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
         let isInterim = response.status >= 100 && response.status < 200 && response.status != 101
         var flow: BodyFlow
         if isInterim {
+            if response.status == 100 { continueRelayed = true }
             flow = BodyFlow(framing: .none)
             HeadWriter.appendResponse(response, source: rbuf.readable, extraHeaders: [], close: false,
                                       clientVersionMinor: request.versionMinor, to: &flow.prefix)
@@ -612,18 +645,50 @@ final class ClientSession: EventHandler, DeadlineHandler {
             status = response.status
             if case .untilClose = response.framing { closeAfterExchange = true }
             if worker.draining { closeAfterExchange = true }
-            flow = BodyFlow(framing: response.framing)
+            if !requestDone { settleUnsentRequestBody() }
+            let dechunked = dechunkedForHTTP10Client(rbuf)
+            if let dechunked, dechunked.length == nil { closeAfterExchange = true }
+            flow = BodyFlow(framing: response.framing, dechunk: dechunked != nil)
             swap(&flow.prefix, &spareResponseHead)
             if let comparison { flow.tap(comparison.tap, side: servedSide) }
             worker.appendResponseHead(response, source: rbuf.readable, setCookies: setCookies,
                                       close: closeAfterExchange, clientVersionMinor: request.versionMinor,
-                                      to: &flow.prefix)
+                                      dechunked: dechunked, to: &flow.prefix)
         }
         rbuf.consume(response.headLength)
         responseStarted = true
         responseFlow = flow
         setDeadline(.body, after: worker.settings.bodyIdleNanos)
         startShadowDrainIfDecided()
+    }
+
+    /// An HTTP/1.0 client cannot read chunked framing (RFC 9112 6.1): its body goes out without
+    /// it, with a Content-Length when the whole body is already here, else delimited by close.
+    /// Nil when the response is sent as it is framed.
+    func dechunkedForHTTP10Client(_ rbuf: ByteBuffer) -> HeadWriter.Dechunked? {
+        guard request.versionMinor == 0, case .chunked = response.framing else { return nil }
+        let body = UnsafeRawBufferPointer(rebasing: rbuf.readable[response.headLength...])
+        if case .complete(let length, _) = ChunkedDecoder.scan(body) { return HeadWriter.Dechunked(length: length) }
+        return HeadWriter.Dechunked(length: nil)
+    }
+
+    /// The final response arrived before the whole request was sent. A client that asked
+    /// `Expect: 100-continue`, got no `100 Continue` and has sent nothing of its body will not
+    /// send it (RFC 9110 10.1.1): the exchange ends with the response and the session goes on.
+    /// Otherwise the rest of the upload cannot be told from the next request, so the session
+    /// closes after this response, and the response says so (`Connection: close`).
+    func settleUnsentRequestBody() {
+        let untouched = request.expectContinue && !continueRelayed && shadow == nil
+            && !(requestFlow?.bodyStarted ?? false) && (buffer?.readableCount ?? 0) == 0 && !client.readable
+        guard untouched else {
+            closeAfterExchange = true
+            return
+        }
+        requestBodyWithdrawn = true
+        requestFlow?.release(to: worker.pools)
+        if requestFlow != nil { swap(&spareRequestHead, &requestFlow!.prefix); spareRequestHead.removeAll(keepingCapacity: true) }
+        requestFlow = nil
+        requestDone = true
     }
 
     // MARK: Ending an exchange
@@ -659,7 +724,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
         if let cluster {
             worker.recordOutcome(cluster: cluster, status: status, latencyNanos: latency)
         }
-        let reusable = response.keepAlive && requestDone && (backendBuffer?.readableCount ?? 0) == 0
+        let reusable = response.keepAlive && requestDone && !requestBodyWithdrawn && (backendBuffer?.readableCount ?? 0) == 0
             && { if case .untilClose = response.framing { return false }; return true }()
         dropBackend(reusable: reusable)
         requestFlow?.release(to: worker.pools)

@@ -20,8 +20,10 @@ public struct ProxySettings: Sendable {
     public var backendIdleNanos: UInt64 = 30_000_000_000
     /// Per-worker cap on idle connections kept per backend.
     public var maxIdlePerBackend = 512
-    /// Limits for the head parser.
+    /// Limits for the head parser (for requests: also what a field name with `_` gets).
     public var headLimits = HeadLimits()
+    /// GET and HEAD requests with a body (Content-Length above 0, or chunked) get 400.
+    public var refuseBodiesOnGetAndHead = true
     /// Size of each session buffer (the head must fit in it).
     public var bufferSize = 16384
     /// Requested pipe size for spliced bodies.

@@ -177,9 +177,10 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     }
 
     /// Writes the response head for the client with the routing cookies.
-    func appendResponseHead(_ head: ResponseHead, source: UnsafeRawBufferPointer, setCookies: [UInt8], close: Bool, clientVersionMinor: Int, to out: inout [UInt8]) {
+    func appendResponseHead(_ head: ResponseHead, source: UnsafeRawBufferPointer, setCookies: [UInt8], close: Bool, clientVersionMinor: Int,
+                            dechunked: HeadWriter.Dechunked? = nil, to out: inout [UInt8]) {
         HeadWriter.appendResponse(head, source: source, extraHeaders: [], close: close,
-                                  clientVersionMinor: clientVersionMinor, to: &out)
+                                  clientVersionMinor: clientVersionMinor, dechunked: dechunked, to: &out)
         // Insert the Set-Cookie lines before the final CRLF.
         if !setCookies.isEmpty, out.count >= 2 {
             out.insert(contentsOf: setCookies, at: out.count - 2)

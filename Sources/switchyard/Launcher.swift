@@ -1,6 +1,7 @@
 import Admin
 import Comparator
 import Config
+import HTTP1
 import Observability
 import Proxy
 import Reactor
@@ -84,6 +85,8 @@ enum Launcher {
         s.bodyIdleNanos = nanos(config.timeouts.bodyIdleSeconds)
         s.headLimits.maxHeadBytes = config.limits.maxHeadBytes
         s.headLimits.maxTargetBytes = config.limits.maxTargetBytes
+        s.headLimits.underscores = UnderscorePolicy(rawValue: config.requestRules.underscores.rawValue) ?? .refuse
+        s.refuseBodiesOnGetAndHead = config.requestRules.bodylessMethods == .refuse
         s.bufferSize = max(16384, config.limits.maxHeadBytes)
         s.maxConnections = config.limits.maxConnections
         s.cookieNames = config.cookieNames

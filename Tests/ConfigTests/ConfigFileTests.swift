@@ -116,7 +116,13 @@ let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"port":70000}}"#, error: "proxy.port: must be an integer between 0 and 65535"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"hostname":""}}"#, error: "proxy.hostname: must be a host name or IP address"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"prot":1}}"#,
-                  error: "proxy.prot: unknown field (expected one of: hostname, limits, port, timeouts)"),
+                  error: "proxy.prot: unknown field (expected one of: hostname, limits, port, requestBodies, requestHeaders, timeouts)"),
+    FileErrorCase(json: #"{\#(okCluster),"proxy":{"requestBodies":{"bodylessMethods":"drop"}}}"#,
+                  error: "proxy.requestBodies.bodylessMethods: must be one of: \"refuse\", \"forward\""),
+    FileErrorCase(json: #"{\#(okCluster),"proxy":{"requestBodies":{"bodyless":"refuse"}}}"#,
+                  error: "proxy.requestBodies.bodyless: unknown field (expected one of: bodylessMethods)"),
+    FileErrorCase(json: #"{\#(okCluster),"proxy":{"requestHeaders":{"underscores":true}}}"#,
+                  error: "proxy.requestHeaders.underscores: must be one of: \"refuse\", \"drop\", \"allow\""),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"timeouts":{"clientHeadSeconds":0}}}"#,
                   error: "proxy.timeouts.clientHeadSeconds: must be a number greater than 0 and at most 86400"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"timeouts":{"bodyIdleSeconds":"60"}}}"#,
@@ -160,6 +166,12 @@ func configFileErrors(_ c: FileErrorCase) {
     } catch {
         #expect(error.description == c.error)
     }
+}
+
+@Test func requestRules() throws {
+    #expect(try parseFile(sample2014).requestRules == RequestRules(bodylessMethods: .refuse, underscores: .refuse))
+    let set = try parseFile(#"{\#(okCluster),"proxy":{"requestBodies":{"bodylessMethods":"forward"},"requestHeaders":{"underscores":"drop"}}}"#)
+    #expect(set.requestRules == RequestRules(bodylessMethods: .forward, underscores: .drop))
 }
 
 @Test func validateAllRejectsSharedUUIDs() {

@@ -93,7 +93,7 @@ struct HostileInputTests {
             Vector("lowercase version", "GET / http/1.1\r\nHost: t\r\n\r\n" + s, [400]),
             Vector("HTTP/1.2", "GET / HTTP/1.2\r\nHost: t\r\n\r\n" + s, [505]),
             Vector("HTTP/2.0", "GET / HTTP/2.0\r\nHost: t\r\n\r\n" + s, [505]),
-            Vector("HTTP/0.9 version", "GET / HTTP/0.9\r\nHost: t\r\n\r\n" + s, [400, 505]),
+            Vector("HTTP/0.9 version", "GET / HTTP/0.9\r\nHost: t\r\n\r\n" + s, [400]),
             Vector("HTTP/1.10", "GET / HTTP/1.10\r\nHost: t\r\n\r\n" + s, [400, 505]),
             Vector("version without minor", "GET / HTTP/1\r\nHost: t\r\n\r\n" + s, [400, 505]),
             Vector("HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + s, [400, 505]),

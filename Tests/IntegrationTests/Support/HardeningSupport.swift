@@ -19,7 +19,9 @@ extension ProxyProcess {
     static func start(ports: [Int], timeouts: [String: Any] = [:], limits: [String: Any] = [:], workers: Int = 1,
                       extra: [String: Any] = [:]) throws -> ProxyProcess {
         var more = extra
+        // Settings under "proxy" in `extra` join the listener, timeouts and limits.
         more["proxy"] = proxySection(timeouts: timeouts, limits: limits)
+            .merging(extra["proxy"] as? [String: Any] ?? [:]) { _, given in given }
         return try ProxyProcess(config: config(clusters: [cluster(ports: ports, version: "1.0", uuid: "v1")], extra: more),
                                 arguments: ["--workers", String(workers), "--log-level", "INFO"])
     }

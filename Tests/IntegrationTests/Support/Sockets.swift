@@ -8,6 +8,8 @@ final class BlockingSocket: @unchecked Sendable {
     let fd: Int32
     private var pending: [UInt8] = []
     private(set) var closed = false
+    /// Every byte received from the peer, in order (a backend's record of the exact wire bytes).
+    private(set) var received: [UInt8] = []
 
     init(fd: Int32) { self.fd = fd }
 
@@ -61,6 +63,7 @@ final class BlockingSocket: @unchecked Sendable {
             if err == ECONNRESET { return [] }
             throw HarnessError(err == EAGAIN ? "receive timed out" : "recv failed: errno \(err)")
         }
+        received += buffer[0..<n]
         return Array(buffer[0..<n])
     }
 

@@ -26,6 +26,7 @@ final class TestBackend: @unchecked Sendable {
     private let listenFD: Int32
     private let handler: Handler
     private let recorded = Locked<[Request]>([])
+    private let wire = Locked<[Int: [UInt8]]>([:])
     private let accepted = Atomic<Int>(0)
     private let open = Locked<[Int32: BlockingSocket]>([:])
     private let stopped = Atomic<Bool>(false)
@@ -56,6 +57,9 @@ final class TestBackend: @unchecked Sendable {
     /// Connections accepted so far.
     var connections: Int { accepted.load(ordering: .relaxed) }
 
+    /// The exact bytes received on connection `id` up to the end of its latest complete request.
+    func wireBytes(connection id: Int) -> [UInt8] { wire.withLock { $0[id] ?? [] } }
+
     private func acceptLoop() {
         while !stopped.load(ordering: .relaxed) {
             let client = accept(listenFD, nil, nil)
@@ -79,6 +83,7 @@ final class TestBackend: @unchecked Sendable {
         while !stopped.load(ordering: .relaxed) {
             do {
                 guard let request = try readRequest(socket, id: id) else { return }
+                wire.withLock { $0[id] = socket.received }
                 recorded.withLock { $0.append(request) }
                 if try !handler(request, socket) { return }
             } catch {
