@@ -169,6 +169,7 @@ public final class AdminAPI: Sendable {
             var entry: [String: Any] = [
                 "method": r.method,
                 "target": r.target,
+                "requestId": r.requestID,
                 "status": [r.old.status, r.new.status],
                 "framing": [r.old.framing, r.new.framing],
                 "bodyLength": [Int(r.bodyLengths.old), Int(r.bodyLengths.new)],
@@ -245,6 +246,9 @@ public final class AdminAPI: Sendable {
             ("switchyard_pipes_in_use", "gauge", "Kernel pipes held by bodies in flight.", metrics.sum(ProxyCounter.pipesInUse)),
             ("switchyard_accept_pauses_total", "counter", "Times accepting paused because descriptors ran out.",
              metrics.sum(ProxyCounter.acceptPauses)),
+            ("switchyard_access_log_lines_total", "counter", "Access log lines written.", metrics.accessLogLines.load(ordering: .relaxed)),
+            ("switchyard_access_log_dropped_lines_total", "counter", "Access log lines dropped because the writer fell behind.",
+             metrics.accessLogDropped.load(ordering: .relaxed)),
         ]
         for metric in processWide {
             family(metric.name, metric.type, metric.help)

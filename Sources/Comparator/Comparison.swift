@@ -54,6 +54,8 @@ public struct ComparisonRecord: Sendable {
     public var headerDifferences: [String]
     public var unixTime: Int64
     public var clusters: (old: String, new: String)
+    /// The exchange's X-Request-Id (as forwarded to both versions).
+    public var requestID = ""
 
     /// True when the two responses differ in status, compared headers or body.
     public var divergent: Bool {

@@ -12,7 +12,8 @@ import Routing
 ///  "workers": 2,
 ///  "cookies": {"session": "dynsoftup", "transition": "transition"},
 ///  "rollback": {"windowSeconds": 10, "minRequests": 20, "maxFailureRatio": 0.5},
-///  "comparisons": {"kept": 100, "ignoreHeaders": ["Date", "Server", …]}}
+///  "comparisons": {"kept": 100, "ignoreHeaders": ["Date", "Server", …]},
+///  "accessLog": {"path": "stderr", "format": "logfmt", "sample": 1.0}}
 /// ```
 ///
 /// `"clusters": [ … ]` may replace `"cluster"`; each element is either a
@@ -110,6 +111,15 @@ public enum ConfigFile {
             policy.maxFailureRatio = try rollback.number("maxFailureRatio", above: 0, atMost: 1) ?? policy.maxFailureRatio
             config.rollback = policy
             try rollback.rejectUnknown()
+        }
+        if var log = try top.object("accessLog") {
+            guard let path = try log.string("path") else { throw log.fail("path", "missing (\"stderr\" or a file path)") }
+            guard !path.isEmpty, !path.utf8.contains(0) else { throw log.fail("path", "must be \"stderr\" or a file path") }
+            var settings = AccessLogSettings(path: path)
+            settings.format = try log.choice("format", of: AccessLogSettings.Format.self) ?? settings.format
+            settings.sample = try log.number("sample", above: 0, atMost: 1) ?? settings.sample
+            try log.rejectUnknown()
+            config.accessLog = settings
         }
         if var comparisons = try top.object("comparisons") {
             config.comparisonsKept = try comparisons.int("kept", in: 0...100_000) ?? config.comparisonsKept

@@ -69,6 +69,22 @@ public struct RequestRules: Sendable, Equatable {
     }
 }
 
+/// The access log (`accessLog`): one line per exchange.
+public struct AccessLogSettings: Sendable, Equatable {
+    public enum Format: String, Sendable, CaseIterable { case logfmt, json }
+    /// `"stderr"` or a file path (opened for appending, created when missing).
+    public var path: String
+    public var format: Format
+    /// Fraction of exchanges logged, in (0, 1].
+    public var sample: Double
+
+    public init(path: String, format: Format = .logfmt, sample: Double = 1) {
+        self.path = path
+        self.format = format
+        self.sample = sample
+    }
+}
+
 /// The whole validated configuration file.
 public struct ProxyConfig: Sendable, Equatable {
     /// Address the proxy listens on for clients (`proxy.hostname`).
@@ -91,6 +107,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var limits = Limits()
     /// Refusals beyond the HTTP grammar (`proxy.requestBodies`, `proxy.requestHeaders`).
     public var requestRules = RequestRules()
+    /// The access log; nil (the default) when off.
+    public var accessLog: AccessLogSettings?
     /// Routing cookie names (`cookies`).
     public var cookieNames = CookieNames()
     /// When a cluster is marked failed (`rollback`).

@@ -2,7 +2,7 @@
 /// Names are matched case-insensitively when the field's colon is parsed.
 public enum HeaderKind: UInt8, Sendable {
     case other, host, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, trailer,
-        upgrade, cookie, expect, xForwardedFor, xForwardedProto, setCookie
+        upgrade, cookie, expect, xForwardedFor, xForwardedProto, setCookie, xRequestId
 
     /// Whether fields of this kind are hop-by-hop by definition (RFC 9110 7.6.1): Connection,
     /// Keep-Alive, Proxy-Connection, TE, Trailer and Upgrade.
@@ -31,6 +31,8 @@ public enum HeaderKind: UInt8, Sendable {
             if bytesEqualFolded(p, "connection") { return .connection }
             if bytesEqualFolded(p, "keep-alive") { return .keepAlive }
             if bytesEqualFolded(p, "set-cookie") { return .setCookie }
+        case 12:
+            if bytesEqualFolded(p, "x-request-id") { return .xRequestId }
         case 14:
             if bytesEqualFolded(p, "content-length") { return .contentLength }
         case 15:

@@ -70,6 +70,9 @@ public enum ProxyCounter {
 public final class ProxyMetrics: Sendable {
     public let blocks: [CounterBlock]
     public let rollbacks = Atomic<Int>(0)
+    /// Access log lines written, and dropped because the writer fell behind.
+    public let accessLogLines = Atomic<Int>(0)
+    public let accessLogDropped = Atomic<Int>(0)
     public init(reactors: Int) { blocks = (0..<max(1, reactors)).map { _ in CounterBlock() } }
 
     /// Sum of counter `index` over all reactors.

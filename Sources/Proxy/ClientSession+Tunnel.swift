@@ -14,6 +14,7 @@ extension ClientSession {
         requestFlow = nil
         responseFlow?.release(to: worker.pools)
         responseFlow = nil
+        closeAccessRecord(status: 101)
         upstream = BodyFlow(framing: .untilClose)
         downstream = BodyFlow(framing: .untilClose)
         state = .tunnel

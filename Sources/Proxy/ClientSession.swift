@@ -77,6 +77,13 @@ final class ClientSession: EventHandler, DeadlineHandler {
     var spareRequestHead: [UInt8] = []
     var spareResponseHead: [UInt8] = []
     var exchangeStart: UInt64 = 0
+    /// The exchange's request id: the client's valid X-Request-Id, or one made here.
+    var requestID: [UInt8] = []
+    /// The id was made here, so the forwarded head carries it.
+    var requestIDMade = false
+    /// The access record of the exchange being logged (kept across exchanges; nil while the
+    /// access log is off or nothing was sampled yet).
+    var access: AccessEntry?
     var attempts = 0
     var status = 0
 
@@ -141,6 +148,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
         case .idle:
             close()
         case .head:
+            openAccessRecord(parsed: false)
             reject(status: 408, message: "request head not received in time", offset: nil)
             drive()
         case .connect:
@@ -194,6 +202,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
                 startExchange()
                 return true
             case .error(let error):
+                openAccessRecord(parsed: false)
                 reject(status: error.status, message: error.message, offset: error.offset)
                 return true
             case .incomplete:
@@ -263,6 +272,8 @@ final class ClientSession: EventHandler, DeadlineHandler {
         closeAfterExchange = !request.keepAlive || worker.draining
         state = .exchange
         guard let buffer else { return }
+        assignRequestID(buffer.readable)
+        openAccessRecord(parsed: true)
         if let refusal = checkTarget(buffer.readable) {
             reject(status: refusal.status, message: refusal.message, offset: request.targetRange.lowerBound)
             return
@@ -288,7 +299,8 @@ final class ClientSession: EventHandler, DeadlineHandler {
             shadowCluster = mirror.cluster
             comparison = PendingComparison(method: String(decoding: buffer.readable[request.methodRange], as: UTF8.self),
                                            target: String(decoding: buffer.readable[request.targetRange], as: UTF8.self),
-                                           clusters: (mirror.cluster.spec.uuid, choice.cluster.spec.uuid), start: exchangeStart)
+                                           clusters: (mirror.cluster.spec.uuid, choice.cluster.spec.uuid), start: exchangeStart,
+                                           requestID: String(decoding: requestID, as: UTF8.self))
         }
         connect(backendID: choice.backendID)
     }
@@ -383,6 +395,12 @@ final class ClientSession: EventHandler, DeadlineHandler {
         } else if !request.headers.contains(where: { $0.kind == .host }), let link = backend, flow.prefix.count >= 2 {
             // An HTTP/1.0 request may come without Host; it leaves as HTTP/1.1, which needs one.
             flow.prefix.insert(contentsOf: Array("Host: \(worker.backends[link.backendID].address)\r\n".utf8), at: flow.prefix.count - 2)
+        }
+        if requestIDMade, flow.prefix.count >= 2 {
+            let at = flow.prefix.count - 2
+            flow.prefix.insert(contentsOf: requestIDLine, at: at)
+            flow.prefix.insert(contentsOf: requestID, at: at + requestIDLine.count)
+            flow.prefix.insert(contentsOf: [13, 10], at: at + requestIDLine.count + requestID.count)
         }
         if let shadow { flow.mirror(to: shadow.fd) }
         // The head stays in the buffer until the connection is up (a failed connect sent
@@ -654,6 +672,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
             worker.appendResponseHead(response, source: rbuf.readable, setCookies: setCookies,
                                       close: closeAfterExchange, clientVersionMinor: request.versionMinor,
                                       dechunked: dechunked, to: &flow.prefix)
+            access?.responseHeadBytes = flow.prefix.count
         }
         rbuf.consume(response.headLength)
         responseStarted = true
@@ -719,6 +738,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
 
     /// Ends the exchange: accounting, connection reuse, next request or close.
     func finishExchange() {
+        closeAccessRecord(status: status)
         endComparison(servedComplete: true, reason: requestDone ? nil : "request not fully sent")
         let latency = worker.loop.now &- exchangeStart
         if let cluster {
@@ -769,6 +789,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
             fallBack(newHeadParsed: false, reason: message)
             return
         }
+        closeAccessRecord(status: responseStarted ? self.status : status)
         endComparison(servedComplete: false, reason: message)
         if backendFault, let cluster {
             cluster.metrics.blocks[worker.id].add(ClusterCounter.backendErrors)
@@ -791,6 +812,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
 
     /// Refuses a request the parser rejected (or that timed out): error response, then close.
     func reject(status: Int, message: String, offset: Int?) {
+        closeAccessRecord(status: status)
         endComparison(servedComplete: false, reason: message)
         worker.metrics.reject(reactor: worker.id, status: status)
         if Log.enabled(.info) {
@@ -835,6 +857,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
     /// Closes the client connection and releases everything the session holds.
     func close() {
         guard state != .closed else { return }
+        if state == .exchange || state == .tunnel { closeAccessRecord(status: responseStarted ? status : 0) }
         state = .closed
         endComparison(servedComplete: false, reason: "connection closed")
         requestFlow?.release(to: worker.pools)

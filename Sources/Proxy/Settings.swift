@@ -41,6 +41,9 @@ public struct ProxySettings: Sendable {
     /// CONCURRENT mode: how long the response that is not served may take to drain.
     public var shadowDrainNanos: UInt64 = 30_000_000_000
 
+    /// Where access log lines go; nil when the access log is off.
+    public var accessLog: AccessLogSink?
+
     /// How long in-flight exchanges may take to finish on a graceful stop.
     public var drainNanos: UInt64 = 10_000_000_000
 

@@ -17,12 +17,16 @@ final class PendingComparison {
     var servedBy = "new"
     private var open = 2
     let start: UInt64
+    let requestID: String
+    /// The exchange's access log line, written once the comparison knows whether they diverged.
+    var deferredAccess: (record: AccessRecord, log: AccessLogBatch)?
 
-    init(method: String, target: String, clusters: (old: String, new: String), start: UInt64) {
+    init(method: String, target: String, clusters: (old: String, new: String), start: UInt64, requestID: String = "") {
         self.method = method
         self.target = target
         self.clusters = clusters
         self.start = start
+        self.requestID = requestID
     }
 
     /// Records what a side's response head said (status, framing, compared headers).
@@ -53,8 +57,17 @@ final class PendingComparison {
         summaries[side].latencyMillis = Double(now &- start) / 1e6
         open -= 1
         if open == 0 {
-            log.add(ComparisonRecord(method: method, target: target, old: summaries[0], new: summaries[1], servedBy: servedBy,
-                                     comparator: tap.comparator, unixTime: Clock.unixSeconds(), clusters: clusters))
+            var record = ComparisonRecord(method: method, target: target, old: summaries[0], new: summaries[1], servedBy: servedBy,
+                                          comparator: tap.comparator, unixTime: Clock.unixSeconds(), clusters: clusters)
+            record.requestID = requestID
+            log.add(record)
+            if let (pending, batch) = deferredAccess {
+                var access = pending
+                access.diverged = record.divergent
+                access.served = servedBy
+                batch.append(access)
+                deferredAccess = nil
+            }
         }
     }
 }

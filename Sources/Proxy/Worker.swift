@@ -48,6 +48,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var drains: [ObjectIdentifier: ShadowDrain] = [:]
     private let maxSessions: Int
     private var onDrained: (@Sendable () -> Void)?
+    /// This reactor's access log lines waiting to be handed to the sink; nil when the log is off.
+    let accessLog: AccessLogBatch?
 
     // The adopted snapshot and this worker's view of it.
     private(set) var snapshot: Snapshot
@@ -56,6 +58,9 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var roundRobin: [Int] = []
     private var instantCookie: [String] = []
     private var rng = FastRandom()
+
+    /// A random 64-bit number from the worker's generator (request ids).
+    func nextRandom() -> UInt64 { rng.next() }
 
     // Backends known to this worker, by stable id.
     private(set) var backends: [BackendSlot] = []
@@ -77,6 +82,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         self.pools = ResourcePools(bufferSize: settings.bufferSize, pipeSize: settings.pipeSize, counters: metrics.blocks[id])
         self.snapshot = snapshot
         self.maxSessions = max(1, settings.maxConnections / max(1, workers))
+        self.accessLog = settings.accessLog.map { AccessLogBatch(sink: $0) }
         adopt(snapshot)
     }
 
@@ -404,8 +410,10 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         if draining && sessions.isEmpty { finishDrain() }
     }
 
-    /// Closes idle pooled connections that have been idle too long.
+    /// Closes idle pooled connections that have been idle too long; hands the access log
+    /// lines collected since the last sweep to the writer.
     public func checkDeadline(now: UInt64) {
+        accessLog?.flush()
         for id in backends.indices where !backends[id].idle.isEmpty {
             while let first = backends[id].idle.first, now &- first.since > settings.backendIdleNanos {
                 backends[id].idle.removeFirst()
@@ -448,6 +456,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         guard let done = onDrained else { return }
         onDrained = nil
         pools.closeAll()
+        accessLog?.flush()
         done()
     }
 

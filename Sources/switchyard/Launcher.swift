@@ -109,6 +109,7 @@ enum Launcher {
         sigemptyset(&signals)
         sigaddset(&signals, SIGTERM)
         sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGUSR1)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         let metrics = ProxyMetrics(reactors: workers)
@@ -129,7 +130,16 @@ enum Launcher {
             return 2
         }
         let proxy: ProxyServer
-        let proxySettings = settings(config)
+        var proxySettings = settings(config)
+        if let log = config.accessLog {
+            do {
+                proxySettings.accessLog = try AccessLogSink(path: log.path, format: AccessLogFormat(rawValue: log.format.rawValue) ?? .logfmt,
+                                                            sample: log.sample, metrics: metrics)
+            } catch {
+                printError("switchyard: accessLog.path: \(error.description)")
+                return 2
+            }
+        }
         do {
             proxy = try ProxyServer(listen: proxyAddress, workers: workers, settings: proxySettings, snapshot: snapshot, metrics: metrics)
         } catch {
@@ -153,10 +163,18 @@ enum Launcher {
                                "nofile": String(fileLimit)])
         if demo != nil { DemoBackends.printHelp(proxyPort: proxy.port, adminPort: control.port) }
 
+        proxySettings.accessLog?.start()
         var received: Int32 = 0
-        sigwait(&signals, &received)
+        while true {
+            sigwait(&signals, &received)
+            guard received == SIGUSR1 else { break }
+            // logrotate moved the access log: open the path anew.
+            proxySettings.accessLog?.reopen()
+            Log.notice("access_log_reopened", ["path": config.accessLog?.path ?? "-"])
+        }
         Log.notice("stopping", ["signal": received == SIGTERM ? "SIGTERM" : "SIGINT"])
         proxy.stopAndWait()
+        proxySettings.accessLog?.stop()
         control.stop()
         ReactorThread.join(controlThread)
         Log.notice("stopped")
