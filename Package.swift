@@ -36,6 +36,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Routing"]),
         .testTarget(name: "ComparatorTests", dependencies: ["Comparator"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Reactor", "Syscalls"]),
+        .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),
         .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Syscalls", "switchyard"]),
     ]

@@ -7,9 +7,11 @@ public enum HeadWriter {
     /// ones (with `tunnel`, Upgrade fields are kept and `Connection: upgrade` follows them), then one
     /// `X-Forwarded-For` line — the received values joined by ", " followed by `clientAddress` —
     /// then `X-Forwarded-Proto: http` (received ones are dropped), then the empty line.
-    /// Repeated Content-Length fields are written once, as a plain number.
+    /// Repeated Content-Length fields are written once, as a plain number. With `requestID`,
+    /// an `X-Request-Id` line with it comes before `X-Forwarded-For`.
     /// `source` is the buffer `head` was parsed from.
-    public static func appendRequest(_ head: RequestHead, source: UnsafeRawBufferPointer, clientAddress: String, tunnel: Bool, to out: inout [UInt8]) {
+    public static func appendRequest(_ head: RequestHead, source: UnsafeRawBufferPointer, clientAddress: String, tunnel: Bool,
+                                     requestID: UnsafeRawBufferPointer? = nil, to out: inout [UInt8]) {
         var address = clientAddress
         address.withUTF8 { addr in
             emit(to: &out) { (w: inout ByteSink) in
@@ -33,6 +35,11 @@ public enum HeadWriter {
                     w.put(field, source)
                 }
                 if tunnel { w.put("Connection: upgrade\r\n") }
+                if let requestID {
+                    w.put("X-Request-Id: ")
+                    w.put(requestID)
+                    w.put("\r\n")
+                }
                 w.put("X-Forwarded-For: ")
                 if forwardedFor {
                     for field in head.headers where field.kind == .xForwardedFor && !field.hopByHop && field.valueLength > 0 {

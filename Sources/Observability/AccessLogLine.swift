@@ -4,145 +4,136 @@ import Glibc
 
 /// How access log lines are written.
 public enum AccessLogFormat: String, Sendable, CaseIterable {
-    /// `key=value` pairs, values quoted when they hold spaces, quotes or `=`.
+    /// `key=value` pairs, values quoted when they hold spaces, quotes, `=` or `\`.
     case logfmt
     /// One JSON object per line.
     case json
 }
 
-/// One exchange, as the access log writes it. Byte fields are copies taken when the request
-/// head was parsed (its buffer moves on during the exchange).
-public struct AccessRecord: Sendable {
-    /// Wall-clock time the request head was complete, in nanoseconds since 1970.
-    public var startUnixNanos: Int64 = 0
-    public var client: String = ""
-    /// `method SP target`, as received.
-    public var requestLine: [UInt8] = []
-    /// The status sent to the client; 0 when nothing was (the client or backend went away first).
-    public var status = 0
-    /// Request bytes taken from the client (head and body) and response bytes sent to it.
-    public var bytesIn: UInt64 = 0
-    public var bytesOut: UInt64 = 0
-    public var durationMicros: UInt64 = 0
-    public var requestID: [UInt8] = []
-    /// Cluster, version, backend and mode that served it; empty when none was chosen.
-    public var cluster = ""
-    public var version = ""
-    public var backend = ""
-    public var mode = ""
-    /// CONCURRENT only: which version's response was served ("new" or "old").
-    public var served = ""
-    /// CONCURRENT only: whether the two responses differed (nil when not compared).
-    public var diverged: Bool?
+/// Writes one access log line into a byte array, in three parts so that the part known last
+/// (whether a CONCURRENT comparison diverged) can be added after the exchange has ended:
+/// `begin` when the request head is read, `middle` when the exchange ends, `end` to close the
+/// line. Values are written as bytes, never through Strings; anything outside printable ASCII
+/// is escaped, so a line is always one valid line of logfmt or JSON whatever a client sent.
+public struct AccessLogLine {
+    public let format: AccessLogFormat
 
-    public init() {}
-}
+    public init(format: AccessLogFormat) { self.format = format }
 
-/// Writes access log lines into a byte array, without building Strings.
-public enum AccessLogLine {
-    /// Appends one line (ending in LF) for `record` to `out`.
-    public static func append(_ r: AccessRecord, format: AccessLogFormat, to out: inout [UInt8]) {
-        let space = r.requestLine.firstIndex(of: 0x20) ?? r.requestLine.count
-        let method = r.requestLine[..<space]
-        let target = r.requestLine[min(space + 1, r.requestLine.count)...]
-        switch format {
-        case .logfmt:
-            out.append(contentsOf: "time=".utf8)
-            appendTime(r.startUnixNanos, to: &out)
-            field(" client=", r.client.utf8, &out)
-            field(" method=", method, &out)
-            field(" target=", target, &out)
-            out.append(contentsOf: " status=".utf8)
-            appendDecimal(UInt64(max(0, r.status)), to: &out)
-            out.append(contentsOf: " bytes_in=".utf8)
-            appendDecimal(r.bytesIn, to: &out)
-            out.append(contentsOf: " bytes_out=".utf8)
-            appendDecimal(r.bytesOut, to: &out)
-            out.append(contentsOf: " duration_us=".utf8)
-            appendDecimal(r.durationMicros, to: &out)
-            field(" request_id=", r.requestID, &out)
-            field(" cluster=", r.cluster.utf8, &out)
-            field(" version=", r.version.utf8, &out)
-            field(" backend=", r.backend.utf8, &out)
-            field(" mode=", r.mode.utf8, &out)
-            if !r.served.isEmpty { field(" served=", r.served.utf8, &out) }
-            if let d = r.diverged { out.append(contentsOf: (d ? " diverged=true" : " diverged=false").utf8) }
-        case .json:
-            out.append(contentsOf: "{\"time\":\"".utf8)
-            appendTime(r.startUnixNanos, to: &out)
-            out.append(0x22)
-            jsonField(",\"client\":", r.client.utf8, &out)
-            jsonField(",\"method\":", method, &out)
-            jsonField(",\"target\":", target, &out)
-            out.append(contentsOf: ",\"status\":".utf8)
-            appendDecimal(UInt64(max(0, r.status)), to: &out)
-            out.append(contentsOf: ",\"bytes_in\":".utf8)
-            appendDecimal(r.bytesIn, to: &out)
-            out.append(contentsOf: ",\"bytes_out\":".utf8)
-            appendDecimal(r.bytesOut, to: &out)
-            out.append(contentsOf: ",\"duration_us\":".utf8)
-            appendDecimal(r.durationMicros, to: &out)
-            jsonField(",\"request_id\":", r.requestID, &out)
-            jsonField(",\"cluster\":", r.cluster.utf8, &out)
-            jsonField(",\"version\":", r.version.utf8, &out)
-            jsonField(",\"backend\":", r.backend.utf8, &out)
-            jsonField(",\"mode\":", r.mode.utf8, &out)
-            if !r.served.isEmpty { jsonField(",\"served\":", r.served.utf8, &out) }
-            if let d = r.diverged { out.append(contentsOf: (d ? ",\"diverged\":true" : ",\"diverged\":false").utf8) }
-            out.append(0x7D)
+    /// Time, client, method and target. `requestLine` is `method SP target` (empty when the
+    /// head could not be parsed).
+    public func begin(unixNanos: Int64, client: String, requestLine: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        var space = 0
+        while space < requestLine.count && requestLine[space] != 0x20 { space += 1 }
+        let method = UnsafeRawBufferPointer(rebasing: requestLine[0..<space])
+        let target = UnsafeRawBufferPointer(rebasing: requestLine[min(space + 1, requestLine.count)...])
+        out.append(contentsOf: format == .json ? #"{"time":""#.utf8 : "time=".utf8)
+        Self.appendTime(unixNanos, to: &out)
+        if format == .json { out.append(0x22) }
+        string(",client", client, &out)
+        value(",method", method, &out)
+        value(",target", target, &out)
+    }
+
+    /// What happened: status (0 when nothing was sent), bytes each way, duration, request id,
+    /// the cluster, version, backend and mode that served it, and in CONCURRENT which version
+    /// was `served`.
+    public func middle(status: Int, bytesIn: UInt64, bytesOut: UInt64, durationMicros: UInt64, requestID: UnsafeRawBufferPointer,
+                       cluster: String, version: String, backend: String, mode: String, served: String?, to out: inout [UInt8]) {
+        number(",status", UInt64(max(0, status)), &out)
+        number(",bytes_in", bytesIn, &out)
+        number(",bytes_out", bytesOut, &out)
+        number(",duration_us", durationMicros, &out)
+        value(",request_id", requestID, &out)
+        string(",cluster", cluster, &out)
+        string(",version", version, &out)
+        string(",backend", backend, &out)
+        string(",mode", mode, &out)
+        if let served { string(",served", served, &out) }
+    }
+
+    /// Closes the line; `diverged` is written for compared (CONCURRENT) exchanges.
+    public func end(diverged: Bool?, to out: inout [UInt8]) {
+        if let diverged {
+            key(",diverged", &out)
+            out.append(contentsOf: (diverged ? "true" : "false").utf8)
         }
+        if format == .json { out.append(0x7D) }
         out.append(0x0A)
     }
 
-    /// A logfmt value: bare when it is non-empty printable ASCII without `"`, `=` or `\`;
-    /// otherwise quoted, with `"` and `\` escaped and other bytes outside printable ASCII as `\xHH`.
-    static func field<C: Collection>(_ key: StaticString, _ value: C, _ out: inout [UInt8]) where C.Element == UInt8 {
-        out.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
-        let bare = !value.isEmpty && !value.contains { $0 <= 0x20 || $0 >= 0x7F || $0 == 0x22 || $0 == 0x3D || $0 == 0x5C }
-        if bare {
-            out.append(contentsOf: value)
-            return
+    // MARK: Fields
+
+    /// `key` is written with a leading comma: kept for JSON, a space for logfmt.
+    private func key(_ key: StaticString, _ out: inout [UInt8]) {
+        let k = UnsafeRawBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
+        if format == .json {
+            out.append(0x2C)
+            out.append(0x22)
+            out.append(contentsOf: k[1...])
+            out.append(contentsOf: [0x22, 0x3A])
+        } else {
+            out.append(0x20)
+            out.append(contentsOf: k[1...])
+            out.append(0x3D)
         }
-        out.append(0x22)
-        for b in value {
-            switch b {
-            case 0x22, 0x5C: out.append(0x5C); out.append(b)
-            case 0x20...0x7E: out.append(b)
-            default: appendHexEscape(b, prefix: "\\x", to: &out)
+    }
+
+    private func number(_ name: StaticString, _ n: UInt64, _ out: inout [UInt8]) {
+        key(name, &out)
+        Self.appendDecimal(n, to: &out)
+    }
+
+    private func string(_ name: StaticString, _ s: String, _ out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { value(name, UnsafeRawBufferPointer($0), &out) }
+    }
+
+    /// A string value. logfmt: bare when it is non-empty printable ASCII without `"`, `=` or
+    /// `\`, else quoted with `"` and `\` escaped and other bytes as `\xHH`. JSON: always
+    /// quoted, bytes outside printable ASCII as `\u00HH`.
+    private func value(_ name: StaticString, _ bytes: UnsafeRawBufferPointer, _ out: inout [UInt8]) {
+        key(name, &out)
+        if format == .logfmt {
+            var bare = !bytes.isEmpty
+            for b in bytes where b <= 0x20 || b >= 0x7F || b == 0x22 || b == 0x3D || b == 0x5C { bare = false; break }
+            if bare {
+                out.append(contentsOf: bytes)
+                return
             }
         }
         out.append(0x22)
-    }
-
-    /// A JSON string; bytes outside printable ASCII become `\u00HH`, so the line stays valid
-    /// UTF-8 JSON whatever the client sent.
-    static func jsonField<C: Collection>(_ key: StaticString, _ value: C, _ out: inout [UInt8]) where C.Element == UInt8 {
-        out.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
-        out.append(0x22)
-        for b in value {
-            switch b {
-            case 0x22, 0x5C: out.append(0x5C); out.append(b)
-            case 0x20...0x7E: out.append(b)
-            default: appendHexEscape(b, prefix: "\\u00", to: &out)
+        var run = 0   // start of the bytes not yet copied
+        for (i, b) in bytes.enumerated() where b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x5C {
+            out.append(contentsOf: bytes[run..<i])
+            run = i + 1
+            if b == 0x22 || b == 0x5C {
+                out.append(0x5C)
+                out.append(b)
+            } else {
+                out.append(contentsOf: (format == .json ? "\\u00" : "\\x").utf8)
+                out.append(Self.hexDigit(b >> 4))
+                out.append(Self.hexDigit(b & 15))
             }
         }
+        out.append(contentsOf: bytes[run...])
         out.append(0x22)
     }
 
-    static func appendHexEscape(_ b: UInt8, prefix: StaticString, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount))
-        for nibble in [b >> 4, b & 15] { out.append(nibble < 10 ? 0x30 &+ nibble : 0x57 &+ nibble) }
-    }
+    /// The lowercase hex digit of `v` (0...15).
+    public static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 &+ v : 0x57 &+ v }
 
     static func appendDecimal(_ n: UInt64, to out: inout [UInt8]) {
-        if n >= 10 { appendDecimal(n / 10, to: &out) }
-        out.append(UInt8(truncatingIfNeeded: n % 10) &+ 0x30)
+        var digits = 1
+        var v = n
+        while v >= 10 { v /= 10; digits += 1 }
+        appendPadded(Int64(truncatingIfNeeded: n), width: digits, to: &out)
     }
 
     static func appendPadded(_ n: Int64, width: Int, to out: inout [UInt8]) {
         let start = out.count
         out.append(contentsOf: repeatElement(0x30, count: width))
-        var v = n
+        var v = UInt64(truncatingIfNeeded: n)
         var i = start + width - 1
         while i >= start && v > 0 {
             out[i] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
@@ -151,10 +142,10 @@ public enum AccessLogLine {
         }
     }
 
-    /// RFC 3339 UTC with milliseconds: `2026-11-30T20:31:01.123Z`.
-    static func appendTime(_ unixNanos: Int64, to out: inout [UInt8]) {
-        let seconds = unixNanos / 1_000_000_000
-        let millis = (unixNanos % 1_000_000_000) / 1_000_000
+    /// RFC 3339 UTC with milliseconds: `2026-11-30T20:31:01.123Z` (times from 1970 on).
+    public static func appendTime(_ unixNanos: Int64, to out: inout [UInt8]) {
+        let nanos = max(0, unixNanos)
+        let seconds = nanos / 1_000_000_000
         let (y, m, d) = civilDate(daysSinceEpoch: seconds / 86_400)
         let sod = seconds % 86_400
         appendPadded(y, width: 4, to: &out); out.append(0x2D)
@@ -163,12 +154,12 @@ public enum AccessLogLine {
         appendPadded(sod / 3600, width: 2, to: &out); out.append(0x3A)
         appendPadded(sod / 60 % 60, width: 2, to: &out); out.append(0x3A)
         appendPadded(sod % 60, width: 2, to: &out); out.append(0x2E)
-        appendPadded(millis, width: 3, to: &out); out.append(0x5A)
+        appendPadded(nanos % 1_000_000_000 / 1_000_000, width: 3, to: &out); out.append(0x5A)
     }
 
-    /// Gregorian year, month and day of a day count since 1970-01-01 (days ≥ 0).
+    /// Gregorian year, month and day of a day count since 1970-01-01 (days ≥ 0): eras of 400
+    /// years (146 097 days) starting on March 1st, so that leap days fall last.
     static func civilDate(daysSinceEpoch: Int64) -> (Int64, Int64, Int64) {
-        // Eras of 400 years (146 097 days) starting on March 1st, so leap days fall last.
         let z = daysSinceEpoch + 719_468
         let era = z / 146_097
         let doe = z - era * 146_097

@@ -128,6 +128,7 @@ public struct AccessLogError: Error, CustomStringConvertible {
 /// batches: when 64 KiB are collected, and at every deadline sweep (about every 100 ms).
 final class AccessLogBatch {
     let sink: AccessLogSink
+    let writer: AccessLogLine
     private var bytes: [UInt8] = []
     private var lines = 0
     private var rng = FastRandom()
@@ -136,6 +137,7 @@ final class AccessLogBatch {
 
     init(sink: AccessLogSink) {
         self.sink = sink
+        writer = AccessLogLine(format: sink.format)
         threshold = sink.sample >= 1 ? .max : UInt64(sink.sample * Double(UInt64.max))
         bytes.reserveCapacity(64 << 10)
     }
@@ -143,8 +145,9 @@ final class AccessLogBatch {
     /// Whether the next exchange is logged (the sample rate).
     func sampled() -> Bool { threshold == .max || rng.next() <= threshold }
 
-    func append(_ record: AccessRecord) {
-        AccessLogLine.append(record, format: sink.format, to: &bytes)
+    /// Adds one complete line.
+    func append(_ line: [UInt8]) {
+        bytes.append(contentsOf: line)
         lines += 1
         if bytes.count >= 64 << 10 { flush() }
     }

@@ -2,17 +2,15 @@ import HTTP1
 import Observability
 import Routing
 
-/// The access record of a session's current exchange, kept (and reused) across exchanges.
+/// The access log line of a session's current exchange, kept (and reused) across exchanges.
 final class AccessEntry {
-    var record = AccessRecord()
+    /// The line so far (`AccessLogLine.begin` written when the exchange started).
+    var line: [UInt8] = []
     /// An exchange is being recorded and its line not yet written.
     var open = false
     /// Bytes of the response head sent to the client (with cookies and connection line).
     var responseHeadBytes = 0
 }
-
-/// `X-Request-Id: `, the start of the line a forwarded head gets when the id was made here.
-let requestIDLine: [UInt8] = Array("X-Request-Id: ".utf8)
 
 /// Request ids and the access log: one line per exchange, written through the worker's batch.
 extension ClientSession {
@@ -34,11 +32,13 @@ extension ClientSession {
         }
         guard !found else { return }
         requestIDMade = true
-        for word in [worker.nextRandom(), worker.nextRandom()] {
-            for shift in stride(from: 60, through: 0, by: -4) {
-                let nibble = UInt8(truncatingIfNeeded: word >> UInt64(shift)) & 15
-                requestID.append(nibble < 10 ? 0x30 &+ nibble : 0x57 &+ nibble)
+        let high = worker.nextRandom(), low = worker.nextRandom()
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { hex in
+            for i in 0..<16 {
+                hex[i] = AccessLogLine.hexDigit(UInt8(truncatingIfNeeded: high >> UInt64(60 - 4 * i)) & 15)
+                hex[16 + i] = AccessLogLine.hexDigit(UInt8(truncatingIfNeeded: low >> UInt64(60 - 4 * i)) & 15)
             }
+            requestID.append(contentsOf: hex)
         }
     }
 
@@ -53,7 +53,7 @@ extension ClientSession {
         return true
     }
 
-    /// Starts recording the exchange whose head was just read (or refused, `parsed` false),
+    /// Starts the line of the exchange whose head was just read (or refused, `parsed` false),
     /// when the access log is on and samples it.
     func openAccessRecord(parsed: Bool) {
         guard let log = worker.accessLog, log.sampled() else { return }
@@ -61,45 +61,38 @@ extension ClientSession {
         access = entry
         entry.open = true
         entry.responseHeadBytes = 0
-        entry.record.startUnixNanos = AccessLogLine.nowUnixNanos()
-        entry.record.client = clientAddress
-        entry.record.requestLine.removeAll(keepingCapacity: true)
-        entry.record.requestID.removeAll(keepingCapacity: true)
+        entry.line.removeAll(keepingCapacity: true)
         if parsed, let buffer {
             let source = buffer.readable
-            entry.record.requestLine.append(contentsOf: source[request.methodRange])
-            entry.record.requestLine.append(0x20)
-            entry.record.requestLine.append(contentsOf: source[request.targetRange])
-            entry.record.requestID.append(contentsOf: requestID)
+            let line = UnsafeRawBufferPointer(rebasing: source[request.methodRange.lowerBound..<request.targetRange.upperBound])
+            log.writer.begin(unixNanos: AccessLogLine.nowUnixNanos(), client: clientAddress, requestLine: line, to: &entry.line)
+        } else {
+            log.writer.begin(unixNanos: AccessLogLine.nowUnixNanos(), client: clientAddress, requestLine: UnsafeRawBufferPointer(start: nil, count: 0),
+                             to: &entry.line)
         }
     }
 
     /// Writes the exchange's line (once): `status` is what the client got, 0 for nothing.
     /// A CONCURRENT exchange whose comparison is still running leaves its line with the
-    /// comparison, which writes it with `diverged` once both answers are in.
+    /// comparison, which ends it with `diverged` once both answers are in.
     func closeAccessRecord(status: Int) {
         guard let entry = access, entry.open, let log = worker.accessLog else { return }
         entry.open = false
-        var r = entry.record
-        r.status = status
-        r.durationMicros = (worker.loop.now &- exchangeStart) / 1000
-        r.bytesIn = UInt64(state == .readingHead ? 0 : request.headLength) &+ (requestFlow?.bodyBytesMoved ?? 0)
-        r.bytesOut = UInt64(entry.responseHeadBytes) &+ (responseStarted ? (responseFlow?.bodyBytesMoved ?? 0) : 0)
-        if let cluster {
-            r.cluster = cluster.spec.uuid
-            r.version = cluster.spec.version
-            r.mode = cluster.spec.mode.rawValue
-        } else {
-            r.cluster = ""; r.version = ""; r.mode = ""
+        let bytesIn = UInt64(state == .readingHead ? 0 : request.headLength) &+ (requestFlow?.bodyBytesMoved ?? 0)
+        let bytesOut = UInt64(entry.responseHeadBytes) &+ (responseStarted ? (responseFlow?.bodyBytesMoved ?? 0) : 0)
+        let spec = cluster?.spec
+        requestID.withUnsafeBytes { id in
+            log.writer.middle(status: status, bytesIn: bytesIn, bytesOut: bytesOut, durationMicros: (worker.loop.now &- exchangeStart) / 1000,
+                              requestID: state == .readingHead ? UnsafeRawBufferPointer(start: nil, count: 0) : id,
+                              cluster: spec?.uuid ?? "", version: spec?.version ?? "",
+                              backend: backend.map { worker.backends[$0.backendID].label } ?? "", mode: spec?.mode.rawValue ?? "",
+                              served: comparison == nil ? nil : (servedSide == 1 ? "new" : "old"), to: &entry.line)
         }
-        r.backend = backend.map { worker.backends[$0.backendID].label } ?? ""
-        r.served = ""
-        r.diverged = nil
         if let comparison {
-            r.served = servedSide == 1 ? "new" : "old"
-            comparison.deferredAccess = (r, log)
+            comparison.deferredAccess = (entry.line, log)
             return
         }
-        log.append(r)
+        log.writer.end(diverged: nil, to: &entry.line)
+        log.append(entry.line)
     }
 }

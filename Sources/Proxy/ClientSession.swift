@@ -388,19 +388,15 @@ final class ClientSession: EventHandler, DeadlineHandler {
         guard let buffer else { return }
         var flow = BodyFlow(framing: request.framing)
         swap(&flow.prefix, &spareRequestHead)
-        HeadWriter.appendRequest(request, source: buffer.readable, clientAddress: clientAddress,
-                                 tunnel: request.upgrade, to: &flow.prefix)
+        requestID.withUnsafeBytes { id in
+            HeadWriter.appendRequest(request, source: buffer.readable, clientAddress: clientAddress,
+                                     tunnel: request.upgrade, requestID: requestIDMade ? id : nil, to: &flow.prefix)
+        }
         if let absolute = absoluteTarget {
             rewriteAbsoluteTarget(absolute, in: &flow.prefix)
         } else if !request.headers.contains(where: { $0.kind == .host }), let link = backend, flow.prefix.count >= 2 {
             // An HTTP/1.0 request may come without Host; it leaves as HTTP/1.1, which needs one.
             flow.prefix.insert(contentsOf: Array("Host: \(worker.backends[link.backendID].address)\r\n".utf8), at: flow.prefix.count - 2)
-        }
-        if requestIDMade, flow.prefix.count >= 2 {
-            let at = flow.prefix.count - 2
-            flow.prefix.insert(contentsOf: requestIDLine, at: at)
-            flow.prefix.insert(contentsOf: requestID, at: at + requestIDLine.count)
-            flow.prefix.insert(contentsOf: [13, 10], at: at + requestIDLine.count + requestID.count)
         }
         if let shadow { flow.mirror(to: shadow.fd) }
         // The head stays in the buffer until the connection is up (a failed connect sent

@@ -18,8 +18,8 @@ final class PendingComparison {
     private var open = 2
     let start: UInt64
     let requestID: String
-    /// The exchange's access log line, written once the comparison knows whether they diverged.
-    var deferredAccess: (record: AccessRecord, log: AccessLogBatch)?
+    /// The exchange's access log line, ended once the comparison knows whether they diverged.
+    var deferredAccess: (line: [UInt8], log: AccessLogBatch)?
 
     init(method: String, target: String, clusters: (old: String, new: String), start: UInt64, requestID: String = "") {
         self.method = method
@@ -62,10 +62,9 @@ final class PendingComparison {
             record.requestID = requestID
             log.add(record)
             if let (pending, batch) = deferredAccess {
-                var access = pending
-                access.diverged = record.divergent
-                access.served = servedBy
-                batch.append(access)
+                var line = pending
+                batch.writer.end(diverged: record.divergent, to: &line)
+                batch.append(line)
                 deferredAccess = nil
             }
         }

@@ -1,0 +1,51 @@
+import Foundation
+import Observability
+import Testing
+
+/// The access log line writer: times, escaping, and both formats.
+@Suite("Access log lines")
+struct AccessLogLineTests {
+    func line(_ format: AccessLogFormat, target: [UInt8], client: String = "10.0.0.1", diverged: Bool? = nil) -> String {
+        let writer = AccessLogLine(format: format)
+        var out: [UInt8] = []
+        (Array("GET ".utf8) + target).withUnsafeBytes { writer.begin(unixNanos: 1_764_534_661_123_456_789, client: client, requestLine: $0, to: &out) }
+        Array("id-1".utf8).withUnsafeBytes {
+            writer.middle(status: 200, bytesIn: 78, bytesOut: 212, durationMicros: 412, requestID: $0, cluster: "c1", version: "2.0",
+                          backend: "127.0.0.1:8081", mode: "INSTANT", served: diverged == nil ? nil : "new", to: &out)
+        }
+        writer.end(diverged: diverged, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test("logfmt: bare values, quoted and escaped ones when needed")
+    func logfmt() {
+        #expect(line(.logfmt, target: Array("/cart?id=1".utf8)) == "time=2025-11-30T20:31:01.123Z client=10.0.0.1 method=GET target=\"/cart?id=1\" status=200 "
+                + "bytes_in=78 bytes_out=212 duration_us=412 request_id=id-1 cluster=c1 version=2.0 backend=127.0.0.1:8081 mode=INSTANT\n")
+        let odd = line(.logfmt, target: Array("/a\"b\\c".utf8) + [0xC3, 0xA9])
+        #expect(odd.contains(#"target="/a\"b\\c\xc3\xa9""#), "\(odd)")
+        #expect(line(.logfmt, target: Array("/".utf8), diverged: true).hasSuffix(" mode=INSTANT served=new diverged=true\n"))
+    }
+
+    @Test("json: every line parses, whatever bytes the target held")
+    func json() throws {
+        let text = line(.json, target: Array("/x\"y\\z".utf8) + [0x01, 0xFF], diverged: false)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(object["target"] as? String == "/x\"y\\z\u{01}\u{FF}")
+        #expect(object["status"] as? Int == 200 && object["diverged"] as? Bool == false && object["served"] as? String == "new")
+        #expect(object["time"] as? String == "2025-11-30T20:31:01.123Z")
+        #expect(text.hasSuffix("}\n"))
+    }
+
+    @Test("times agree with Foundation's formatter across years, leap days and month ends")
+    func times() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        var seconds: Int64 = 0
+        while seconds < 4_200_000_000 {   // 1970 to 2103, in steps that hit every day of the month over time
+            var out: [UInt8] = []
+            AccessLogLine.appendTime(seconds * 1_000_000_000 + 7_000_000, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == formatter.string(from: Date(timeIntervalSince1970: Double(seconds) + 0.007)))
+            seconds += 86_400 * 37 + 3_671
+        }
+    }
+}
