@@ -17,22 +17,40 @@ public enum AccessLogFormat: String, Sendable, CaseIterable {
 /// is escaped, so a line is always one valid line of logfmt or JSON whatever a client sent.
 public struct AccessLogLine {
     public let format: AccessLogFormat
+    /// `YYYY-MM-DDTHH:MM:SS` of the second last written, so most lines copy it.
+    private var second: Int64 = -1
+    private var secondText: [UInt8] = []
 
     public init(format: AccessLogFormat) { self.format = format }
 
     /// Time, client, method and target. `requestLine` is `method SP target` (empty when the
     /// head could not be parsed).
-    public func begin(unixNanos: Int64, client: String, requestLine: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    public mutating func begin(unixNanos: Int64, client: String, requestLine: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         var space = 0
         while space < requestLine.count && requestLine[space] != 0x20 { space += 1 }
         let method = UnsafeRawBufferPointer(rebasing: requestLine[0..<space])
         let target = UnsafeRawBufferPointer(rebasing: requestLine[min(space + 1, requestLine.count)...])
-        out.append(contentsOf: format == .json ? #"{"time":""#.utf8 : "time=".utf8)
-        Self.appendTime(unixNanos, to: &out)
-        if format == .json { out.append(0x22) }
-        string(",client", client, &out)
-        value(",method", method, &out)
-        value(",target", target, &out)
+        let nanos = max(0, unixNanos)
+        if nanos / 1_000_000_000 != second {
+            second = nanos / 1_000_000_000
+            secondText.removeAll(keepingCapacity: true)
+            LineSink.emit(to: &secondText, atMost: 32) { $0.putTime(second * 1_000_000_000) }
+            secondText.removeLast(5)   // ".mmmZ"
+        }
+        var client = client
+        client.withUTF8 { clientBytes in
+            LineSink.emit(to: &out, atMost: 96 + 6 * (clientBytes.count + requestLine.count)) { w in
+                w.put(format == .json ? #"{"time":""# : "time=")
+                secondText.withUnsafeBytes { w.put($0) }
+                w.put(0x2E)
+                w.putDecimal(UInt64(nanos % 1_000_000_000 / 1_000_000), width: 3)
+                w.put(0x5A)
+                if format == .json { w.put(0x22) }
+                value(&w, ",client", UnsafeRawBufferPointer(clientBytes))
+                value(&w, ",method", method)
+                value(&w, ",target", target)
+            }
+        }
     }
 
     /// What happened: status (0 when nothing was sent), bytes each way, duration, request id,
@@ -40,121 +58,92 @@ public struct AccessLogLine {
     /// was `served`.
     public func middle(status: Int, bytesIn: UInt64, bytesOut: UInt64, durationMicros: UInt64, requestID: UnsafeRawBufferPointer,
                        cluster: String, version: String, backend: String, mode: String, served: String?, to out: inout [UInt8]) {
-        number(",status", UInt64(max(0, status)), &out)
-        number(",bytes_in", bytesIn, &out)
-        number(",bytes_out", bytesOut, &out)
-        number(",duration_us", durationMicros, &out)
-        value(",request_id", requestID, &out)
-        string(",cluster", cluster, &out)
-        string(",version", version, &out)
-        string(",backend", backend, &out)
-        string(",mode", mode, &out)
-        if let served { string(",served", served, &out) }
+        var strings = (cluster, version, backend, mode, served ?? "")
+        strings.0.withUTF8 { c in strings.1.withUTF8 { v in strings.2.withUTF8 { b in strings.3.withUTF8 { m in strings.4.withUTF8 { s in
+            let values = requestID.count + c.count + v.count + b.count + m.count + s.count
+            LineSink.emit(to: &out, atMost: 256 + 6 * values) { w in
+                number(&w, ",status", UInt64(max(0, status)))
+                number(&w, ",bytes_in", bytesIn)
+                number(&w, ",bytes_out", bytesOut)
+                number(&w, ",duration_us", durationMicros)
+                value(&w, ",request_id", requestID)
+                value(&w, ",cluster", UnsafeRawBufferPointer(c))
+                value(&w, ",version", UnsafeRawBufferPointer(v))
+                value(&w, ",backend", UnsafeRawBufferPointer(b))
+                value(&w, ",mode", UnsafeRawBufferPointer(m))
+                if served != nil { value(&w, ",served", UnsafeRawBufferPointer(s)) }
+            }
+        } } } } }
     }
 
     /// Closes the line; `diverged` is written for compared (CONCURRENT) exchanges.
     public func end(diverged: Bool?, to out: inout [UInt8]) {
-        if let diverged {
-            key(",diverged", &out)
-            out.append(contentsOf: (diverged ? "true" : "false").utf8)
+        LineSink.emit(to: &out, atMost: 24) { w in
+            if let diverged {
+                key(&w, ",diverged")
+                w.put(diverged ? "true" : "false")
+            }
+            if format == .json { w.put(0x7D) }
+            w.put(0x0A)
         }
-        if format == .json { out.append(0x7D) }
-        out.append(0x0A)
     }
 
     // MARK: Fields
 
     /// `key` is written with a leading comma: kept for JSON, a space for logfmt.
-    private func key(_ key: StaticString, _ out: inout [UInt8]) {
-        let k = UnsafeRawBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
+    private func key(_ w: inout LineSink, _ key: StaticString) {
+        let name = UnsafeRawBufferPointer(start: key.utf8Start + 1, count: key.utf8CodeUnitCount - 1)
         if format == .json {
-            out.append(0x2C)
-            out.append(0x22)
-            out.append(contentsOf: k[1...])
-            out.append(contentsOf: [0x22, 0x3A])
+            w.put(0x2C); w.put(0x22); w.put(name); w.put(0x22); w.put(0x3A)
         } else {
-            out.append(0x20)
-            out.append(contentsOf: k[1...])
-            out.append(0x3D)
+            w.put(0x20); w.put(name); w.put(0x3D)
         }
     }
 
-    private func number(_ name: StaticString, _ n: UInt64, _ out: inout [UInt8]) {
-        key(name, &out)
-        Self.appendDecimal(n, to: &out)
-    }
-
-    private func string(_ name: StaticString, _ s: String, _ out: inout [UInt8]) {
-        var s = s
-        s.withUTF8 { value(name, UnsafeRawBufferPointer($0), &out) }
+    private func number(_ w: inout LineSink, _ name: StaticString, _ n: UInt64) {
+        key(&w, name)
+        w.putDecimal(n)
     }
 
     /// A string value. logfmt: bare when it is non-empty printable ASCII without `"`, `=` or
     /// `\`, else quoted with `"` and `\` escaped and other bytes as `\xHH`. JSON: always
     /// quoted, bytes outside printable ASCII as `\u00HH`.
-    private func value(_ name: StaticString, _ bytes: UnsafeRawBufferPointer, _ out: inout [UInt8]) {
-        key(name, &out)
+    private func value(_ w: inout LineSink, _ name: StaticString, _ bytes: UnsafeRawBufferPointer) {
+        key(&w, name)
         if format == .logfmt {
             var bare = !bytes.isEmpty
             for b in bytes where b <= 0x20 || b >= 0x7F || b == 0x22 || b == 0x3D || b == 0x5C { bare = false; break }
             if bare {
-                out.append(contentsOf: bytes)
+                w.put(bytes)
                 return
             }
         }
-        out.append(0x22)
+        w.put(0x22)
         var run = 0   // start of the bytes not yet copied
-        for (i, b) in bytes.enumerated() where b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x5C {
-            out.append(contentsOf: bytes[run..<i])
+        for i in 0..<bytes.count {
+            let b = bytes[i]
+            guard b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x5C else { continue }
+            w.put(UnsafeRawBufferPointer(rebasing: bytes[run..<i]))
             run = i + 1
             if b == 0x22 || b == 0x5C {
-                out.append(0x5C)
-                out.append(b)
+                w.put(0x5C)
+                w.put(b)
             } else {
-                out.append(contentsOf: (format == .json ? "\\u00" : "\\x").utf8)
-                out.append(Self.hexDigit(b >> 4))
-                out.append(Self.hexDigit(b & 15))
+                w.put(format == .json ? "\\u00" : "\\x")
+                w.put(Self.hexDigit(b >> 4))
+                w.put(Self.hexDigit(b & 15))
             }
         }
-        out.append(contentsOf: bytes[run...])
-        out.append(0x22)
+        w.put(UnsafeRawBufferPointer(rebasing: bytes[run...]))
+        w.put(0x22)
     }
 
     /// The lowercase hex digit of `v` (0...15).
     public static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 &+ v : 0x57 &+ v }
 
-    static func appendDecimal(_ n: UInt64, to out: inout [UInt8]) {
-        var digits = 1
-        var v = n
-        while v >= 10 { v /= 10; digits += 1 }
-        appendPadded(Int64(truncatingIfNeeded: n), width: digits, to: &out)
-    }
-
-    static func appendPadded(_ n: Int64, width: Int, to out: inout [UInt8]) {
-        let start = out.count
-        out.append(contentsOf: repeatElement(0x30, count: width))
-        var v = UInt64(truncatingIfNeeded: n)
-        var i = start + width - 1
-        while i >= start && v > 0 {
-            out[i] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
-            v /= 10
-            i -= 1
-        }
-    }
-
     /// RFC 3339 UTC with milliseconds: `2026-11-30T20:31:01.123Z` (times from 1970 on).
     public static func appendTime(_ unixNanos: Int64, to out: inout [UInt8]) {
-        let nanos = max(0, unixNanos)
-        let seconds = nanos / 1_000_000_000
-        let (y, m, d) = civilDate(daysSinceEpoch: seconds / 86_400)
-        let sod = seconds % 86_400
-        appendPadded(y, width: 4, to: &out); out.append(0x2D)
-        appendPadded(m, width: 2, to: &out); out.append(0x2D)
-        appendPadded(d, width: 2, to: &out); out.append(0x54)
-        appendPadded(sod / 3600, width: 2, to: &out); out.append(0x3A)
-        appendPadded(sod / 60 % 60, width: 2, to: &out); out.append(0x3A)
-        appendPadded(sod % 60, width: 2, to: &out); out.append(0x2E)
-        appendPadded(nanos % 1_000_000_000 / 1_000_000, width: 3, to: &out); out.append(0x5A)
+        LineSink.emit(to: &out, atMost: 32) { $0.putTime(unixNanos) }
     }
 
     /// Gregorian year, month and day of a day count since 1970-01-01 (days ≥ 0): eras of 400
@@ -176,5 +165,74 @@ public struct AccessLogLine {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}
+
+/// Writes bytes straight into the spare capacity of an array: `emit` makes room for at most
+/// `atMost` bytes (a bound the caller computes from its inputs: escaping makes at most six
+/// bytes of one), runs the writer once, and keeps what it wrote. Every write is checked
+/// against the room made, so a wrong bound stops the process instead of writing past it.
+struct LineSink {
+    let base: UnsafeMutableRawPointer
+    var count = 0
+    let limit: Int
+
+    static func emit(to out: inout [UInt8], atMost bound: Int, _ body: (inout LineSink) -> Void) {
+        out.append(addingCapacity: bound) { span in
+            span.withUnsafeMutableBufferPointer { buffer, initialized in
+                var sink = LineSink(base: UnsafeMutableRawPointer(buffer.baseAddress!) + initialized, limit: buffer.count - initialized)
+                body(&sink)
+                initialized += sink.count
+            }
+        }
+    }
+
+    @inline(__always)
+    mutating func put(_ byte: UInt8) {
+        precondition(count < limit, "LineSink: the bound was too small")
+        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func put(_ bytes: UnsafeRawBufferPointer) {
+        precondition(bytes.count <= limit - count, "LineSink: the bound was too small")
+        if let source = bytes.baseAddress { (base + count).copyMemory(from: source, byteCount: bytes.count) }
+        count += bytes.count
+    }
+
+    @inline(__always)
+    mutating func put(_ s: StaticString) {
+        put(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    /// `n` in decimal, zero-padded to `width` digits (more when it needs them).
+    mutating func putDecimal(_ n: UInt64, width: Int = 1) {
+        var digits = 1
+        var v = n
+        while v >= 10 { v /= 10; digits += 1 }
+        digits = max(digits, width)
+        precondition(digits <= limit - count, "LineSink: the bound was too small")
+        v = n
+        for k in stride(from: count + digits - 1, through: count, by: -1) {
+            base.storeBytes(of: UInt8(truncatingIfNeeded: v % 10) &+ 0x30, toByteOffset: k, as: UInt8.self)
+            v /= 10
+        }
+        count += digits
+    }
+
+    /// RFC 3339 UTC with milliseconds.
+    mutating func putTime(_ unixNanos: Int64) {
+        let nanos = max(0, unixNanos)
+        let seconds = nanos / 1_000_000_000
+        let (y, m, d) = AccessLogLine.civilDate(daysSinceEpoch: seconds / 86_400)
+        let sod = seconds % 86_400
+        putDecimal(UInt64(y), width: 4); put(0x2D)
+        putDecimal(UInt64(m), width: 2); put(0x2D)
+        putDecimal(UInt64(d), width: 2); put(0x54)
+        putDecimal(UInt64(sod / 3600), width: 2); put(0x3A)
+        putDecimal(UInt64(sod / 60 % 60), width: 2); put(0x3A)
+        putDecimal(UInt64(sod % 60), width: 2); put(0x2E)
+        putDecimal(UInt64(nanos % 1_000_000_000 / 1_000_000), width: 3); put(0x5A)
     }
 }

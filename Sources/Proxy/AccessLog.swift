@@ -128,7 +128,7 @@ public struct AccessLogError: Error, CustomStringConvertible {
 /// batches: when 64 KiB are collected, and at every deadline sweep (about every 100 ms).
 final class AccessLogBatch {
     let sink: AccessLogSink
-    let writer: AccessLogLine
+    var writer: AccessLogLine
     private var bytes: [UInt8] = []
     private var lines = 0
     private var rng = FastRandom()

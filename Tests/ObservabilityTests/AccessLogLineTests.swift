@@ -6,7 +6,7 @@ import Testing
 @Suite("Access log lines")
 struct AccessLogLineTests {
     func line(_ format: AccessLogFormat, target: [UInt8], client: String = "10.0.0.1", diverged: Bool? = nil) -> String {
-        let writer = AccessLogLine(format: format)
+        var writer = AccessLogLine(format: format)
         var out: [UInt8] = []
         (Array("GET ".utf8) + target).withUnsafeBytes { writer.begin(unixNanos: 1_764_534_661_123_456_789, client: client, requestLine: $0, to: &out) }
         Array("id-1".utf8).withUnsafeBytes {
@@ -34,6 +34,15 @@ struct AccessLogLineTests {
         #expect(object["status"] as? Int == 200 && object["diverged"] as? Bool == false && object["served"] as? String == "new")
         #expect(object["time"] as? String == "2025-11-30T20:31:01.123Z")
         #expect(text.hasSuffix("}\n"))
+    }
+
+    @Test("the worst case for escaping: every byte of a long target needs six")
+    func worstCaseEscaping() throws {
+        let target = [UInt8](repeating: 0x01, count: 8192)
+        let text = line(.json, target: target)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect((object["target"] as? String)?.count == 8192)
+        #expect(line(.logfmt, target: target).contains(String(repeating: "\\x01", count: 8192)))
     }
 
     @Test("times agree with Foundation's formatter across years, leap days and month ends")
