@@ -50,6 +50,10 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var onDrained: (@Sendable () -> Void)?
     /// This reactor's access log lines waiting to be handed to the sink; nil when the log is off.
     let accessLog: AccessLogBatch?
+    /// Exchange state not in use, kept for the next session that reads a request.
+    private var spareExchanges: [Exchange] = []
+    /// Most spare exchanges kept: past a burst, the rest are freed.
+    private static let maxSpareExchanges = 256
 
     // The adopted snapshot and this worker's view of it.
     private(set) var snapshot: Snapshot
@@ -58,6 +62,18 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var roundRobin: [Int] = []
     private var instantCookie: [String] = []
     private var rng = FastRandom()
+
+    /// Exchange state for a session that starts reading a request.
+    func takeExchange() -> Exchange {
+        spareExchanges.popLast() ?? Exchange(settings: settings)
+    }
+
+    /// Takes back the exchange state of a session that went idle or closed.
+    func giveBack(_ exchange: Exchange) {
+        guard spareExchanges.count < Self.maxSpareExchanges else { return }
+        exchange.recycle()
+        spareExchanges.append(exchange)
+    }
 
     /// A random 64-bit number from the worker's generator (request ids).
     func nextRandom() -> UInt64 { rng.next() }

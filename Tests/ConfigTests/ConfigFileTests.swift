@@ -111,7 +111,15 @@ let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: #"{"clusters":[{"servers":[{"port":1}],"uuid":"a"},{"servers":[{"port":2}]},{"servers":[{"port":3}],"uuid":"a"}]}"#,
                   error: "clusters[2].uuid: \"a\" is already used by clusters[0]"),
     FileErrorCase(json: #"{\#(okCluster),"proxi":{}}"#,
-                  error: "proxi: unknown field (expected one of: cluster, clusters, comparisons, configService, cookies, proxy, rollback, workers)"),
+                  error: "proxi: unknown field (expected one of: accessLog, cluster, clusters, comparisons, configService, cookies, proxy, rollback, workers)"),
+    FileErrorCase(json: #"{\#(okCluster),"accessLog":{}}"#, error: "accessLog.path: missing (\"stderr\" or a file path)"),
+    FileErrorCase(json: #"{\#(okCluster),"accessLog":{"path":""}}"#, error: "accessLog.path: must be \"stderr\" or a file path"),
+    FileErrorCase(json: #"{\#(okCluster),"accessLog":{"path":"stderr","format":"xml"}}"#,
+                  error: "accessLog.format: must be one of: \"logfmt\", \"json\""),
+    FileErrorCase(json: #"{\#(okCluster),"accessLog":{"path":"stderr","sample":0}}"#,
+                  error: "accessLog.sample: must be a number greater than 0 and at most 1"),
+    FileErrorCase(json: #"{\#(okCluster),"accessLog":{"path":"stderr","rate":1}}"#,
+                  error: "accessLog.rate: unknown field (expected one of: format, path, sample)"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":5}"#, error: "proxy: must be an object"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"port":70000}}"#, error: "proxy.port: must be an integer between 0 and 65535"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"hostname":""}}"#, error: "proxy.hostname: must be a host name or IP address"),
@@ -172,6 +180,12 @@ func configFileErrors(_ c: FileErrorCase) {
     #expect(try parseFile(sample2014).requestRules == RequestRules(bodylessMethods: .refuse, underscores: .refuse))
     let set = try parseFile(#"{\#(okCluster),"proxy":{"requestBodies":{"bodylessMethods":"forward"},"requestHeaders":{"underscores":"drop"}}}"#)
     #expect(set.requestRules == RequestRules(bodylessMethods: .forward, underscores: .drop))
+}
+
+@Test func accessLogSettings() throws {
+    #expect(try parseFile(sample2014).accessLog == nil)
+    let set = try parseFile(#"{\#(okCluster),"accessLog":{"path":"/var/log/a.log","format":"json","sample":0.25}}"#)
+    #expect(set.accessLog == AccessLogSettings(path: "/var/log/a.log", format: .json, sample: 0.25))
 }
 
 @Test func validateAllRejectsSharedUUIDs() {
