@@ -17,6 +17,8 @@ extension ClientSession {
         closeAccessRecord(status: 101)
         upstream = BodyFlow(framing: .untilClose)
         downstream = BodyFlow(framing: .untilClose)
+        upstreamDone = false
+        downstreamDone = false
         state = .tunnel
         setDeadline(.body, after: worker.settings.clientIdleNanos)
     }

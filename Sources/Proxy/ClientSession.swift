@@ -8,6 +8,11 @@ import Syscalls
 /// One client connection and the exchanges on it, driven by readiness events on the
 /// client's descriptor and on the backend connection it currently uses.
 ///
+/// A session serves its connection only while a request is read or served: between
+/// exchanges, with nothing buffered, it detaches and goes back to the worker's pool, and the
+/// `ClientConnection` alone (a few dozen bytes) waits for the next request. So memory follows
+/// active exchanges, not open connections, while the exchange code keeps its state inline.
+///
 /// The session is a loop over non-blocking calls (`drive`): each event sets a readiness
 /// flag, and `drive` makes all the progress the flags allow. Requests on one connection
 /// are handled one at a time, in order (pipelined requests wait in the buffer).
@@ -24,6 +29,8 @@ final class ClientSession: EventHandler, DeadlineHandler {
         case closingAfterWrite
         /// Closed; every resource has been returned.
         case closed
+        /// Back in the worker's pool: the connection went idle (see `detachIfIdle`).
+        case detached
     }
 
     /// Which deadline the sweep is checking.
@@ -32,64 +39,111 @@ final class ClientSession: EventHandler, DeadlineHandler {
     /// The worker owns its sessions and outlives them, so no reference counting is needed
     /// here (`unowned(unsafe)`: the hot path touches it several times per exchange).
     unowned(unsafe) let worker: Worker
-    let fd: Int32
-    let clientAddress: String
+    /// The connection served, set by `attach` (its owner while attached).
+    unowned(unsafe) var connection: ClientConnection?
+    var fd: Int32 = -1
+    var clientAddress = ""
     var sweepIndex = -1
 
     var state = State.readingHead
     var client = Readiness()
     var buffer: ByteBuffer?
+    var parser: HeadParser
+    var request = RequestHead()
 
     var deadline: UInt64 = 0
     var deadlineKind = DeadlineKind.idle
 
-    /// The exchange state: present while the session has a buffer (see `Exchange`). The
-    /// properties below forward to it, so the exchange code reads as before.
-    var ex: Exchange?
-    var parser: HeadParser { _read { yield ex!.parser } _modify { yield &ex!.parser } }
-    var request: RequestHead { _read { yield ex!.request } _modify { yield &ex!.request } }
-    var cluster: ClusterRuntime? { _read { yield ex!.cluster } _modify { yield &ex!.cluster } }
-    var backend: BackendLink? { _read { yield ex!.backend } _modify { yield &ex!.backend } }
-    var backendBuffer: ByteBuffer? { _read { yield ex!.backendBuffer } _modify { yield &ex!.backendBuffer } }
-    var responseParser: HeadParser { _read { yield ex!.responseParser } _modify { yield &ex!.responseParser } }
-    var response: ResponseHead { _read { yield ex!.response } _modify { yield &ex!.response } }
-    var requestFlow: BodyFlow? { _read { yield ex!.requestFlow } _modify { yield &ex!.requestFlow } }
-    var responseFlow: BodyFlow? { _read { yield ex!.responseFlow } _modify { yield &ex!.responseFlow } }
-    var requestDone: Bool { _read { yield ex!.requestDone } _modify { yield &ex!.requestDone } }
-    var responseDone: Bool { _read { yield ex!.responseDone } _modify { yield &ex!.responseDone } }
-    var responseStarted: Bool { _read { yield ex!.responseStarted } _modify { yield &ex!.responseStarted } }
-    var interimResponse: Bool { _read { yield ex!.interimResponse } _modify { yield &ex!.interimResponse } }
-    var upgradeAccepted: Bool { _read { yield ex!.upgradeAccepted } _modify { yield &ex!.upgradeAccepted } }
-    var closeAfterExchange: Bool { _read { yield ex!.closeAfterExchange } _modify { yield &ex!.closeAfterExchange } }
-    var continueRelayed: Bool { _read { yield ex!.continueRelayed } _modify { yield &ex!.continueRelayed } }
-    var requestBodyWithdrawn: Bool { _read { yield ex!.requestBodyWithdrawn } _modify { yield &ex!.requestBodyWithdrawn } }
-    var headHeldInBuffer: Int { _read { yield ex!.headHeldInBuffer } _modify { yield &ex!.headHeldInBuffer } }
-    var absoluteTarget: (authority: String, path: String)? { _read { yield ex!.absoluteTarget } _modify { yield &ex!.absoluteTarget } }
-    var setCookies: [UInt8] { _read { yield ex!.setCookies } _modify { yield &ex!.setCookies } }
-    var spareRequestHead: [UInt8] { _read { yield ex!.spareRequestHead } _modify { yield &ex!.spareRequestHead } }
-    var spareResponseHead: [UInt8] { _read { yield ex!.spareResponseHead } _modify { yield &ex!.spareResponseHead } }
-    var exchangeStart: UInt64 { _read { yield ex!.exchangeStart } _modify { yield &ex!.exchangeStart } }
-    var requestID: [UInt8] { _read { yield ex!.requestID } _modify { yield &ex!.requestID } }
-    var requestIDMade: Bool { _read { yield ex!.requestIDMade } _modify { yield &ex!.requestIDMade } }
-    var access: AccessEntry? { _read { yield ex!.access } _modify { yield &ex!.access } }
-    var attempts: Int { _read { yield ex!.attempts } _modify { yield &ex!.attempts } }
-    var status: Int { _read { yield ex!.status } _modify { yield &ex!.status } }
-    var shadow: BackendLink? { _read { yield ex!.shadow } _modify { yield &ex!.shadow } }
-    var shadowCluster: ClusterRuntime? { _read { yield ex!.shadowCluster } _modify { yield &ex!.shadowCluster } }
-    var comparison: PendingComparison? { _read { yield ex!.comparison } _modify { yield &ex!.comparison } }
-    var servedSide: Int { _read { yield ex!.servedSide } _modify { yield &ex!.servedSide } }
-    var decided: Bool { _read { yield ex!.decided } _modify { yield &ex!.decided } }
-    var upstream: BodyFlow? { _read { yield ex!.upstream } _modify { yield &ex!.upstream } }
-    var downstream: BodyFlow? { _read { yield ex!.downstream } _modify { yield &ex!.downstream } }
-    var upstreamDone: Bool { _read { yield ex!.upstreamDone } _modify { yield &ex!.upstreamDone } }
-    var downstreamDone: Bool { _read { yield ex!.downstreamDone } _modify { yield &ex!.downstreamDone } }
+    // The exchange in flight.
+    var cluster: ClusterRuntime?
+    var backend: BackendLink?
+    var backendBuffer: ByteBuffer?
+    var responseParser: HeadParser
+    var response = ResponseHead()
+    var requestFlow: BodyFlow?
+    var responseFlow: BodyFlow?
+    var requestDone = false
+    var responseDone = false
+    var responseStarted = false
+    var interimResponse = false
+    var upgradeAccepted = false
+    var closeAfterExchange = false
+    /// A `100 Continue` reached the client during this exchange.
+    var continueRelayed = false
+    /// The final response came before the client sent any of the body it announced with
+    /// `Expect: 100-continue`: the client will not send it, so the session goes on without it
+    /// (the backend connection, which still expects it, is not reused).
+    var requestBodyWithdrawn = false
+    /// Head bytes left in the buffer until the response begins (bodiless requests), so a
+    /// request that met a dead pooled connection can be sent again.
+    var headHeldInBuffer = 0
+    /// An absolute-form target (`http://host/path`) is forwarded in origin form with the
+    /// authority as Host (RFC 9112 3.2.2).
+    var absoluteTarget: (authority: String, path: String)?
+    var setCookies: [UInt8] = []
+    /// Storage for the forwarded heads, kept (empty, with its capacity) across exchanges so a
+    /// keep-alive session writes its heads without allocating.
+    var spareRequestHead: [UInt8] = []
+    var spareResponseHead: [UInt8] = []
+    var exchangeStart: UInt64 = 0
+    /// The exchange's request id: the client's valid X-Request-Id, or one made here.
+    var requestID: [UInt8] = []
+    /// The id was made here, so the forwarded head carries it.
+    var requestIDMade = false
+    /// The access record of the exchange being logged (kept across exchanges; nil while the
+    /// access log is off or nothing was sampled yet).
+    var access: AccessEntry?
+    var attempts = 0
+    var status = 0
 
-    init(worker: Worker, fd: Int32, clientAddress: String) {
+    // CONCURRENT: the previous version's connection and the comparison of both answers.
+    var shadow: BackendLink?
+    var shadowCluster: ClusterRuntime?
+    var comparison: PendingComparison?
+    /// Which version's response is served: 1 = the latest, 0 = the previous (after a fallback).
+    var servedSide = 1
+    /// The served response was chosen (its head arrived).
+    var decided = false
+
+    // After `101 Switching Protocols`: one flow each way.
+    var upstream: BodyFlow?
+    var downstream: BodyFlow?
+    var upstreamDone = false
+    var downstreamDone = false
+
+    init(worker: Worker) {
         self.worker = worker
-        self.fd = fd
-        self.clientAddress = clientAddress
-        client.writable = true
-        setDeadline(.idle, after: worker.settings.clientHeadNanos)
+        parser = HeadParser(limits: worker.settings.headLimits)
+        responseParser = HeadParser(limits: HeadLimits(maxHeadBytes: worker.settings.headLimits.maxHeadBytes,
+                                                       maxTargetBytes: worker.settings.headLimits.maxTargetBytes,
+                                                       maxHeaders: worker.settings.headLimits.maxHeaders,
+                                                       requireHost: false))
+    }
+
+    /// Takes over `connection`: its descriptor, its readiness and its deadline.
+    func attach(_ connection: ClientConnection) {
+        self.connection = connection
+        fd = connection.fd
+        clientAddress = connection.clientAddress
+        client = connection.ready
+        deadline = connection.deadline
+        deadlineKind = .idle
+        state = .readingHead
+        servedSide = 1
+        decided = false
+        headHeldInBuffer = 0
+    }
+
+    /// With nothing buffered and nothing more to read, the session hands the connection back
+    /// (readiness and idle deadline) and returns to the worker's pool.
+    func detachIfIdle() {
+        guard state == .readingHead, buffer == nil, !client.readable, !client.hungUp, let connection else { return }
+        state = .detached
+        connection.ready = client
+        connection.deadline = deadline
+        connection.session = nil
+        self.connection = nil
+        worker.giveBack(self)
     }
 
     // MARK: Events
@@ -101,8 +155,6 @@ final class ClientSession: EventHandler, DeadlineHandler {
             }
             if events.contains(.writable) || events.contains(.error) { client.writable = true }
             if events.contains(.readHangup) || events.contains(.hangup) { client.hungUp = true }
-        } else if ex == nil {
-            return   // a late event for a backend connection this idle session no longer holds
         } else if backend?.fd == eventFD {
             if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
                 backend!.ready.readable = true
@@ -167,7 +219,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
             case .closingAfterWrite:
                 stepClosing()
                 return
-            case .closed:
+            case .closed, .detached:
                 return
             }
         }
@@ -213,7 +265,10 @@ final class ClientSession: EventHandler, DeadlineHandler {
                 return true
             case .wouldBlock:
                 client.readable = false
-                if buffer.readableCount == 0 { releaseClientBuffer() }
+                if buffer.readableCount == 0 {
+                    releaseClientBuffer()
+                    detachIfIdle()
+                }
                 return false
             }
         } catch {
@@ -222,24 +277,16 @@ final class ClientSession: EventHandler, DeadlineHandler {
         }
     }
 
-    /// Takes a buffer for the client's bytes, and with it the exchange state.
     func takeBuffer() -> ByteBuffer {
         let b = worker.pools.takeBuffer()
         buffer = b
-        if ex == nil { ex = worker.takeExchange() }
         return b
     }
 
-    /// Between exchanges with nothing buffered: the buffer and the exchange state go back to
-    /// the worker, so an idle session holds neither.
     func releaseClientBuffer() {
         if let b = buffer, b.readableCount == 0 {
             worker.pools.giveBack(b)
             buffer = nil
-            if let ex {
-                worker.giveBack(ex)
-                self.ex = nil
-            }
         }
     }
 
@@ -746,7 +793,10 @@ final class ClientSession: EventHandler, DeadlineHandler {
         parser.reset()
         responseParser.reset()
         setDeadline(.idle, after: worker.settings.clientIdleNanos)
-        if (buffer?.readableCount ?? 0) == 0 { releaseClientBuffer() }
+        if (buffer?.readableCount ?? 0) == 0 {
+            releaseClientBuffer()
+            detachIfIdle()
+        }
     }
 
     /// Gives the backend connection back to the pool (or closes it) and frees the response buffer.
@@ -840,29 +890,29 @@ final class ClientSession: EventHandler, DeadlineHandler {
     /// Closes the client connection and releases everything the session holds.
     func close() {
         guard state != .closed else { return }
-        if ex != nil {
-            if state == .exchange || state == .tunnel { closeAccessRecord(status: responseStarted ? status : 0) }
-            state = .closed
-            endComparison(servedComplete: false, reason: "connection closed")
-            requestFlow?.release(to: worker.pools)
-            responseFlow?.release(to: worker.pools)
-            upstream?.release(to: worker.pools)
-            downstream?.release(to: worker.pools)
-            requestFlow = nil
-            responseFlow = nil
-            upstream = nil
-            downstream = nil
-            dropBackend(reusable: false)
-            cluster = nil
-            worker.giveBack(ex!)
-            ex = nil
-        }
+        if state == .exchange || state == .tunnel { closeAccessRecord(status: responseStarted ? status : 0) }
         state = .closed
+        endComparison(servedComplete: false, reason: "connection closed")
+        requestFlow?.release(to: worker.pools)
+        responseFlow?.release(to: worker.pools)
+        upstream?.release(to: worker.pools)
+        downstream?.release(to: worker.pools)
+        requestFlow = nil
+        responseFlow = nil
+        upstream = nil
+        downstream = nil
+        dropBackend(reusable: false)
         if let b = buffer {
             worker.pools.giveBack(b)
             buffer = nil
         }
-        worker.sessionClosed(self)
+        cluster = nil
+        parser.reset()
+        responseParser.reset()
+        let connection = self.connection
+        self.connection = nil
+        connection?.sessionClosed()
+        worker.giveBack(self)
     }
 
     /// True when the session is between exchanges with nothing buffered (safe to close on drain).

@@ -43,17 +43,17 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var listenerFD: Int32
     private var listenerPaused = false
     private(set) var draining = false
-    private var sessions: [ObjectIdentifier: ClientSession] = [:]
+    private var sessions: [ObjectIdentifier: ClientConnection] = [:]
+    /// Sessions not serving a connection, kept for the next one that sends a request.
+    private var spareSessions: [ClientSession] = []
+    /// Most spare sessions kept: past a burst, the rest are freed.
+    private static let maxSpareSessions = 256
     /// Responses being drained for comparison after their exchange moved on (CONCURRENT).
     private var drains: [ObjectIdentifier: ShadowDrain] = [:]
     private let maxSessions: Int
     private var onDrained: (@Sendable () -> Void)?
     /// This reactor's access log lines waiting to be handed to the sink; nil when the log is off.
     let accessLog: AccessLogBatch?
-    /// Exchange state not in use, kept for the next session that reads a request.
-    private var spareExchanges: [Exchange] = []
-    /// Most spare exchanges kept: past a burst, the rest are freed.
-    private static let maxSpareExchanges = 256
 
     // The adopted snapshot and this worker's view of it.
     private(set) var snapshot: Snapshot
@@ -62,18 +62,6 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var roundRobin: [Int] = []
     private var instantCookie: [String] = []
     private var rng = FastRandom()
-
-    /// Exchange state for a session that starts reading a request.
-    func takeExchange() -> Exchange {
-        spareExchanges.popLast() ?? Exchange(settings: settings)
-    }
-
-    /// Takes back the exchange state of a session that went idle or closed.
-    func giveBack(_ exchange: Exchange) {
-        guard spareExchanges.count < Self.maxSpareExchanges else { return }
-        exchange.recycle()
-        spareExchanges.append(exchange)
-    }
 
     /// A random 64-bit number from the worker's generator (request ids).
     func nextRandom() -> UInt64 { rng.next() }
@@ -367,15 +355,15 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
                         continue
                     }
                     Socket.setNoDelay(fd)
-                    let session = ClientSession(worker: self, fd: fd, clientAddress: address.host)
+                    let connection = ClientConnection(worker: self, fd: fd, clientAddress: address.host)
                     do {
-                        try loop.register(fd, handler: session)
+                        try loop.register(fd, handler: connection)
                     } catch {
                         Socket.close(fd)
                         continue
                     }
-                    sessions[ObjectIdentifier(session)] = session
-                    loop.addToSweep(session)
+                    sessions[ObjectIdentifier(connection)] = connection
+                    loop.addToSweep(connection)
                     counters.add(ProxyCounter.clientConnections)
                     counters.add(ProxyCounter.activeSessions)
                 }
@@ -416,12 +404,23 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         drains[ObjectIdentifier(drain)] = nil
     }
 
-    /// Called by a session once it has released everything.
-    func sessionClosed(_ session: ClientSession) {
-        loop.unregister(session.fd)
-        Socket.close(session.fd)
-        loop.removeFromSweep(session)
-        sessions[ObjectIdentifier(session)] = nil
+    /// A session for a connection that starts sending a request.
+    func takeSession() -> ClientSession {
+        spareSessions.popLast() ?? ClientSession(worker: self)
+    }
+
+    /// Takes back a session that detached from its connection or closed it.
+    func giveBack(_ session: ClientSession) {
+        guard spareSessions.count < Self.maxSpareSessions else { return }
+        spareSessions.append(session)
+    }
+
+    /// Called once a connection (and its session, if any) has released everything.
+    func connectionClosed(_ connection: ClientConnection) {
+        loop.unregister(connection.fd)
+        Socket.close(connection.fd)
+        loop.removeFromSweep(connection)
+        sessions[ObjectIdentifier(connection)] = nil
         counters.add(ProxyCounter.activeSessions, -1)
         if draining && sessions.isEmpty { finishDrain() }
     }
