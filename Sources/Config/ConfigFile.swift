@@ -12,7 +12,7 @@ import Routing
 ///  "cookies": {"session": "dynsoftup", "transition": "transition"},
 ///  "rollback": {"windowSeconds": 10, "minRequests": 20, "maxFailureRatio": 0.5},
 ///  "comparisons": {"kept": 100, "ignoreHeaders": ["Date", "Server", …]},
-///  "state": {"dir": "/var/lib/switchyard"},
+///  "state": {"dir": "/var/lib/switchyard", "compactAfterRecords": 1000},
 ///  "logLevel": "NOTICE"}
 /// ```
 ///
@@ -117,6 +117,7 @@ public enum ConfigFile {
                 guard !dir.isEmpty, !dir.utf8.contains(0) else { throw state.fail("dir", "must be a directory path") }
                 config.stateDir = dir
             }
+            config.compactAfterRecords = try state.int("compactAfterRecords", in: 1...1_000_000) ?? config.compactAfterRecords
             try state.rejectUnknown()
         }
         if let level = try top.string("logLevel") {

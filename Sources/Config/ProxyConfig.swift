@@ -80,6 +80,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var comparisonIgnoredHeaders: Set<String>?
     /// Directory of the durable control-plane state (`state.dir`); nil: changes live in memory.
     public var stateDir: String?
+    /// Journal records after which the state is compacted into a snapshot (`state.compactAfterRecords`).
+    public var compactAfterRecords = 1000
     /// Log level name, upper case (`logLevel`); the command-line flag wins when given.
     public var logLevel: String?
 

@@ -121,6 +121,7 @@ enum Launcher {
         if let stateDir {
             do {
                 store = try JournalStore(directory: stateDir)
+                store?.compactAfterRecords = config.compactAfterRecords
             } catch {
                 if case .locked = error {
                     printError("switchyard: state directory \(stateDir) is in use by another switchyard process (it holds the lock); stop it or give another --state-dir")
