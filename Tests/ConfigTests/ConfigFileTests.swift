@@ -115,7 +115,7 @@ let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: #"{\#(okCluster),"logLevel":"LOUD"}"#,
                   error: "logLevel: unknown level \"LOUD\" (use CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG)"),
     FileErrorCase(json: #"{\#(okCluster),"state":{"dir":""}}"#, error: "state.dir: must be a directory path"),
-    FileErrorCase(json: #"{\#(okCluster),"state":{"path":"/x"}}"#, error: "state.path: unknown field (expected one of: dir)"),
+    FileErrorCase(json: #"{\#(okCluster),"state":{"path":"/x"}}"#, error: "state.path: unknown field (expected one of: compactAfterRecords, dir)"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":5}"#, error: "proxy: must be an object"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"port":70000}}"#, error: "proxy.port: must be an integer between 0 and 65535"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"hostname":""}}"#, error: "proxy.hostname: must be a host name or IP address"),
