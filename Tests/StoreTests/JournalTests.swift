@@ -254,3 +254,37 @@ struct JournalStoreTests {
         #expect(s.clusters[0].threshold == 0)
     }
 }
+
+@Suite("Journal cost")
+struct JournalCostTests {
+    /// Prints the cost of one durable change (encode, frame, write, fsync) on the test
+    /// machine's file system; asserts only the fsync count, not the time.
+    @Test("one fsync per appended change; time per append printed")
+    func appendCost() throws {
+        let dir = tempStateDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try JournalStore(directory: dir)
+        _ = try store.load()
+        var state = StoredState()
+        let n = 200
+        let fsyncsBefore = store.fsyncCount
+        let start = ContinuousClock.now
+        for i in 0..<n {
+            let change = StateChange.put(ClusterSpec(uuid: "c\(i % 20)", version: "2.\(i)", servers: [ServerAddress(hostname: "127.0.0.1", port: 8080)]))
+            state.apply(change)
+            try store.append(change, sequence: state.sequence)
+        }
+        let elapsed = ContinuousClock.now - start
+        let micros = Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12
+        let fsyncs = store.fsyncCount - fsyncsBefore
+        print("journal: \(n) appends, \(Int(micros / Double(n))) us and \(Double(fsyncs) / Double(n)) fsyncs per change, \(store.journalBytes / n) bytes per record")
+        #expect(fsyncs == n)
+        // Encoding alone, without the write and fsync.
+        let encodeStart = ContinuousClock.now
+        for i in 0..<n {
+            _ = Frames.frame(Records.encode(.put(ClusterSpec(uuid: "c\(i)", version: "2.\(i)", servers: [ServerAddress(hostname: "127.0.0.1", port: 8080)])), sequence: UInt64(i)))
+        }
+        let encoded = ContinuousClock.now - encodeStart
+        print("journal: encoding \(Int((Double(encoded.components.seconds) * 1e6 + Double(encoded.components.attoseconds) / 1e12) / Double(n))) us per record (debug build)")
+    }
+}
