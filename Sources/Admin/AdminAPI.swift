@@ -175,6 +175,8 @@ public final class AdminAPI: Sendable {
         let status: [String: Any] = [
             "generation": Int(snapshot.generation),
             "workers": workers,
+            // Whether API changes survive a restart (a state directory is in use).
+            "durableState": registry.isDurable,
             "clusters": clusters,
             "rollbacks": metrics.rollbacks.load(ordering: .relaxed),
             "activeSessions": metrics.sum(ProxyCounter.activeSessions),

@@ -20,44 +20,61 @@ public enum Records {
 
     /// The payload of one change with its sequence number.
     public static func encode(_ change: StateChange, sequence: UInt64) -> [UInt8] {
-        var o: [String: Any] = ["seq": Int(sequence)]
+        // Written directly rather than through `JSONText.encode`, whose dynamic casts of
+        // `Any` cost ~80 µs per record in a release build; this takes ~1 µs. Keys are in
+        // sorted order, as `JSONText.encode` would write them.
+        var w = JSONOut()
         switch change {
         case .put(let spec):
-            o["op"] = "put"
-            o["cluster"] = clusterObject(spec)
+            w.key("cluster", first: true); w.cluster(spec)
+            w.key("op"); w.string("put")
+            w.key("seq"); w.raw(String(sequence))
         case .delete(let uuid):
-            o["op"] = "delete"
-            o["uuid"] = uuid
+            w.key("op", first: true); w.string("delete")
+            w.key("seq"); w.raw(String(sequence))
+            w.key("uuid"); w.string(uuid)
         case .failed(let uuid, let reason, let time):
-            o["op"] = "failed"
-            o["uuid"] = uuid
-            o["reason"] = reason
-            o["time"] = Int(time)
+            w.key("op", first: true); w.string("failed")
+            w.key("reason"); w.string(reason)
+            w.key("seq"); w.raw(String(sequence))
+            w.key("time"); w.raw(String(time))
+            w.key("uuid"); w.string(uuid)
         case .readmitted(let uuid):
-            o["op"] = "readmitted"
-            o["uuid"] = uuid
+            w.key("op", first: true); w.string("readmitted")
+            w.key("seq"); w.raw(String(sequence))
+            w.key("uuid"); w.string(uuid)
         case .threshold(let uuid, let percent):
-            o["op"] = "threshold"
-            o["uuid"] = uuid
-            o["percent"] = percent
+            w.key("op", first: true); w.string("threshold")
+            w.key("percent"); w.number(percent)
+            w.key("seq"); w.raw(String(sequence))
+            w.key("uuid"); w.string(uuid)
         }
-        return JSONText.encode(o)
+        w.bytes.append(UInt8(ascii: "}"))
+        return w.bytes
     }
 
     /// The payload of a snapshot of the whole state.
     public static func encodeSnapshot(_ state: StoredState) -> [UInt8] {
-        let clusters: [Any] = state.clusters.map { c -> Any in
-            var o: [String: Any] = ["cluster": clusterObject(c.spec), "threshold": c.threshold]
-            if let f = c.failure { o["failure"] = ["reason": f.reason, "time": Int(f.time)] as [String: Any] }
-            return o
+        var w = JSONOut()
+        w.key("clusters", first: true)
+        w.bytes.append(UInt8(ascii: "["))
+        for (i, c) in state.clusters.enumerated() {
+            if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
+            w.key("cluster", first: true); w.cluster(c.spec)
+            if let f = c.failure {
+                w.key("failure")
+                w.key("reason", first: true); w.string(f.reason)
+                w.key("time"); w.raw(String(f.time))
+                w.bytes.append(UInt8(ascii: "}"))
+            }
+            w.key("threshold"); w.number(c.threshold)
+            w.bytes.append(UInt8(ascii: "}"))
         }
-        return JSONText.encode(["op": "snapshot", "seq": Int(state.sequence), "clusters": clusters] as [String: Any])
-    }
-
-    static func clusterObject(_ spec: ClusterSpec) -> [String: Any] {
-        var o = ClusterJSON.render(spec, failed: nil)["cluster"] as? [String: Any] ?? [:]
-        o["state"] = nil
-        return o
+        w.bytes.append(UInt8(ascii: "]"))
+        w.key("op"); w.string("snapshot")
+        w.key("seq"); w.raw(String(state.sequence))
+        w.bytes.append(UInt8(ascii: "}"))
+        return w.bytes
     }
 
     /// Reads a change payload: its sequence number and the change.
@@ -145,5 +162,76 @@ public enum Records {
         } catch {
             throw DecodeError(description: "cluster: \(error.description)")
         }
+    }
+}
+
+/// A minimal JSON writer for the record payloads: objects are opened by their first `key`
+/// and closed by the caller; strings are escaped as `JSONText` escapes them.
+struct JSONOut {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(256) }
+
+    /// Writes `"name":`, opening an object (`{`) when `first`, else after a comma.
+    mutating func key(_ name: String, first: Bool = false) {
+        bytes.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+        string(name)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    mutating func raw(_ text: String) { bytes += text.utf8 }
+
+    /// Integral values as integers, others in Swift's shortest round-trip form.
+    mutating func number(_ d: Double) {
+        guard d.isFinite else { raw("null"); return }
+        raw(d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : "\(d)")
+    }
+
+    mutating func string(_ s: String) {
+        let hex = Array("0123456789abcdef".utf8)
+        bytes.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): bytes += "\\\"".utf8
+            case UInt8(ascii: "\\"): bytes += "\\\\".utf8
+            case 0x0A: bytes += "\\n".utf8
+            case 0x0D: bytes += "\\r".utf8
+            case 0x09: bytes += "\\t".utf8
+            case 0x00..<0x20, 0x7F:
+                bytes += "\\u00".utf8
+                bytes.append(hex[Int(b >> 4)])
+                bytes.append(hex[Int(b & 0xF)])
+            default: bytes.append(b)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// A cluster in the API form without its state (the body `PUT` accepts).
+    mutating func cluster(_ spec: ClusterSpec) {
+        key("servers", first: true)
+        bytes.append(UInt8(ascii: "["))
+        for (i, server) in spec.servers.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            key("hostname", first: true); string(server.hostname)
+            key("port"); raw(String(server.port))
+            bytes.append(UInt8(ascii: "}"))
+        }
+        bytes.append(UInt8(ascii: "]"))
+        key("upgradeTransition")
+        switch spec.mode {
+        case .concurrent:
+            key("mirrorUnsafeMethods", first: true); raw(spec.mirrorUnsafeMethods ? "true" : "false")
+            key("mode")
+        default:
+            key("mode", first: true)
+        }
+        string(spec.mode.rawValue)
+        if spec.mode == .gradual, let p = spec.percentageTransitionPerRequest { key("percentageTransitionPerRequest"); number(p) }
+        if spec.mode == .session, let t = spec.sessionTimeout { key("sessionTimeout"); raw(String(t)) }
+        bytes.append(UInt8(ascii: "}"))
+        key("uuid"); string(spec.uuid)
+        key("version"); string(spec.version)
+        bytes.append(UInt8(ascii: "}"))
     }
 }

@@ -42,6 +42,7 @@ struct StateTests {
         defer { again.stop() }
         #expect(again.log.contains(#"event=state_loaded source="state directory""#))
         #expect(again.log.contains("clusters=3"))
+        #expect(try again.api("GET", "/status").1.contains("\"durableState\":true"))
         #expect(again.log.contains("event=serving_cluster version=3.0 uuid=broken"))
         let after = try again.clusterList()
         #expect(Set(after.keys) == Set(before.keys))
@@ -62,6 +63,7 @@ struct StateTests {
         let proxy = try ProxyProcess(config: config)
         #expect(proxy.log.contains("event=state_not_durable"))
         #expect(proxy.log.contains("will not survive a restart"))
+        #expect(try proxy.api("GET", "/status").1.contains("\"durableState\":false"))
         _ = try proxy.putCluster(ProxyProcess.cluster(ports: [backend.port], version: "2.0", uuid: "v2"))
         proxy.stop()
         let again = try ProxyProcess(config: config)

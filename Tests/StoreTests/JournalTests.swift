@@ -54,6 +54,39 @@ struct FrameTests {
         #expect(decoded.map(\.sequence) == Array(1...UInt64(sampleChanges.count)))
     }
 
+    @Test("the direct payload writer writes exactly what JSONText.encode writes for the same object")
+    func writerMatchesJSONText() {
+        func generic(_ spec: ClusterSpec) -> [String: Any] {
+            var o = ClusterJSON.render(spec, failed: nil)["cluster"] as! [String: Any]
+            o["state"] = nil
+            return o
+        }
+        var tricky = specC
+        tricky.version = "v\"1\\2/é"
+        let changes = sampleChanges + [.put(tricky), .threshold(uuid: "b", percent: 1e-6), .threshold(uuid: "b", percent: 100),
+                                       .failed(uuid: "c", reason: "tab\tnewline\n\u{1}\u{7F}", time: -1)]
+        for (i, change) in changes.enumerated() {
+            var o: [String: Any] = ["seq": i]
+            switch change {
+            case .put(let spec): o["op"] = "put"; o["cluster"] = generic(spec)
+            case .delete(let uuid): o["op"] = "delete"; o["uuid"] = uuid
+            case .failed(let uuid, let reason, let time): o["op"] = "failed"; o["uuid"] = uuid; o["reason"] = reason; o["time"] = Int(time)
+            case .readmitted(let uuid): o["op"] = "readmitted"; o["uuid"] = uuid
+            case .threshold(let uuid, let percent): o["op"] = "threshold"; o["uuid"] = uuid; o["percent"] = percent
+            }
+            #expect(String(decoding: Records.encode(change, sequence: UInt64(i)), as: UTF8.self) == String(decoding: JSONText.encode(o), as: UTF8.self))
+            #expect((try? Records.decode(Records.encode(change, sequence: UInt64(i))).change) == change)
+        }
+        let state = applied(changes + [.failed(uuid: "d", reason: "no healthy backend", time: 5)])
+        let entries: [Any] = state.clusters.map { c -> Any in
+            var e: [String: Any] = ["cluster": generic(c.spec), "threshold": c.threshold]
+            if let f = c.failure { e["failure"] = ["reason": f.reason, "time": Int(f.time)] as [String: Any] }
+            return e
+        }
+        let snapshot: [String: Any] = ["op": "snapshot", "seq": Int(state.sequence), "clusters": entries]
+        #expect(String(decoding: Records.encodeSnapshot(state), as: UTF8.self) == String(decoding: JSONText.encode(snapshot), as: UTF8.self))
+    }
+
     @Test("snapshot payload round-trips the whole state, version text kept")
     func snapshotRoundTrip() throws {
         let state = applied(sampleChanges + [.failed(uuid: "d", reason: "no healthy backend", time: 5)])
