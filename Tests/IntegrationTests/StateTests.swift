@@ -168,11 +168,11 @@ struct StateTests {
         _ = try proxy.putCluster(ProxyProcess.cluster(ports: [new.port], version: "2.0", uuid: "g",
                                                       mode: ["mode": "GRADUAL", "percentageTransitionPerRequest": 1]))
         #expect(try proxy.statusClusters()["g"]?["gradualThreshold"] as? Double == 20)
-        #expect(proxy.log.contains("gradualProgress=kept"))
+        try waitUntil("the log line") { proxy.log.contains("gradualProgress=kept") }
         // Other servers: a new transition from 0.
         _ = try proxy.putCluster(ProxyProcess.cluster(ports: [other.port], version: "2.0", uuid: "g", mode: gradual))
         #expect(try proxy.statusClusters()["g"]?["gradualThreshold"] as? Double == 0)
-        #expect(proxy.log.contains("gradualProgress=reset"))
+        try waitUntil("the log line") { proxy.log.contains("gradualProgress=reset") }
     }
 
     @Test("2014 formats: servers[i].ip, a numeric version kept as written, ./config.json by default")
