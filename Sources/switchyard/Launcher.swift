@@ -249,9 +249,11 @@ enum Launcher {
                 Log.warning("reload_ignored", ["reason": "no configuration file to re-read"])
             }
         }
-        registry.tick()
         Log.notice("stopping", ["signal": received == SIGTERM ? "SIGTERM" : "SIGINT"])
         proxy.stopAndWait()
+        // The data plane has stopped: record its last failed marks and GRADUAL progress
+        // (serialized with the control-plane thread by the registry's lock).
+        registry.tick()
         control.stop()
         ReactorThread.join(controlThread)
         Log.notice("stopped")
