@@ -55,6 +55,26 @@ struct StateTests {
         #expect(try ClientConnection(port: again.port).get("/").status == 200)
     }
 
+    @Test("SIGTERM right after traffic: the last GRADUAL progress is recorded on the way out")
+    func gracefulStopRecordsProgress() throws {
+        let old = try TestBackend.named("old")
+        let new = try TestBackend.named("new")
+        defer { old.stop(); new.stop() }
+        let stateDir = makeStateDirPath()
+        defer { try? FileManager.default.removeItem(atPath: stateDir) }
+        let config = ProxyProcess.config(clusters: [ProxyProcess.cluster(ports: [old.port], version: "1.0", uuid: "v1")])
+        let proxy = try ProxyProcess(config: config, arguments: Self.args(stateDir))
+        _ = try proxy.putCluster(ProxyProcess.cluster(ports: [new.port], version: "2.0", uuid: "g",
+                                                      mode: ["mode": "GRADUAL", "percentageTransitionPerRequest": 3]))
+        try waitUntil("GRADUAL to govern") { try proxy.statusClusters()["g"] != nil }
+        for _ in 0..<5 { _ = try ClientConnection(port: proxy.port).get("/") }
+        try waitUntil("the threshold to reach 15") { try proxy.statusClusters()["g"]?["gradualThreshold"] as? Double == 15 }
+        #expect(proxy.stop() == 0)
+        let again = try ProxyProcess(config: config, arguments: Self.args(stateDir))
+        defer { again.stop() }
+        #expect(try again.statusClusters()["g"]?["gradualThreshold"] as? Double == 15)
+    }
+
     @Test("without --state-dir: the start-up log says changes will not survive; they do not")
     func withoutStateDir() throws {
         let backend = try TestBackend.named("b")
