@@ -2,6 +2,7 @@
 // Switchyard: a zero-downtime upgrade reverse proxy on Linux epoll.
 // Layers (lower never imports higher):
 //   CLinux ← Syscalls ← Reactor ← Proxy ← Admin ← switchyard
+//   Store (the durable control-plane state: journal + snapshot) ← Admin
 //   HTTP1, Routing, Observability: pure modules without sockets.
 import PackageDescription
 
@@ -27,13 +28,16 @@ let package = Package(
         .target(name: "Comparator", dependencies: ["Locks"]),
         .target(name: "Config", dependencies: ["Routing"]),
         .target(name: "Proxy", dependencies: ["Reactor", "Syscalls", "HTTP1", "Routing", "Observability", "Comparator", "Locks"], swiftSettings: hotPath),
-        .target(name: "Admin", dependencies: ["Proxy", "Config", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor"]),
-        .executableTarget(name: "switchyard", dependencies: ["Admin", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1"]),
+        .target(name: "Store", dependencies: ["Config", "Routing"]),
+        .target(name: "Admin", dependencies: ["Proxy", "Config", "Store", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor"]),
+        .executableTarget(name: "switchyard", dependencies: ["Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1"]),
         .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1"], path: "Benchmarks/BenchCore"),
         .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], exclude: ["Corpus"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Routing"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Config", "Routing"]),
+        .testTarget(name: "AdminTests", dependencies: ["Admin", "Store", "Proxy", "Routing", "Config"]),
         .testTarget(name: "ComparatorTests", dependencies: ["Comparator"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Reactor", "Syscalls"]),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),

@@ -1,3 +1,4 @@
+import Locks
 import Comparator
 import Foundation
 import Config
@@ -10,7 +11,8 @@ import Syscalls
 public final class AdminAPI: Sendable {
     let registry: ClusterRegistry
     let metrics: ProxyMetrics
-    let token: String?
+    /// The bearer token; replaced when SIGHUP reloads the configuration.
+    private let tokenBox: Lock<String?>
     let workers: Int
     let started = Clock.unixSeconds()
     /// Extra routes added by later layers (e.g. `/comparisons`), checked before the 404.
@@ -23,17 +25,22 @@ public final class AdminAPI: Sendable {
                 extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse] = [:]) {
         self.registry = registry
         self.metrics = metrics
-        self.token = token
+        self.tokenBox = Lock(token)
         self.workers = workers
         self.comparisons = comparisons
         self.extraRoutes = extraRoutes
+    }
+
+    /// Replaces the bearer token (nil: no authentication); takes effect with the next request.
+    public func setToken(_ token: String?) {
+        tokenBox.withLock { $0 = token }
     }
 
     static let clusterPrefix = "/configuration/cluster"
 
     /// Answers one request.
     public func handle(_ request: AdminRequest) -> AdminResponse {
-        if let token, !authorized(request, token: token) {
+        if let token = tokenBox.withLock({ $0 }), !authorized(request, token: token) {
             return AdminResponse(status: 401, body: Array("missing or wrong bearer token\n".utf8),
                                  extraHeaders: ["WWW-Authenticate: Bearer realm=\"switchyard\""])
         }
@@ -52,7 +59,7 @@ public final class AdminAPI: Sendable {
             switch request.method {
             case "GET": return getCluster(id)
             case "DELETE":
-                return registry.delete(uuid: id) ? .text(202, id) : .text(404, "no cluster with uuid \(id)")
+                return deleteCluster(id, force: request.queryFlag("force"))
             default: return methodNotAllowed("GET, DELETE")
             }
         }
@@ -95,9 +102,34 @@ public final class AdminAPI: Sendable {
             let spec = try ClusterJSON.parseClusterBody(body, resolve: { SocketAddress(host: $0, port: 1) != nil }, newUUID: makeUUID)
             try registry.put(spec)
             return .text(202, spec.uuid).withoutNewline()
-        } catch {
+        } catch let error as ConfigError {
             Log.info("api_rejected", ["reason": error.description])
             return .text(400, error.description)
+        } catch let error as RegistryError {
+            switch error {
+            case .invalid(let e):
+                Log.info("api_rejected", ["reason": e.description])
+                return .text(400, e.description)
+            case .store:
+                return .text(500, error.description)
+            }
+        } catch {
+            return .text(500, "\(error)")
+        }
+    }
+
+    /// `DELETE /configuration/cluster/{id}[?force=true]`: 202, 404, 409 for the last active
+    /// cluster (clients would get 503s) unless forced, 500 when the change cannot be made durable.
+    private func deleteCluster(_ id: String, force: Bool) -> AdminResponse {
+        do {
+            switch try registry.delete(uuid: id, force: force) {
+            case .deleted: return .text(202, id)
+            case .notFound: return .text(404, "no cluster with uuid \(id)")
+            case .lastActive:
+                return .text(409, "cluster \(id) is the last active cluster; deleting it leaves clients without a backend (add ?force=true to delete it anyway)")
+            }
+        } catch {
+            return .text(500, error.description)
         }
     }
 
@@ -143,6 +175,8 @@ public final class AdminAPI: Sendable {
         let status: [String: Any] = [
             "generation": Int(snapshot.generation),
             "workers": workers,
+            // Whether API changes survive a restart (a state directory is in use).
+            "durableState": registry.isDurable,
             "clusters": clusters,
             "rollbacks": metrics.rollbacks.load(ordering: .relaxed),
             "activeSessions": metrics.sum(ProxyCounter.activeSessions),

@@ -17,6 +17,15 @@ public struct AdminRequest: Sendable {
         let lower = name.lowercased()
         return headers.first { $0.name.lowercased() == lower }?.value
     }
+
+    /// True when the query string has `name=true` (or `name=1`, or a bare `name`).
+    public func queryFlag(_ name: String) -> Bool {
+        query.split(separator: "&").contains { part in
+            let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard kv.first.map(String.init) == name else { return false }
+            return kv.count == 1 || ["true", "1", "yes"].contains(kv[1].lowercased())
+        }
+    }
 }
 
 /// A response from the control plane.

@@ -36,6 +36,19 @@ public final class ControlPlane: Sendable {
         }
     }
 
+    /// Runs `action` on the control-plane thread every `nanoseconds` (coarse: at the loop's
+    /// sweep after each deadline), from now until the loop stops. Safe from any thread.
+    public func every(_ nanoseconds: UInt64, _ action: @escaping @Sendable () -> Void) {
+        let loop = self.loop
+        @Sendable func arm() {
+            loop.schedule(after: nanoseconds) {
+                action()
+                arm()
+            }
+        }
+        loop.execute { arm() }
+    }
+
     /// Stops the control-plane loop.
     public func stop() { loop.stop() }
 }

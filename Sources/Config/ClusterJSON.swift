@@ -18,7 +18,7 @@ public enum ClusterJSON {
     public static func parseClusterBody(
         _ bytes: [UInt8], resolve: (String) -> Bool, newUUID: () -> String
     ) throws(ConfigError) -> ClusterSpec {
-        guard let root = try JSONText.parse(bytes) as? [String: Any] else {
+        guard let root = try JSONText.parse(bytes, keepingNumberText: true) as? [String: Any] else {
             throw ConfigError(field: "body", message: "must be a JSON object like {\"cluster\":{…}}")
         }
         var fields = Fields(root, path: "")
@@ -33,8 +33,9 @@ public enum ClusterJSON {
     /// field names in errors (`cluster`, `clusters[2]`).
     ///
     /// Rules: `servers` is a non-empty array of `{hostname, port}` without
-    /// duplicates (hostname defaults to 127.0.0.1 and must resolve; port is an
-    /// integer 1–65535); `version` is a string (missing or empty → "0.0");
+    /// duplicates (hostname — or its 2014 synonym `ip` — defaults to 127.0.0.1 and
+    /// must resolve; port is an integer 1–65535); `version` is a string or a number
+    /// kept as written (`1.10` stays "1.10"; missing or empty → "0.0");
     /// `upgradeTransition` absent → INSTANT, present without `mode` → SESSION
     /// (the 2014 rule); mode names are case-insensitive; SESSION needs
     /// `sessionTimeout`, GRADUAL needs `percentageTransitionPerRequest`, and
@@ -73,7 +74,16 @@ public enum ClusterJSON {
         }
 
         // version
-        var version = try fields.string("version") ?? ""
+        // The 2014 files also wrote the version as a number (`"version": 1.1`): kept as its text.
+        var version: String
+        switch fields.raw("version") {
+        case nil: version = ""
+        case is Bool: throw fields.fail("version", "must be a string (or a number, kept as written)")
+        case let s as String: version = s
+        case let n as JSONNumber: version = n.text
+        case let i as Int: version = String(i)
+        default: throw fields.fail("version", "must be a string (or a number, kept as written)")
+        }
         if version.isEmpty { version = "0.0" }
         guard version.utf8.count <= maxVersionLength, version.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
             throw fields.fail("version", "must be at most \(maxVersionLength) characters without control characters")
@@ -104,12 +114,17 @@ public enum ClusterJSON {
 
     static func parseServer(_ object: [String: Any], path: String, resolve: (String) -> Bool) throws(ConfigError) -> ServerAddress {
         var fields = Fields(object, path: path)
-        let hostname = try fields.string("hostname") ?? "127.0.0.1"
+        // `ip` is the 2014 spelling some files used (the thesis's Couchbase example).
+        let named = try fields.string("hostname")
+        let ip = try fields.string("ip")
+        if named != nil && ip != nil { throw fields.fail("ip", "give either hostname or ip, not both") }
+        let key = ip != nil ? "ip" : "hostname"
+        let hostname = named ?? ip ?? "127.0.0.1"
         guard !hostname.isEmpty, hostname.utf8.count <= 253,
               hostname.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
-            throw fields.fail("hostname", "must be a host name or IP address (1 to 253 printable characters)")
+            throw fields.fail(key, "must be a host name or IP address (1 to 253 printable characters)")
         }
-        guard resolve(hostname) else { throw fields.fail("hostname", "cannot resolve \"\(hostname)\"") }
+        guard resolve(hostname) else { throw fields.fail(key, "cannot resolve \"\(hostname)\"") }
         guard fields.raw("port") != nil else { throw fields.fail("port", "missing") }
         let port = try fields.int("port", in: 1...65535)!
         try fields.rejectUnknown()

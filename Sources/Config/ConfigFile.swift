@@ -13,7 +13,9 @@ import Routing
 ///  "cookies": {"session": "dynsoftup", "transition": "transition"},
 ///  "rollback": {"windowSeconds": 10, "minRequests": 20, "maxFailureRatio": 0.5},
 ///  "comparisons": {"kept": 100, "ignoreHeaders": ["Date", "Server", …]},
-///  "accessLog": {"path": "stderr", "format": "logfmt", "sample": 1.0}}
+///  "accessLog": {"path": "stderr", "format": "logfmt", "sample": 1.0},
+///  "state": {"dir": "/var/lib/switchyard", "compactAfterRecords": 1000},
+///  "logLevel": "NOTICE"}
 /// ```
 ///
 /// `"clusters": [ … ]` may replace `"cluster"`; each element is either a
@@ -26,7 +28,7 @@ public enum ConfigFile {
     public static func parse(
         _ bytes: [UInt8], resolve: (String) -> Bool, newUUID: () -> String = { makeUUID() }
     ) throws(ConfigError) -> ProxyConfig {
-        guard let root = try JSONText.parse(bytes) as? [String: Any] else {
+        guard let root = try JSONText.parse(bytes, keepingNumberText: true) as? [String: Any] else {
             throw ConfigError(field: "json", message: "the configuration must be a JSON object")
         }
         var top = Fields(root, path: "")
@@ -130,6 +132,21 @@ public enum ConfigFile {
                 config.comparisonIgnoredHeaders = Set(names.compactMap { ($0 as? String)?.lowercased() })
             }
             try comparisons.rejectUnknown()
+        }
+        if var state = try top.object("state") {
+            if let dir = try state.string("dir") {
+                guard !dir.isEmpty, !dir.utf8.contains(0) else { throw state.fail("dir", "must be a directory path") }
+                config.stateDir = dir
+            }
+            config.compactAfterRecords = try state.int("compactAfterRecords", in: 1...1_000_000) ?? config.compactAfterRecords
+            try state.rejectUnknown()
+        }
+        if let level = try top.string("logLevel") {
+            let names = ["CRITICAL", "ERROR", "WARNING", "WARN", "NOTICE", "INFO", "DEBUG"]
+            guard names.contains(level.uppercased()) else {
+                throw top.fail("logLevel", "unknown level \"\(level)\" (use CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG)")
+            }
+            config.logLevel = level.uppercased()
         }
         try top.rejectUnknown()
         return config

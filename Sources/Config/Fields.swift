@@ -100,7 +100,7 @@ func boolValue(_ v: Any) -> Bool? {
 func intValue(_ v: Any) -> Int? {
     if v is Bool { return nil }
     if let i = v as? Int { return i }
-    if let d = v as? Double, d == d.rounded(), abs(d) < 9.0e15 { return Int(d) }
+    if let d = (v as? Double) ?? (v as? JSONNumber)?.value, d == d.rounded(), abs(d) < 9.0e15 { return Int(d) }
     return nil
 }
 
@@ -108,6 +108,6 @@ func intValue(_ v: Any) -> Int? {
 func doubleValue(_ v: Any) -> Double? {
     if v is Bool { return nil }
     if let i = v as? Int { return Double(i) }
-    if let d = v as? Double, d.isFinite { return d }
+    if let d = (v as? Double) ?? (v as? JSONNumber)?.value, d.isFinite { return d }
     return nil
 }

@@ -18,8 +18,13 @@ public enum JSONText {
     /// Parses one JSON value that fills `bytes` (surrounding whitespace allowed).
     /// Throws a `ConfigError` on field `json` whose message gives line, column
     /// and byte offset of the first error.
-    public static func parse(_ bytes: [UInt8]) throws(ConfigError) -> Any {
+    ///
+    /// With `keepingNumberText`, numbers with a fraction or an exponent come back as
+    /// `JSONNumber` (value and source text) instead of `Double`, so that a 2014 numeric
+    /// `"version": 1.10` keeps its text "1.10" (as a Double it would read back as "1.1").
+    public static func parse(_ bytes: [UInt8], keepingNumberText: Bool = false) throws(ConfigError) -> Any {
         var reader = Reader(bytes: bytes)
+        reader.keepNumberText = keepingNumberText
         reader.skipWhitespace()
         let value = try reader.value(depth: 0)
         reader.skipWhitespace()
@@ -44,6 +49,7 @@ public enum JSONText {
     struct Reader {
         let bytes: [UInt8]
         var position = 0
+        var keepNumberText = false
 
         func error(_ message: String, at offset: Int? = nil) -> ConfigError {
             let offset = offset ?? position
@@ -242,7 +248,7 @@ public enum JSONText {
             let text = String(decoding: bytes[start..<position], as: UTF8.self)
             if integral, let i = Int(text) { return i }
             guard let d = Double(text), d.isFinite else { throw error("number out of range", at: start) }
-            return d
+            return keepNumberText ? JSONNumber(value: d, text: text) : d
         }
     }
 
@@ -262,6 +268,8 @@ public enum JSONText {
             out += String(describing: i).utf8
         case let d as Double:
             writeDouble(d, into: &out)
+        case let n as JSONNumber:
+            out += n.text.utf8
         case let f as Float:
             writeDouble(Double(f), into: &out)
         case let dict as [String: Any]:
@@ -320,4 +328,13 @@ public enum JSONText {
         }
         out.append(UInt8(ascii: "\""))
     }
+}
+
+/// A JSON number with a fraction or exponent, with the exact text it was written as
+/// (see `JSONText.parse(_:keepingNumberText:)`).
+public struct JSONNumber: Sendable, Equatable {
+    /// The number's value.
+    public var value: Double
+    /// The number as written in the source, e.g. `1.10`.
+    public var text: String
 }

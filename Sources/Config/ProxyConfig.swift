@@ -118,6 +118,12 @@ public struct ProxyConfig: Sendable, Equatable {
     /// Response headers (lower-cased) that CONCURRENT comparisons ignore (`comparisons.ignoreHeaders`);
     /// nil keeps the default list (Date, Server, Set-Cookie, Age, Expires, Last-Modified, ETag, X-Request-Id).
     public var comparisonIgnoredHeaders: Set<String>?
+    /// Directory of the durable control-plane state (`state.dir`); nil: changes live in memory.
+    public var stateDir: String?
+    /// Journal records after which the state is compacted into a snapshot (`state.compactAfterRecords`).
+    public var compactAfterRecords = 1000
+    /// Log level name, upper case (`logLevel`); the command-line flag wins when given.
+    public var logLevel: String?
 
     /// Creates a configuration with defaults around the given clusters.
     public init(clusters: [ClusterSpec]) {

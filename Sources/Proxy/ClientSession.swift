@@ -120,9 +120,14 @@ final class ClientSession: EventHandler, DeadlineHandler {
                                                        requireHost: false))
     }
 
-    /// Takes over `connection`: its descriptor, its readiness and its deadline.
+    /// Takes over `connection`: its descriptor, its readiness and its deadline. The parsers
+    /// take the worker's current limits (a reload may have changed them since the last use).
     func attach(_ connection: ClientConnection) {
         self.connection = connection
+        parser.limits = worker.settings.headLimits
+        responseParser.limits.maxHeadBytes = worker.settings.headLimits.maxHeadBytes
+        responseParser.limits.maxTargetBytes = worker.settings.headLimits.maxTargetBytes
+        responseParser.limits.maxHeaders = worker.settings.headLimits.maxHeaders
         fd = connection.fd
         clientAddress = connection.clientAddress
         client = connection.ready

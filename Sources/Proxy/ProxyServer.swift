@@ -69,6 +69,13 @@ public final class ProxyServer: Sendable {
         }
     }
 
+    /// Hands reloaded settings to every worker; each adopts them between events.
+    public func update(_ settings: ProxySettings) {
+        for worker in workers {
+            worker.loop.execute { worker.adopt(settings: settings) }
+        }
+    }
+
     /// Graceful stop: every worker stops accepting, finishes exchanges in flight (bounded by
     /// the drain time), then its loop exits. Returns once all worker threads have ended.
     public func stopAndWait() {

@@ -34,7 +34,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// The worker's index (also its metrics block).
     public let id: Int
     public let loop: EventLoop
-    let settings: ProxySettings
+    /// Replaced only by `adopt(settings:)` (SIGHUP), on this worker's thread.
+    private(set) var settings: ProxySettings
     let metrics: ProxyMetrics
     let counters: CounterBlock
     let pools: ResourcePools
@@ -50,7 +51,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private static let maxSpareSessions = 256
     /// Responses being drained for comparison after their exchange moved on (CONCURRENT).
     private var drains: [ObjectIdentifier: ShadowDrain] = [:]
-    private let maxSessions: Int
+    private var maxSessions: Int
+    private let workerCount: Int
     private var onDrained: (@Sendable () -> Void)?
     /// This reactor's access log lines waiting to be handed to the sink; nil when the log is off.
     let accessLog: AccessLogBatch?
@@ -87,7 +89,21 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         self.snapshot = snapshot
         self.maxSessions = max(1, settings.maxConnections / max(1, workers))
         self.accessLog = settings.accessLog.map { AccessLogBatch(sink: $0) }
+        self.workerCount = workers
         adopt(snapshot)
+    }
+
+    /// Adopts reloaded settings (SIGHUP) between events. Sessions read their deadlines and
+    /// limits from here at each use, so they apply without dropping a connection; buffers and
+    /// pipes keep the sizes they were made with (so the head limit never outgrows them).
+    public func adopt(settings next: ProxySettings) {
+        var s = next
+        s.bufferSize = settings.bufferSize
+        s.pipeSize = settings.pipeSize
+        s.headLimits.maxHeadBytes = min(s.headLimits.maxHeadBytes, settings.bufferSize)
+        settings = s
+        maxSessions = max(1, s.maxConnections / max(1, workerCount))
+        adopt(snapshot)  // the INSTANT Set-Cookie lines carry the cookie name
     }
 
     /// Registers the listener and the idle-pool sweep; call on the loop's thread.

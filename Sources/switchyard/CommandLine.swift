@@ -12,6 +12,12 @@ struct Options: Equatable {
     var logLevel: LogLevel?
     var port: Int?
     var adminPort: Int?
+    /// Directory of the durable state (`--state-dir`); overrides the file's `state.dir`.
+    var stateDir: String?
+    /// Move the state files aside and start from the configuration (`--reset-state`).
+    var resetState = false
+    /// True when no config flag was given and `./config.json` is used (the 2014 default).
+    var configFromDefault = false
 }
 
 /// A command-line mistake: one line for stderr.
@@ -21,12 +27,16 @@ struct UsageError: Error, CustomStringConvertible {
 
 let usage = """
 Usage:
-  switchyard --config FILE [--workers N] [--log-level LEVEL]
-  switchyard demo [--port 8080] [--admin-port 9090] [--workers N] [--log-level LEVEL]
+  switchyard [--config FILE] [--state-dir DIR] [--reset-state] [--workers N] [--log-level LEVEL]
+  switchyard demo [--port 8080] [--admin-port 9090] [--state-dir DIR] [--workers N] [--log-level LEVEL]
   switchyard --help
 
 Options:
-  --config FILE, -configFile=FILE   JSON configuration (the 2014 format, see README)
+  --config FILE, -configFile=FILE   JSON configuration (the 2014 format, see README);
+                                    default ./config.json when it exists
+  --state-dir DIR                   keep API changes, failed marks and GRADUAL progress
+                                    across restarts (also "state": {"dir": …} in the file)
+  --reset-state                     move the state files aside and start from the configuration
   --workers N                       reactor threads (default: online CPUs)
   --log-level LEVEL, -logLevel=L    CRITICAL, ERROR, WARNING (default), NOTICE, INFO, DEBUG
   --port N                          demo: proxy port (default 8080)
@@ -37,8 +47,9 @@ Options:
 """
 
 /// Parses arguments (without the program name). Accepts `--flag value`, `--flag=value`
-/// and the 2014 spellings `-configFile=FILE` / `-logLevel=LEVEL`.
-func parseOptions(_ arguments: [String]) throws(UsageError) -> Options {
+/// and the 2014 spellings `-configFile=FILE` / `-logLevel=LEVEL`. Without a config flag,
+/// `defaultConfig` (the path of `./config.json` when it exists) is used, as in 2014.
+func parseOptions(_ arguments: [String], defaultConfig: String? = nil) throws(UsageError) -> Options {
     var options = Options()
     var i = 0
     func value(_ name: String, _ inline: String?) throws(UsageError) -> String {
@@ -80,13 +91,23 @@ func parseOptions(_ arguments: [String]) throws(UsageError) -> Options {
             options.port = try integer(name, try value(name, inline), 0...65535)
         case "--admin-port":
             options.adminPort = try integer(name, try value(name, inline), 0...65535)
+        case "--state-dir", "-stateDir":
+            let dir = try value(name, inline)
+            guard !dir.isEmpty else { throw UsageError(description: "\(name) needs a directory") }
+            options.stateDir = dir
+        case "--reset-state":
+            options.resetState = true
         default:
             throw UsageError(description: "unknown argument \"\(argument)\" (see --help)")
         }
         i += 1
     }
+    if options.command == .run && options.configPath == nil, let defaultConfig {
+        options.configPath = defaultConfig
+        options.configFromDefault = true
+    }
     if options.command == .run && options.configPath == nil {
-        throw UsageError(description: "no configuration: give --config FILE, or run `switchyard demo` (see --help)")
+        throw UsageError(description: "no configuration (no --config and no ./config.json); usage: switchyard --config FILE [--state-dir DIR] | switchyard demo (see --help)")
     }
     if options.command == .run && (options.port != nil || options.adminPort != nil) {
         throw UsageError(description: "--port and --admin-port apply to `switchyard demo`; set ports in the configuration file")

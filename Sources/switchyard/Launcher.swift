@@ -6,18 +6,20 @@ import Observability
 import Proxy
 import Reactor
 import Routing
+import Store
 import Syscalls
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Starts the process: parses the command line, loads the configuration, starts the data
-/// plane and the control plane, and waits for SIGTERM/SIGINT to stop gracefully.
+/// Starts the process: parses the command line, loads the configuration and the durable
+/// state, starts the data plane and the control plane, re-reads the configuration on SIGHUP,
+/// and waits for SIGTERM/SIGINT to stop gracefully.
 enum Launcher {
     static func main(_ arguments: [String]) -> Int32 {
         let options: Options
         do {
-            options = try parseOptions(arguments)
+            options = try parseOptions(arguments, defaultConfig: access("config.json", R_OK) == 0 ? "config.json" : nil)
         } catch {
             printError("switchyard: \(error.description)")
             return 2
@@ -28,8 +30,10 @@ enum Launcher {
         }
         Log.setLevel(options.logLevel ?? (options.command == .demo ? .notice : .warning))
 
-        let config: ProxyConfig
+        var config: ProxyConfig
         var demo: DemoBackends?
+        var stateDir = options.stateDir
+        var temporaryState = false
         switch options.command {
         case .demo:
             do {
@@ -39,6 +43,13 @@ enum Launcher {
                 return 1
             }
             config = DemoBackends.configuration(proxyPort: options.port ?? 8080, adminPort: options.adminPort ?? 9090)
+            if stateDir == nil {
+                var template = Array("/tmp/switchyard-demo-XXXXXX".utf8CString)
+                if let made = mkdtemp(&template) {
+                    stateDir = String(cString: made)
+                    temporaryState = true
+                }
+            }
         default:
             guard let path = options.configPath else { return 2 }
             do {
@@ -47,9 +58,15 @@ enum Launcher {
                 printError("switchyard: \(path): \(error)")
                 return 2
             }
+            if options.logLevel == nil, let name = config.logLevel, let level = LogLevel(name: name) { Log.setLevel(level) }
+            if options.configFromDefault {
+                Log.notice("config_default", ["file": "./config.json", "detail": "no --config given; reading ./config.json (the 2014 default)"])
+            }
+            stateDir = stateDir ?? config.stateDir
         }
-        let status = serve(config, workers: options.workers ?? config.workers ?? Process.onlineCPUs(), demo: demo)
+        let status = serve(config, options: options, stateDir: stateDir, workers: options.workers ?? config.workers ?? Process.onlineCPUs(), demo: demo)
         demo?.stop()
+        if temporaryState, let stateDir { removeStateDirectory(stateDir) }
         return status
     }
 
@@ -99,27 +116,94 @@ enum Launcher {
         return s
     }
 
+    /// Opens the state store and loads the start-up state into the registry. Returns nil
+    /// (after printing one line) when the process must not start, with the exit status.
+    static func openState(_ stateDir: String?, options: Options, config: ProxyConfig,
+                          registry make: (StateStore?) -> ClusterRegistry) -> Result<(ClusterRegistry, StartReport), ExitStatus> {
+        var store: JournalStore?
+        if let stateDir {
+            do {
+                store = try JournalStore(directory: stateDir)
+                store?.compactAfterRecords = config.compactAfterRecords
+            } catch {
+                if case .locked = error {
+                    printError("switchyard: state directory \(stateDir) is in use by another switchyard process (it holds the lock); stop it or give another --state-dir")
+                } else {
+                    printError("switchyard: cannot use state directory: \(error)")
+                }
+                return .failure(ExitStatus(code: 2))
+            }
+            if options.resetState, let store {
+                do {
+                    let moved = try store.moveAside(now: Clock.unixSeconds())
+                    Log.warning("state_reset", ["dir": stateDir, "movedAside": moved.isEmpty ? "nothing" : moved.joined(separator: ","),
+                                                "detail": "starting from the configuration file"])
+                } catch {
+                    printError("switchyard: --reset-state: \(error)")
+                    return .failure(ExitStatus(code: 1))
+                }
+            }
+        }
+        let registry = make(store)
+        let report: StartReport
+        do {
+            report = try registry.start(seed: config.clusters)
+        } catch {
+            switch error {
+            case .store(.corrupt(let path, let offset, let reason)):
+                printError("switchyard: \(path): damaged at byte \(offset) (\(reason)); refusing to start. Start with --reset-state to start from the configuration file (the damaged files are kept aside)")
+            case .store(let e):
+                printError("switchyard: state: \(e)")
+            case .invalid(let e):
+                printError("switchyard: \(e)")
+            }
+            return .failure(ExitStatus(code: 2))
+        }
+        for warning in report.warnings { Log.warning("state_torn_record", ["detail": warning]) }
+        if let stateDir {
+            Log.notice("state_loaded", ["source": report.source == "state" ? "state directory" : "configuration file (state directory was empty)",
+                                        "dir": stateDir, "clusters": String(report.snapshot.clusters.count)])
+        } else {
+            Log.warning("state_not_durable", ["detail": "no --state-dir: changes made through the API will not survive a restart",
+                                              "source": "configuration file", "clusters": String(report.snapshot.clusters.count)])
+        }
+        for cluster in report.snapshot.clusters {
+            var fields: KeyValuePairs<String, String> = [:]
+            fields = ["version": cluster.spec.version, "uuid": cluster.spec.uuid, "mode": cluster.spec.mode.rawValue,
+                      "servers": cluster.spec.servers.map(\.description).joined(separator: ","),
+                      "state": cluster.state.failure.map { "failed (\($0.reason))" } ?? "active",
+                      "gradualThreshold": cluster.spec.mode == .gradual ? String(cluster.state.gradualThreshold) : "-"]
+            Log.notice("serving_cluster", fields)
+        }
+        return .success((registry, report))
+    }
+
+    /// An exit status carried through `Result`.
+    struct ExitStatus: Error { var code: Int32 }
+
     /// Runs until SIGTERM or SIGINT; returns the exit status.
-    static func serve(_ config: ProxyConfig, workers: Int, demo: DemoBackends?) -> Int32 {
+    static func serve(_ config: ProxyConfig, options: Options, stateDir: String?, workers: Int, demo: DemoBackends?) -> Int32 {
         Process.ignoreSIGPIPE()
         let fileLimit = Process.raiseFileLimit()
-        // Block the stop signals before any thread starts, so that every thread inherits the
-        // mask and only sigwait below receives them.
+        // Block the signals before any thread starts, so that every thread inherits the mask
+        // and only sigwait below receives them.
         var signals = sigset_t()
         sigemptyset(&signals)
         sigaddset(&signals, SIGTERM)
         sigaddset(&signals, SIGINT)
         sigaddset(&signals, SIGUSR1)
+        sigaddset(&signals, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         let metrics = ProxyMetrics(reactors: workers)
-        let registry = ClusterRegistry(reactors: workers, policy: config.rollback)
+        let registry: ClusterRegistry
         let snapshot: Snapshot
-        do {
-            snapshot = try registry.load(config.clusters)
-        } catch {
-            printError("switchyard: \(error)")
-            return 2
+        switch openState(stateDir, options: options, config: config, registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0) }) {
+        case .success(let (r, report)):
+            registry = r
+            snapshot = report.snapshot
+        case .failure(let status):
+            return status.code
         }
         guard let proxyAddress = SocketAddress(host: config.proxyHost, port: config.proxyPort) else {
             printError("switchyard: proxy.hostname: cannot resolve \"\(config.proxyHost)\"")
@@ -158,26 +242,95 @@ enum Launcher {
         }
         proxy.start()
         let controlThread = control.start()
+        // Failed marks and GRADUAL progress come from the reactors through shared atomics;
+        // the control plane records them once a second (never a store write on a reactor).
+        control.every(1_000_000_000) { registry.tick() }
         Log.notice("started", ["proxy": "\(config.proxyHost):\(proxy.port)", "api": "\(config.adminHost):\(control.port)",
                                "workers": String(workers), "clusters": String(snapshot.clusters.count),
-                               "nofile": String(fileLimit)])
+                               "nofile": String(fileLimit), "stateDir": stateDir ?? "none"])
         if demo != nil { DemoBackends.printHelp(proxyPort: proxy.port, adminPort: control.port) }
 
         proxySettings.accessLog?.start()
+        var current = config
         var received: Int32 = 0
         while true {
             sigwait(&signals, &received)
-            guard received == SIGUSR1 else { break }
-            // logrotate moved the access log: open the path anew.
-            proxySettings.accessLog?.reopen()
-            Log.notice("access_log_reopened", ["path": config.accessLog?.path ?? "-"])
+            if received == SIGUSR1 {
+                // logrotate moved the access log: open the path anew.
+                proxySettings.accessLog?.reopen()
+                Log.notice("access_log_reopened", ["path": config.accessLog?.path ?? "-"])
+                continue
+            }
+            guard received == SIGHUP else { break }
+            if let path = options.configPath, demo == nil {
+                current = reload(path, current: current, options: options, workers: workers, proxy: proxy, api: api,
+                                 baseline: proxySettings)
+            } else {
+                Log.warning("reload_ignored", ["reason": "no configuration file to re-read"])
+            }
         }
         Log.notice("stopping", ["signal": received == SIGTERM ? "SIGTERM" : "SIGINT"])
         proxy.stopAndWait()
         proxySettings.accessLog?.stop()
+        // The data plane has stopped: record its last failed marks and GRADUAL progress
+        // (serialized with the control-plane thread by the registry's lock).
+        registry.tick()
         control.stop()
         ReactorThread.join(controlThread)
         Log.notice("stopped")
         return 0
+    }
+
+    /// SIGHUP: re-reads the configuration file and applies what can change without dropping
+    /// a connection (log level, timeouts, limits, API token, cookie names, comparison and
+    /// rollback settings). Settings that need a restart are logged and ignored; an invalid
+    /// file changes nothing. Returns the configuration now in effect.
+    static func reload(_ path: String, current: ProxyConfig, options: Options, workers: Int, proxy: ProxyServer,
+                       api: AdminAPI, baseline: ProxySettings) -> ProxyConfig {
+        let next: ProxyConfig
+        do {
+            next = try loadConfig(path)
+        } catch {
+            Log.error("reload_failed", ["file": path, "error": error.description, "action": "nothing changed"])
+            return current
+        }
+        var ignored: [String] = []
+        if next.proxyHost != current.proxyHost || next.proxyPort != current.proxyPort { ignored.append("proxy address") }
+        if next.adminHost != current.adminHost || next.adminPort != current.adminPort { ignored.append("configService address") }
+        if options.workers == nil && (next.workers ?? workers) != workers { ignored.append("workers") }
+        if options.stateDir == nil && next.stateDir != current.stateDir { ignored.append("state.dir") }
+        if next.comparisonsKept != current.comparisonsKept { ignored.append("comparisons.kept") }
+        if next.accessLog != current.accessLog { ignored.append("accessLog") }
+        if max(16384, next.limits.maxHeadBytes) > baseline.bufferSize { ignored.append("limits.maxHeadBytes above \(baseline.bufferSize)") }
+        if !ignored.isEmpty {
+            Log.warning("reload_needs_restart", ["ignored": ignored.joined(separator: "; ")])
+        }
+        if options.logLevel == nil {
+            Log.setLevel(next.logLevel.flatMap { LogLevel(name: $0) } ?? .warning)
+        }
+        api.setToken(next.adminToken)
+        var s = settings(next)
+        s.comparisons = baseline.comparisons
+        s.accessLog = baseline.accessLog
+        proxy.update(s)
+        Log.notice("reloaded", ["file": path, "logLevel": options.logLevel.map { "\($0.name) (command line)" } ?? (next.logLevel ?? "WARNING"),
+                                "token": next.adminToken == nil ? "none" : "set",
+                                "clusters": "unchanged (the file only seeds an empty state; use the API)"])
+        var applied = next
+        applied.proxyHost = current.proxyHost
+        applied.proxyPort = current.proxyPort
+        applied.adminHost = current.adminHost
+        applied.adminPort = current.adminPort
+        applied.stateDir = current.stateDir
+        applied.comparisonsKept = current.comparisonsKept
+        applied.accessLog = current.accessLog
+        applied.clusters = current.clusters
+        return applied
+    }
+
+    /// Removes the temporary state directory of `switchyard demo`.
+    static func removeStateDirectory(_ dir: String) {
+        for name in ["journal", "snapshot", "journal.tmp", "snapshot.tmp"] { unlink(dir + "/" + name) }
+        rmdir(dir)
     }
 }

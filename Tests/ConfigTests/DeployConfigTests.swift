@@ -13,4 +13,9 @@ func deployConfigParses() throws {
     #expect(config.adminToken == "change-me")
     #expect(config.clusters.map(\.uuid) == ["app-v1"])
     #expect(config.clusters.first?.servers.count == 2)
+    #expect(config.stateDir == "/var/lib/switchyard")
+    #expect(config.logLevel == "NOTICE")
+    let unit = try String(contentsOf: root.appendingPathComponent("deploy/switchyard.service"), encoding: .utf8)
+    #expect(unit.contains("StateDirectory=switchyard"))
+    #expect(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"))
 }

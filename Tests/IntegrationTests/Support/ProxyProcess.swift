@@ -61,13 +61,17 @@ final class ProxyProcess: @unchecked Sendable {
     var log: String { stderrText.withLock { $0 } }
 
     /// Starts the proxy with `config` (a JSON object; ports 0 = pick free ones).
-    init(config: [String: Any], arguments: [String] = ["--workers", "1", "--log-level", "INFO"], wrapper: [String] = []) throws {
+    /// With `defaultConfigFile`, the file is written as `config.json` in the process's working
+    /// directory and no `--config` is given (the 2014 default).
+    init(config: [String: Any], arguments: [String] = ["--workers", "1", "--log-level", "INFO"], wrapper: [String] = [],
+         defaultConfigFile: Bool = false) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         configPath = dir.appendingPathComponent("config.json").path
         let data = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
         try data.write(to: URL(fileURLWithPath: configPath))
-        let command = wrapper + [switchyardBinary(), "--config", configPath] + arguments
+        let command = wrapper + [switchyardBinary()] + (defaultConfigFile ? [] : ["--config", configPath]) + arguments
+        if defaultConfigFile { process.currentDirectoryURL = dir }
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
         let pipe = Pipe()

@@ -1,0 +1,323 @@
+import Config
+import Foundation
+import Routing
+import Store
+import Testing
+
+/// A fresh state directory under the temp directory.
+func tempStateDir() -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-store-\(UUID().uuidString)").path
+    return dir
+}
+
+let specA = ClusterSpec(uuid: "a", version: "1.0", servers: [ServerAddress(hostname: "127.0.0.1", port: 1001)])
+let specB = ClusterSpec(uuid: "b", version: "1.10", servers: [ServerAddress(hostname: "127.0.0.1", port: 1002)],
+                        mode: .gradual, percentageTransitionPerRequest: 0.25)
+let specC = ClusterSpec(uuid: "c", version: "2.0", servers: [ServerAddress(hostname: "::1", port: 1003), ServerAddress(hostname: "localhost", port: 1004)],
+                        mode: .session, sessionTimeout: 60)
+let specD = ClusterSpec(uuid: "d", version: "3", servers: [ServerAddress(hostname: "127.0.0.1", port: 1005)],
+                        mode: .concurrent, mirrorUnsafeMethods: true)
+
+/// A sequence of changes touching every record type.
+let sampleChanges: [StateChange] = [
+    .put(specA), .put(specB), .threshold(uuid: "b", percent: 12.5), .put(specC),
+    .failed(uuid: "c", reason: "failure ratio 12/20 over 10s \"quoted\"", time: 1_764_000_000),
+    .put(specD), .delete(uuid: "a"), .readmitted(uuid: "c"), .threshold(uuid: "b", percent: 37.000001),
+]
+
+func applied(_ changes: [StateChange], to start: StoredState = StoredState()) -> StoredState {
+    var s = start
+    for c in changes { s.apply(c) }
+    return s
+}
+
+func readBytes(_ path: String) -> [UInt8] { [UInt8](FileManager.default.contents(atPath: path) ?? Data()) }
+func writeBytes(_ path: String, _ bytes: [UInt8]) { FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
+
+@Suite("CRC-32C and framing")
+struct FrameTests {
+    @Test("CRC-32C check value")
+    func checkValue() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8]()) == 0)
+    }
+
+    @Test("records round-trip through frames")
+    func roundTrip() throws {
+        var file = Array("SWYJRNL1".utf8)
+        for (i, c) in sampleChanges.enumerated() { file += Frames.frame(Records.encode(c, sequence: UInt64(i + 1))) }
+        let scan = try Frames.scan(file, header: Array("SWYJRNL1".utf8))
+        #expect(scan.tornTail == nil)
+        #expect(scan.validLength == file.count)
+        let decoded = try scan.records.map { try Records.decode($0.payload) }
+        #expect(decoded.map(\.change) == sampleChanges)
+        #expect(decoded.map(\.sequence) == Array(1...UInt64(sampleChanges.count)))
+    }
+
+    @Test("the direct payload writer writes exactly what JSONText.encode writes for the same object")
+    func writerMatchesJSONText() {
+        func generic(_ spec: ClusterSpec) -> [String: Any] {
+            var o = ClusterJSON.render(spec, failed: nil)["cluster"] as! [String: Any]
+            o["state"] = nil
+            return o
+        }
+        var tricky = specC
+        tricky.version = "v\"1\\2/é"
+        let changes = sampleChanges + [.put(tricky), .threshold(uuid: "b", percent: 1e-6), .threshold(uuid: "b", percent: 100),
+                                       .failed(uuid: "c", reason: "tab\tnewline\n\u{1}\u{7F}", time: -1)]
+        for (i, change) in changes.enumerated() {
+            var o: [String: Any] = ["seq": i]
+            switch change {
+            case .put(let spec): o["op"] = "put"; o["cluster"] = generic(spec)
+            case .delete(let uuid): o["op"] = "delete"; o["uuid"] = uuid
+            case .failed(let uuid, let reason, let time): o["op"] = "failed"; o["uuid"] = uuid; o["reason"] = reason; o["time"] = Int(time)
+            case .readmitted(let uuid): o["op"] = "readmitted"; o["uuid"] = uuid
+            case .threshold(let uuid, let percent): o["op"] = "threshold"; o["uuid"] = uuid; o["percent"] = percent
+            }
+            #expect(String(decoding: Records.encode(change, sequence: UInt64(i)), as: UTF8.self) == String(decoding: JSONText.encode(o), as: UTF8.self))
+            #expect((try? Records.decode(Records.encode(change, sequence: UInt64(i))).change) == change)
+        }
+        let state = applied(changes + [.failed(uuid: "d", reason: "no healthy backend", time: 5)])
+        let entries: [Any] = state.clusters.map { c -> Any in
+            var e: [String: Any] = ["cluster": generic(c.spec), "threshold": c.threshold]
+            if let f = c.failure { e["failure"] = ["reason": f.reason, "time": Int(f.time)] as [String: Any] }
+            return e
+        }
+        let snapshot: [String: Any] = ["op": "snapshot", "seq": Int(state.sequence), "clusters": entries]
+        #expect(String(decoding: Records.encodeSnapshot(state), as: UTF8.self) == String(decoding: JSONText.encode(snapshot), as: UTF8.self))
+    }
+
+    @Test("snapshot payload round-trips the whole state, version text kept")
+    func snapshotRoundTrip() throws {
+        let state = applied(sampleChanges + [.failed(uuid: "d", reason: "no healthy backend", time: 5)])
+        let back = try Records.decodeSnapshot(Records.encodeSnapshot(state))
+        #expect(back == state)
+        #expect(back.clusters.first { $0.spec.uuid == "b" }?.spec.version == "1.10")
+    }
+}
+
+@Suite("Journal store", .serialized)
+struct JournalStoreTests {
+    /// Writes the sample changes through a store and returns the directory.
+    func writeSample(compactAt: Int? = nil) throws -> String {
+        let dir = tempStateDir()
+        let store = try JournalStore(directory: dir)
+        #expect(try store.load().state == nil)
+        var state = StoredState()
+        for (i, change) in sampleChanges.enumerated() {
+            state.apply(change)
+            try store.append(change, sequence: state.sequence)
+            if i == compactAt { try store.compact(state) }
+        }
+        return dir
+    }
+
+    @Test("append then load gives the same state; fsync once per change")
+    func appendLoad() throws {
+        let dir = tempStateDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var state = StoredState()
+        do {
+            let store = try JournalStore(directory: dir)
+            _ = try store.load()
+            let before = store.fsyncCount
+            for change in sampleChanges {
+                state.apply(change)
+                try store.append(change, sequence: state.sequence)
+            }
+            #expect(store.fsyncCount - before == sampleChanges.count)
+        }
+        let store = try JournalStore(directory: dir)
+        let (loaded, warnings) = try store.load()
+        #expect(loaded == state)
+        #expect(warnings.isEmpty)
+    }
+
+    @Test("a second store on the same directory is refused while the first holds it")
+    func lock() throws {
+        let dir = tempStateDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var first: JournalStore? = try JournalStore(directory: dir)
+        #expect(throws: StoreError.locked(path: dir)) { _ = try JournalStore(directory: dir) }
+        _ = first
+        first = nil
+        _ = try JournalStore(directory: dir)
+    }
+
+    @Test("compaction: snapshot + shorter journal load to the same state; a stale journal is skipped by sequence")
+    func compaction() throws {
+        let expected = applied(sampleChanges)
+        for point in 0..<sampleChanges.count {
+            let dir = try writeSample(compactAt: point)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            #expect(try JournalStore(directory: dir).load().state == expected, "compacted after change \(point)")
+        }
+        // Crash after the snapshot was renamed but before the journal was emptied: the old
+        // journal's records are all in the snapshot and must not be applied twice.
+        let dir = try writeSample()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let oldJournal = readBytes(dir + "/journal")
+        do {
+            let store = try JournalStore(directory: dir)
+            let state = try #require(try store.load().state)
+            try store.compact(state)
+        }
+        writeBytes(dir + "/journal", oldJournal)
+        #expect(try JournalStore(directory: dir).load().state == expected)
+    }
+
+    @Test("truncating the journal at every byte of its last record drops that record with a warning, and appending continues")
+    func tornTail() throws {
+        let dir = try writeSample()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let full = readBytes(dir + "/journal")
+        let scan = try Frames.scan(full, header: JournalStore.journalHeader)
+        let lastOffset = try #require(scan.records.last?.offset)
+        let withoutLast = applied(Array(sampleChanges.dropLast()))
+        var checked = 0
+        for cut in lastOffset..<full.count {
+            writeBytes(dir + "/journal", Array(full[0..<cut]))
+            let extra = StateChange.threshold(uuid: "b", percent: 99)
+            do {
+                let store = try JournalStore(directory: dir)
+                let (state, warnings) = try store.load()
+                #expect(state == withoutLast, "cut at \(cut)")
+                #expect(warnings.count == (cut == lastOffset ? 0 : 1), "cut at \(cut)")
+                if cut > lastOffset { #expect(warnings.first?.contains("byte \(lastOffset)") == true) }
+                // The torn bytes were cut off: a new change lands after the intact records.
+                try store.append(extra, sequence: withoutLast.sequence + 1)
+            }
+            #expect(try JournalStore(directory: dir).load().state == applied([extra], to: withoutLast))
+            checked += 1
+        }
+        #expect(checked == full.count - lastOffset)
+        // A zero-filled tail (file extended, data never written) is a torn tail too.
+        writeBytes(dir + "/journal", full + [UInt8](repeating: 0, count: 37))
+        let (state, warnings) = try JournalStore(directory: dir).load()
+        #expect(state == applied(sampleChanges))
+        #expect(warnings.count == 1)
+    }
+
+    @Test("damage before the end refuses with the file and the offset")
+    func corruptionBeforeEnd() throws {
+        let dir = try writeSample()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let full = readBytes(dir + "/journal")
+        let scan = try Frames.scan(full, header: JournalStore.journalHeader)
+        for record in scan.records.dropLast() {
+            for delta in [0, 5, 9, 14] {   // length, its check, payload checksum, payload
+                var bad = full
+                bad[record.offset + delta] ^= 0x40
+                writeBytes(dir + "/journal", bad)
+                #expect(throws: StoreError.self) { _ = try JournalStore(directory: dir).load() }
+                do {
+                    _ = try JournalStore(directory: dir).load()
+                } catch {
+                    guard case .corrupt(let path, let offset, _) = error else { Issue.record("\(error)"); continue }
+                    #expect(path == dir + "/journal")
+                    #expect(offset == record.offset, "flipped byte \(record.offset + delta)")
+                }
+            }
+        }
+        var badHeader = full
+        badHeader[0] = UInt8(ascii: "X")
+        writeBytes(dir + "/journal", badHeader)
+        #expect(throws: StoreError.corrupt(path: dir + "/journal", offset: 0, reason: "not a Switchyard state file (bad header)")) {
+            _ = try JournalStore(directory: dir).load()
+        }
+        // Moving the files aside lets the store start empty.
+        let store = try JournalStore(directory: dir)
+        let moved = try store.moveAside(now: 42)
+        #expect(moved == [dir + "/journal.bad-42"])
+        #expect(try store.load().state == nil)
+    }
+
+    @Test("random bytes and mutations never crash the decoder")
+    func fuzz() throws {
+        var rng = SystemRandomNumberGenerator()
+        var seedFile = JournalStore.journalHeader
+        for (i, c) in sampleChanges.enumerated() { seedFile += Frames.frame(Records.encode(c, sequence: UInt64(i + 1))) }
+        var outcomes = [0, 0, 0]
+        for round in 0..<3000 {
+            var bytes: [UInt8]
+            if round % 3 == 0 {
+                bytes = (0..<Int.random(in: 0..<200, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                if round % 2 == 0 { bytes = JournalStore.journalHeader + bytes }
+            } else {
+                bytes = seedFile
+                for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                    let i = Int.random(in: 0..<bytes.count, using: &rng)
+                    switch Int.random(in: 0..<3, using: &rng) {
+                    case 0: bytes[i] = UInt8.random(in: 0...255, using: &rng)
+                    case 1: bytes.removeSubrange(i..<min(bytes.count, i + Int.random(in: 1...16, using: &rng)))
+                    default: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: i)
+                    }
+                    if bytes.isEmpty { break }
+                }
+            }
+            do {
+                let scan = try Frames.scan(bytes, header: JournalStore.journalHeader)
+                for r in scan.records { _ = try? Records.decode(r.payload); _ = try? Records.decodeSnapshot(r.payload) }
+                outcomes[scan.tornTail == nil ? 0 : 1] += 1
+            } catch {
+                outcomes[2] += 1
+            }
+        }
+        #expect(outcomes.reduce(0, +) == 3000)
+        // Payloads with a valid frame but arbitrary content: decode errors, never a crash.
+        for _ in 0..<2000 {
+            var payload = Records.encode(sampleChanges.randomElement(using: &rng)!, sequence: 7)
+            let i = Int.random(in: 0..<payload.count, using: &rng)
+            payload[i] = UInt8.random(in: 0...255, using: &rng)
+            _ = try? Records.decode(payload)
+            _ = try? Records.decodeSnapshot(payload)
+        }
+    }
+
+    @Test("PUT of the same uuid keeps GRADUAL progress unless servers, version or mode change")
+    func keepProgress() {
+        var s = applied([.put(specB), .threshold(uuid: "b", percent: 40)])
+        var step = specB
+        step.percentageTransitionPerRequest = 1
+        s.apply(.put(step))
+        #expect(s.clusters[0].threshold == 40)
+        var moved = specB
+        moved.servers = [ServerAddress(hostname: "127.0.0.1", port: 2000)]
+        s.apply(.put(moved))
+        #expect(s.clusters[0].threshold == 0)
+    }
+}
+
+@Suite("Journal cost")
+struct JournalCostTests {
+    /// Prints the cost of one durable change (encode, frame, write, fsync) on the test
+    /// machine's file system; asserts only the fsync count, not the time.
+    @Test("one fsync per appended change; time per append printed")
+    func appendCost() throws {
+        let dir = tempStateDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try JournalStore(directory: dir)
+        _ = try store.load()
+        var state = StoredState()
+        let n = 200
+        let fsyncsBefore = store.fsyncCount
+        let start = ContinuousClock.now
+        for i in 0..<n {
+            let change = StateChange.put(ClusterSpec(uuid: "c\(i % 20)", version: "2.\(i)", servers: [ServerAddress(hostname: "127.0.0.1", port: 8080)]))
+            state.apply(change)
+            try store.append(change, sequence: state.sequence)
+        }
+        let elapsed = ContinuousClock.now - start
+        let micros = Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12
+        let fsyncs = store.fsyncCount - fsyncsBefore
+        print("journal: \(n) appends, \(Int(micros / Double(n))) us and \(Double(fsyncs) / Double(n)) fsyncs per change, \(store.journalBytes / n) bytes per record")
+        #expect(fsyncs == n)
+        // Encoding alone, without the write and fsync.
+        let encodeStart = ContinuousClock.now
+        for i in 0..<n {
+            _ = Frames.frame(Records.encode(.put(ClusterSpec(uuid: "c\(i)", version: "2.\(i)", servers: [ServerAddress(hostname: "127.0.0.1", port: 8080)])), sequence: UInt64(i)))
+        }
+        let encoded = ContinuousClock.now - encodeStart
+        print("journal: encoding \(Int((Double(encoded.components.seconds) * 1e6 + Double(encoded.components.attoseconds) / 1e12) / Double(n))) us per record (debug build)")
+    }
+}
