@@ -196,6 +196,18 @@ enum Launcher {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         let metrics = ProxyMetrics(reactors: workers)
+        // The access log opens first: a path that cannot be opened stops the start before
+        // anything else is done or logged.
+        var proxySettings = settings(config)
+        if let log = config.accessLog {
+            do {
+                proxySettings.accessLog = try AccessLogSink(path: log.path, format: AccessLogFormat(rawValue: log.format.rawValue) ?? .logfmt,
+                                                            sample: log.sample, metrics: metrics)
+            } catch {
+                printError("switchyard: accessLog.path: \(error.description)")
+                return 2
+            }
+        }
         let registry: ClusterRegistry
         let snapshot: Snapshot
         switch openState(stateDir, options: options, config: config, registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0) }) {
@@ -214,16 +226,6 @@ enum Launcher {
             return 2
         }
         let proxy: ProxyServer
-        var proxySettings = settings(config)
-        if let log = config.accessLog {
-            do {
-                proxySettings.accessLog = try AccessLogSink(path: log.path, format: AccessLogFormat(rawValue: log.format.rawValue) ?? .logfmt,
-                                                            sample: log.sample, metrics: metrics)
-            } catch {
-                printError("switchyard: accessLog.path: \(error.description)")
-                return 2
-            }
-        }
         do {
             proxy = try ProxyServer(listen: proxyAddress, workers: workers, settings: proxySettings, snapshot: snapshot, metrics: metrics)
         } catch {
