@@ -63,6 +63,10 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var clusterBackends: [[Int]] = []
     private var roundRobin: [Int] = []
     private var instantCookie: [String] = []
+    /// `instantCookie` as bytes, for the cookie lines of the other modes.
+    private var instantCookieBytes: [[UInt8]] = []
+    /// SESSION cookies' `Expires` dates, formatted once a second.
+    private var expiresDates = HTTPDateCache()
     private var rng = FastRandom()
 
     /// A random 64-bit number from the worker's generator (request ids).
@@ -121,6 +125,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         clusterBackends = next.clusters.map { cluster in cluster.addresses.map { backendID(for: $0) } }
         roundRobin = next.clusters.map { Int.random(in: 0..<max(1, $0.addresses.count)) }
         instantCookie = next.clusters.map { "\(settings.cookieNames.session)=\($0.spec.uuid); Path=/; HttpOnly; SameSite=Lax" }
+        instantCookieBytes = instantCookie.map { Array($0.utf8) }
     }
 
     private func backendID(for address: SocketAddress) -> Int {
@@ -161,10 +166,12 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
                                    transitionCookie: mode == .gradual ? request.cookie(named: settings.cookieNames.transition, source: source) : nil,
                                    methodIsIdempotent: request.method.isIdempotent,
                                    nowUnix: Clock.unixSeconds())
-            guard let decision = Routing.route(input, candidates: candidates, names: settings.cookieNames, random: &rng) else { return nil }
+            guard let decision = Routing.route(input, candidates: candidates, names: settings.cookieNames, random: &rng,
+                                               renderCookies: false) else { return nil }
             chosen = decision.primary
             shadow = decision.shadow
-            for cookie in decision.setCookies { appendSetCookie(cookie, to: &cookies) }
+            appendSetCookieLines(decision, sessionCookieLine: instantCookieBytes[chosen], names: settings.cookieNames,
+                                 dates: &expiresDates, to: &cookies)
         }
         guard let backend = pickBackend(cluster: chosen, now: now) else { return nil }
         var choice = RouteChoice(cluster: snapshot.clusters[chosen], backendID: backend)

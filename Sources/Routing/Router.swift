@@ -71,6 +71,11 @@ public struct RouteInput: Sendable {
 
 /// Where one exchange goes and which cookies its response sets.
 public struct RouteDecision: Equatable, Sendable {
+    /// Decisions are equal when they route alike and set the same cookies.
+    public static func == (a: RouteDecision, b: RouteDecision) -> Bool {
+        a.primary == b.primary && a.shadow == b.shadow && a.setCookies == b.setCookies && a.effectiveMode == b.effectiveMode
+    }
+
     /// Index into the candidates of the cluster that answers the client.
     public var primary: Int
     /// CONCURRENT: index of the previous version, which gets a mirrored copy.
@@ -80,6 +85,10 @@ public struct RouteDecision: Equatable, Sendable {
     /// The mode applied: the latest cluster's mode, or INSTANT when that mode
     /// needs an older usable cluster and there is none.
     public var effectiveMode: UpgradeMode
+    /// SESSION: the session cookie's `Expires` (unix seconds) and `Max-Age`.
+    public var sessionExpiry: (unix: Int64, maxAge: Int)?
+    /// GRADUAL: the transition id issued with this response, when the client had none.
+    public var newTransitionID: String?
 
     /// Creates a decision.
     public init(primary: Int, shadow: Int? = nil, setCookies: [String], effectiveMode: UpgradeMode) {
@@ -112,11 +121,15 @@ let cookieAttributes = "; Path=/; HttpOnly; SameSite=Lax"
 /// - Every decision sets the session cookie to the served cluster's uuid.
 ///
 /// Returns nil when no candidate is usable (the caller answers 503).
+///
+/// With `renderCookies` false, `setCookies` is left empty and the caller writes the cookie
+/// lines from the decision (`appendSetCookieLines`), without building Strings.
 public func route(
     _ input: RouteInput,
     candidates: [RouteCandidate],
     names: CookieNames,
-    random: inout some RandomNumberGenerator
+    random: inout some RandomNumberGenerator,
+    renderCookies: Bool = true
 ) -> RouteDecision? {
     guard let latest = candidates.firstIndex(where: { $0.usable }) else { return nil }
     let previous = candidates[(latest + 1)...].firstIndex(where: { $0.usable })
@@ -127,7 +140,7 @@ public func route(
         return candidates.firstIndex { $0.usable && $0.uuid == uuid }
     }
     func sessionCookie(_ index: Int) -> String {
-        names.session + "=" + candidates[index].uuid + cookieAttributes
+        renderCookies ? names.session + "=" + candidates[index].uuid + cookieAttributes : ""
     }
 
     switch candidates[latest].mode {
@@ -137,11 +150,15 @@ public func route(
     case .session:
         let chosen = pinned() ?? latest
         guard let timeout = candidates[chosen].sessionTimeout ?? candidates[latest].sessionTimeout else {
-            return RouteDecision(primary: chosen, setCookies: [sessionCookie(chosen)], effectiveMode: .session)
+            return RouteDecision(primary: chosen, setCookies: renderCookies ? [sessionCookie(chosen)] : [], effectiveMode: .session)
         }
-        let expires = httpDate(unixSeconds: input.nowUnix + Int64(timeout))
-        let cookie = sessionCookie(chosen) + "; Expires=" + expires + "; Max-Age=" + String(timeout)
-        return RouteDecision(primary: chosen, setCookies: [cookie], effectiveMode: .session)
+        var decision = RouteDecision(primary: chosen, setCookies: [], effectiveMode: .session)
+        decision.sessionExpiry = (input.nowUnix + Int64(timeout), timeout)
+        if renderCookies {
+            let expires = httpDate(unixSeconds: input.nowUnix + Int64(timeout))
+            decision.setCookies = [sessionCookie(chosen) + "; Expires=" + expires + "; Max-Age=" + String(timeout)]
+        }
+        return decision
 
     case .gradual:
         guard let previous else { break }
@@ -158,20 +175,65 @@ public func route(
         } else {
             chosen = pinned() ?? previous
         }
-        cookies.append(sessionCookie(chosen))
+        if renderCookies { cookies.append(sessionCookie(chosen)) }
+        var decision = RouteDecision(primary: chosen, setCookies: [], effectiveMode: .gradual)
         if clientID != input.transitionCookie {
-            cookies.append(names.transition + "=" + clientID + cookieAttributes)
+            decision.newTransitionID = clientID
+            if renderCookies { cookies.append(names.transition + "=" + clientID + cookieAttributes) }
         }
-        return RouteDecision(primary: chosen, setCookies: cookies, effectiveMode: .gradual)
+        decision.setCookies = cookies
+        return decision
 
     case .concurrent:
         guard let previous else { break }
         let mirror = input.methodIsIdempotent || candidates[latest].mirrorUnsafeMethods
         return RouteDecision(
             primary: latest, shadow: mirror ? previous : nil,
-            setCookies: [sessionCookie(latest)], effectiveMode: .concurrent)
+            setCookies: renderCookies ? [sessionCookie(latest)] : [], effectiveMode: .concurrent)
     }
-    return RouteDecision(primary: latest, setCookies: [sessionCookie(latest)], effectiveMode: .instant)
+    return RouteDecision(primary: latest, setCookies: renderCookies ? [sessionCookie(latest)] : [], effectiveMode: .instant)
+}
+
+/// `Expires` dates of the second last asked for, so a busy proxy formats one per second.
+public struct HTTPDateCache: Sendable {
+    private var second: Int64 = .min
+    private var text: [UInt8] = []
+
+    public init() {}
+
+    /// The IMF-fixdate of `unixSeconds`, as bytes.
+    public mutating func bytes(unixSeconds: Int64) -> [UInt8] {
+        if unixSeconds != second {
+            second = unixSeconds
+            text = Array(httpDate(unixSeconds: unixSeconds).utf8)
+        }
+        return text
+    }
+}
+
+/// Appends the `Set-Cookie` header lines of `decision` (made with `renderCookies: false`),
+/// byte for byte what `setCookies` spells: the session cookie naming the served cluster
+/// (`sessionCookieLine` is its prebuilt `name=uuid; Path=/; HttpOnly; SameSite=Lax`), with its
+/// expiry in SESSION, then a new transition cookie in GRADUAL.
+public func appendSetCookieLines(_ decision: RouteDecision, sessionCookieLine: [UInt8], names: CookieNames,
+                                 dates: inout HTTPDateCache, to out: inout [UInt8]) {
+    out.append(contentsOf: "Set-Cookie: ".utf8)
+    out.append(contentsOf: sessionCookieLine)
+    if let (unix, maxAge) = decision.sessionExpiry {
+        out.append(contentsOf: "; Expires=".utf8)
+        out.append(contentsOf: dates.bytes(unixSeconds: unix))
+        out.append(contentsOf: "; Max-Age=".utf8)
+        out.append(contentsOf: String(maxAge).utf8)
+    }
+    out.append(13); out.append(10)
+    if let id = decision.newTransitionID {
+        out.append(contentsOf: "Set-Cookie: ".utf8)
+        out.append(contentsOf: names.transition.utf8)
+        out.append(0x3D)
+        out.append(contentsOf: id.utf8)
+        out.append(contentsOf: cookieAttributes.utf8)
+        out.append(13); out.append(10)
+    }
 }
 
 /// Whether a transition cookie value is an id we issued or could have: 1 to
@@ -191,12 +253,13 @@ public func isValidTransitionID(_ id: String) -> Bool {
 /// (64 bits are plenty to spread clients over 100 buckets).
 public func newTransitionID(using random: inout some RandomNumberGenerator) -> String {
     let value = random.next()
-    let hex = Array("0123456789abcdef".utf8)
-    var out = [UInt8](repeating: 0, count: 16)
-    for i in 0..<16 {
-        out[i] = hex[Int((value >> UInt64(60 - 4 * i)) & 0xF)]
+    return String(unsafeUninitializedCapacity: 16) { out in
+        for i in 0..<16 {
+            let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * i)) & 0xF
+            out[i] = nibble < 10 ? 0x30 &+ nibble : 0x57 &+ nibble
+        }
+        return 16
     }
-    return String(decoding: out, as: UTF8.self)
 }
 
 /// Stable bucket 0..<100 for a transition id: FNV-1a 64 of its UTF-8 bytes

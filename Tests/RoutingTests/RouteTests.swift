@@ -170,6 +170,17 @@ func routeTable(_ c: RouteCase) {
         sessionCookie: c.session, transitionCookie: c.transition, methodIsIdempotent: c.idempotent, nowUnix: now)
     let got = route(input, candidates: c.candidates, names: CookieNames(), random: &rng)
     #expect(got == c.expected)
+
+    // The proxy's path: the same decision without Strings, its cookie lines written as bytes.
+    var again = FixedRNG(0x0123_4567_89ab_cdef)
+    guard let lean = route(input, candidates: c.candidates, names: CookieNames(), random: &again, renderCookies: false),
+          let got else { return }
+    #expect(lean.primary == got.primary && lean.shadow == got.shadow && lean.setCookies.isEmpty)
+    var dates = HTTPDateCache()
+    var bytes: [UInt8] = []
+    let line = Array("\(CookieNames().session)=\(c.candidates[lean.primary].uuid)\(attrs)".utf8)
+    appendSetCookieLines(lean, sessionCookieLine: line, names: CookieNames(), dates: &dates, to: &bytes)
+    #expect(String(decoding: bytes, as: UTF8.self) == got.setCookies.map { "Set-Cookie: \($0)\r\n" }.joined())
 }
 
 @Test func routeFromCookieHeaderWithQuotesAndSeveralCookies() {
