@@ -494,15 +494,7 @@ public struct HeadParser: Sendable {
             }
             var value: UInt64? = m.contentLength
             try forEachListElement(p, m.valueStart, m.valueEnd) { (s, e) throws(HTTPParseError) in
-                var n: UInt64 = 0
-                for j in s..<e {
-                    let d = p[j] &- 0x30
-                    guard d <= 9 else { throw HTTPParseError(.badContentLength, at: j) }
-                    let (m, o1) = n.multipliedReportingOverflow(by: 10)
-                    let (a, o2) = m.addingReportingOverflow(UInt64(d))
-                    guard !o1 && !o2 else { throw HTTPParseError(.badContentLength, at: j) }
-                    n = a
-                }
+                let n = try digitsValue(p, s, e)
                 if let v = value, v != n { throw HTTPParseError(.duplicateContentLength, at: s) }
                 value = n
             }

@@ -148,16 +148,8 @@ struct AccessLogTests {
         defer { try? FileManager.default.removeItem(atPath: config) }
         try #"{"proxy":{"port":0},"configService":{"port":0},"cluster":{"servers":[{"hostname":"127.0.0.1","port":1}]},"accessLog":{"path":"/nonexistent-dir/x.log"}}"#
             .write(toFile: config, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: switchyardBinary())
-        process.arguments = ["--config", config]
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 2)
+        let (status, text) = try runSwitchyard(["--config", config])
+        #expect(status == 2)
         #expect(text.contains("accessLog.path: cannot open /nonexistent-dir/x.log") && text.split(separator: "\n").count == 1, "\(text)")
     }
 }

@@ -137,16 +137,8 @@ struct CommandLineTests {
             ([], "--config"),
         ]
         for (arguments, needle) in cases {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: switchyardBinary())
-            process.arguments = arguments
-            let err = Pipe()
-            process.standardError = err
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 2, "\(arguments)")
+            let (status, text) = try runSwitchyard(arguments)
+            #expect(status == 2, "\(arguments)")
             #expect(text.contains(needle), "\(arguments): \(text)")
             #expect(text.split(separator: "\n").count == 1, "\(text)")
         }

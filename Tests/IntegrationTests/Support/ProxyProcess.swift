@@ -29,6 +29,21 @@ func buildProductsDirectory() -> URL {
     return dir
 }
 
+/// Runs the switchyard binary to its end (for arguments that make it stop at once); returns
+/// its exit status and what it wrote to stderr.
+func runSwitchyard(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: switchyardBinary())
+    process.arguments = arguments
+    let err = Pipe()
+    process.standardError = err
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, text)
+}
+
 /// The switchyard binary built with the tests.
 func switchyardBinary() -> String {
     if let explicit = ProcessInfo.processInfo.environment["SWITCHYARD_BIN"] { return explicit }
