@@ -228,8 +228,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         while let idle = backends[backendID].idle.popLast() {
             idleOwner[Int(idle.fd)] = -1
             if loop.now &- idle.since > settings.backendIdleNanos {
-                loop.unregister(idle.fd)
-                Socket.close(idle.fd)
+                loop.close(idle.fd)
                 continue
             }
             loop.reassign(idle.fd, to: session)
@@ -277,8 +276,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
 
     /// Closes a backend connection that must not be reused.
     func discardConnection(_ link: BackendLink) {
-        loop.unregister(link.fd)
-        Socket.close(link.fd)
+        loop.close(link.fd)
     }
 
     /// A connect to `backendID` failed (refused, reset or timed out): mark it down and,
@@ -359,8 +357,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         let backendID = idleOwner[index]
         idleOwner[index] = -1
         backends[backendID].idle.removeAll { $0.fd == fd }
-        loop.unregister(fd)
-        Socket.close(fd)
+        loop.close(fd)
     }
 
     private func acceptConnections() {
@@ -440,8 +437,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
 
     /// Called once a connection (and its session, if any) has released everything.
     func connectionClosed(_ connection: ClientConnection) {
-        loop.unregister(connection.fd)
-        Socket.close(connection.fd)
+        loop.close(connection.fd)
         loop.removeFromSweep(connection)
         sessions[ObjectIdentifier(connection)] = nil
         counters.add(ProxyCounter.activeSessions, -1)
@@ -456,8 +452,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             while let first = backends[id].idle.first, now &- first.since > settings.backendIdleNanos {
                 backends[id].idle.removeFirst()
                 idleOwner[Int(first.fd)] = -1
-                loop.unregister(first.fd)
-                Socket.close(first.fd)
+                loop.close(first.fd)
             }
         }
     }
@@ -475,8 +470,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         for session in Array(sessions.values) where session.isIdle { session.close() }
         for id in backends.indices {
             for idle in backends[id].idle {
-                loop.unregister(idle.fd)
-                Socket.close(idle.fd)
+                loop.close(idle.fd)
             }
             backends[id].idle.removeAll()
         }
