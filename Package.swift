@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "Proxy", dependencies: ["Reactor", "Syscalls", "HTTP1", "Routing", "Observability", "Comparator", "Locks"], swiftSettings: hotPath),
         .target(name: "Admin", dependencies: ["Proxy", "Config", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor"]),
         .executableTarget(name: "switchyard", dependencies: ["Admin", "Proxy", "Config", "Comparator", "Observability", "Routing"]),
-        .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1"], path: "Benchmarks/BenchCore"),
+        .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1", "Comparator"], path: "Benchmarks/BenchCore"),
         .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], exclude: ["Corpus"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),

@@ -11,6 +11,9 @@ public enum BenchCommand {
         if arguments.first == "compare" {
             return CompareCommand.main(Array(arguments.dropFirst()))
         }
+        if arguments.first == "comparator" {
+            return ComparatorBench.main(Array(arguments.dropFirst()))
+        }
         if arguments.first == "backend" {
             return runBackend(Array(arguments.dropFirst()))
         }
