@@ -8,9 +8,15 @@ import Syscalls
 /// so drift on a shared machine hits both alike. The latencies of all rounds are pooled per
 /// version (the measured ones, without the closed-loop correction's added samples) and a
 /// one-sided Mann-Whitney U test asks whether the new version's latencies tend to exceed the
-/// old's *scaled by 1 + margin*. The new version is judged slower (exit status 1) only when that
-/// is significant at the stated confidence; a version within the margin, or one whose excess
-/// the noise could explain, passes.
+/// old's *scaled by 1 + margin*.
+///
+/// Latencies of one run are not independent draws (a noisy neighbour slows a whole run), so
+/// the pooled test alone would be over-confident: one disturbed round of the new version could
+/// decide. The rounds are the independent replicates, so the same test is also made within
+/// each round, and a one-sided sign test asks whether the rounds in which the new version is
+/// slower beyond the margin are too many to be chance. The new version is judged slower (exit
+/// status 1) only when both are significant at the stated confidence. With the default 8
+/// rounds that takes at least 7 rounds of 8 (p = 0.035); 5 rounds need all 5 (p = 0.031).
 public enum VersionsCommand {
     public struct Options: Equatable, Sendable {
         public var old: TargetURL
@@ -18,7 +24,7 @@ public enum VersionsCommand {
         public var connections = 16
         public var threads = 1
         public var durationSeconds: UInt64 = 3
-        public var rounds = 5
+        public var rounds = 8
         public var warmupSeconds: UInt64 = 1
         /// Overrides the URLs' paths.
         public var path: String?
@@ -37,15 +43,16 @@ public enum VersionsCommand {
     public static let usage = """
     Usage: switchyard-bench versions --old URL --new URL [options]
       Is the new version slower? Interleaved rounds of the same load against both versions
-      (old,new then new,old …), latencies pooled per version, and a one-sided Mann-Whitney U
-      test of "new tends to be slower than old × (1 + margin)". Exit status 1 when it is, at
-      the stated confidence; 0 when not; 2 when it could not measure.
+      (old,new then new,old …) and a one-sided Mann-Whitney U test of "new tends to be slower
+      than old × (1 + margin)", on the latencies pooled over the rounds and within each round
+      (a sign test over the rounds). Exit status 1 when both say so at the stated confidence;
+      0 when not; 2 when it could not measure.
       Options:
         --old <URL>, --new <URL>  the two versions (http:// on loopback)
         -c, --connections <N>     connections per run          (default 16)
         -t, --threads     <N>     load threads per run         (default 1)
         -d, --duration    <T>     length of each run           (default 3s)
-            --rounds      <N>     rounds (each runs both)      (default 5)
+            --rounds      <N>     rounds (each runs both)      (default 8)
             --warmup      <T>     unrecorded run of each first (default 1s; 0 = none)
             --path        <P>     request this path on both (default: each URL's own)
             --max-slowdown <X>    allowed slowdown: 5% or 0.05 (default 5%)
@@ -206,6 +213,11 @@ struct VersionsReport {
         var test: MannWhitney.Result
         /// new vs old (no margin), for information.
         var plain: MannWhitney.Result
+        /// Rounds in which new tends to exceed old × (1 + margin), of all rounds.
+        var roundsSlower: Int
+        var roundCount: Int
+        /// One-sided sign test: P(at least `roundsSlower` of `roundCount` by chance).
+        var signP: Double
         var alpha: Double
         var text: String
     }
@@ -234,13 +246,32 @@ struct VersionsReport {
         let oldH = pooled(true), newH = pooled(false)
         let test = MannWhitney.test(MannWhitney.sample(newH), MannWhitney.sample(oldH, scale: 1 + o.maxSlowdown))
         let plain = MannWhitney.test(MannWhitney.sample(newH), MannWhitney.sample(oldH))
+        let roundsSlower = rounds.filter { r in
+            MannWhitney.test(MannWhitney.sample(r.new.uncorrectedLatency),
+                             MannWhitney.sample(r.old.uncorrectedLatency, scale: 1 + o.maxSlowdown)).probabilityGreater > 0.5
+        }.count
+        let signP = Self.signTestP(successes: roundsSlower, of: rounds.count)
         let alpha = 1 - o.confidence
-        let slower = test.pGreater < alpha
+        let slower = test.pGreater < alpha && signP < alpha
         let margin = Self.percent(o.maxSlowdown)
+        let evidence = "pooled p = \(Self.p(test.pGreater)), \(roundsSlower) of \(rounds.count) rounds slower beyond the margin, sign test p = \(Self.p(signP))"
         let text = slower
-            ? "SLOWER: the new version's latencies exceed the old's by more than \(margin) (p = \(Self.p(test.pGreater)) < \(Self.p(alpha)), \(Self.percent(o.confidence)) confidence)"
-            : "OK: the new version is not slower than the old by more than \(margin) at \(Self.percent(o.confidence)) confidence (p = \(Self.p(test.pGreater)))"
-        return Verdict(slower: slower, test: test, plain: plain, alpha: alpha, text: text)
+            ? "SLOWER: the new version's latencies exceed the old's by more than \(margin) at \(Self.percent(o.confidence)) confidence (\(evidence))"
+            : "OK: the new version is not shown slower than the old by more than \(margin) at \(Self.percent(o.confidence)) confidence (\(evidence))"
+        return Verdict(slower: slower, test: test, plain: plain, roundsSlower: roundsSlower, roundCount: rounds.count, signP: signP,
+                       alpha: alpha, text: text)
+    }
+
+    /// P(X >= k) for X ~ Binomial(n, 1/2): the one-sided sign test.
+    static func signTestP(successes k: Int, of n: Int) -> Double {
+        guard n > 0 else { return 1 }
+        var total = 0.0
+        var c = 1.0   // C(n, i), built up from C(n, 0)
+        for i in 0...n {
+            if i >= k { total += c }
+            c = c * Double(n - i) / Double(i + 1)
+        }
+        return total / pow(2, Double(n))
     }
 
     static func percent(_ x: Double) -> String {
@@ -277,6 +308,8 @@ struct VersionsReport {
         out += String(format: "\nMann-Whitney U, one-sided, new vs old × %.3f: P(new > old × %.3f) = %.3f, z = %.2f, p = %@\n",
                       1 + options.maxSlowdown, 1 + options.maxSlowdown, v.test.probabilityGreater, v.test.z, Self.p(v.test.pGreater))
         out += String(format: "(without the margin: P(new > old) = %.3f, z = %.2f)\n", v.plain.probabilityGreater, v.plain.z)
+        out += "rounds in which new > old × \(String(format: "%.3f", 1 + options.maxSlowdown)): \(v.roundsSlower) of \(v.roundCount), "
+            + "one-sided sign test p = \(Self.p(v.signP))\n"
         out += "verdict: " + v.text + "\n"
         return out
     }
@@ -321,6 +354,7 @@ struct VersionsReport {
                 ("method", .string("Mann-Whitney U, one-sided, normal approximation with tie and continuity corrections")),
                 ("hypothesis", .string("new latencies tend to exceed old latencies × (1 + maxSlowdown)")),
                 ("withMargin", test(v.test)), ("withoutMargin", test(v.plain)), ("alpha", .number(v.alpha)),
+                ("roundsSlower", .integer(Int64(v.roundsSlower))), ("rounds", .integer(Int64(v.roundCount))), ("signTestP", .number(v.signP)),
             ])),
             ("slower", .bool(v.slower)),
             ("verdict", .string(v.text)),

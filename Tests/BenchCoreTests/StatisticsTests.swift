@@ -73,15 +73,23 @@ func madeUpRound(_ number: Int, oldMicros: Double, newMicros: Double) -> Version
 
 @Test func versionsVerdictFlagsTenPercentAndPassesTwoPercent() throws {
     let options = try #require(try VersionsCommand.parse(["--old", "http://127.0.0.1:1/", "--new", "http://127.0.0.1:2/", "--max-slowdown", "5%"]))
-    let slower = VersionsReport(options: options, rounds: (1...4).map { madeUpRound($0, oldMicros: 1000, newMicros: 1100) })
+    let slower = VersionsReport(options: options, rounds: (1...6).map { madeUpRound($0, oldMicros: 1000, newMicros: 1100) })
     #expect(slower.verdict.slower)
     #expect(slower.table().contains("verdict: SLOWER"))
-    let close = VersionsReport(options: options, rounds: (1...4).map { madeUpRound($0, oldMicros: 1000, newMicros: 1020) })
+    let close = VersionsReport(options: options, rounds: (1...6).map { madeUpRound($0, oldMicros: 1000, newMicros: 1020) })
     #expect(!close.verdict.slower)
     #expect(close.table().contains("verdict: OK"))
     let json = try #require(try JSONSerialization.jsonObject(with: Data(slower.json().text().utf8)) as? [String: Any])
     #expect(json["slower"] as? Bool == true)
-    #expect((json["rounds"] as? [Any])?.count == 4)
+    #expect((json["rounds"] as? [Any])?.count == 6)
+    #expect(slower.verdict.roundsSlower == 6 && abs(slower.verdict.signP - 1.0 / 64) < 1e-12)
+    // One disturbed round cannot decide: the pooled test may see it, the rounds do not.
+    let disturbed = VersionsReport(options: options, rounds: (1...6).map { madeUpRound($0, oldMicros: 1000, newMicros: $0 == 3 ? 2000 : 1040) })
+    #expect(disturbed.verdict.test.pGreater < 0.05)
+    #expect(disturbed.verdict.roundsSlower == 1 && !disturbed.verdict.slower)
+    // Too few rounds cannot reach 95 % however clear each one is.
+    let few = VersionsReport(options: options, rounds: (1...4).map { madeUpRound($0, oldMicros: 1000, newMicros: 1100) })
+    #expect(!few.verdict.slower && abs(few.verdict.signP - 1.0 / 16) < 1e-12)
     let test = try #require(json["test"] as? [String: Any])
     #expect(test["withMargin"] != nil && test["alpha"] != nil)
 }
@@ -92,7 +100,10 @@ func madeUpRound(_ number: Int, oldMicros: Double, newMicros: Double) -> Version
     #expect(o.old.port == 8001 && o.new.port == 8002 && o.connections == 8 && o.durationSeconds == 2 && o.rounds == 7)
     #expect(abs(o.maxSlowdown - 0.1) < 1e-12 && abs(o.confidence - 0.99) < 1e-12 && o.path == "/big")
     let d = try #require(try VersionsCommand.parse(["--old", "http://127.0.0.1:1/", "--new", "http://127.0.0.1:2/"]))
-    #expect(abs(d.maxSlowdown - 0.05) < 1e-12 && d.confidence == 0.95 && d.rounds == 5)
+    #expect(abs(d.maxSlowdown - 0.05) < 1e-12 && d.confidence == 0.95 && d.rounds == 8)
+    #expect(VersionsReport.signTestP(successes: 7, of: 8) == 9.0 / 256)
+    #expect(VersionsReport.signTestP(successes: 0, of: 8) == 1)
+    #expect(VersionsReport.signTestP(successes: 5, of: 5) == 1.0 / 32)
     #expect(try VersionsCommand.parse(["--help"]) == nil)
     #expect(throws: BenchUsageError.self) { try VersionsCommand.parse(["--old", "http://127.0.0.1:1/"]) }
     #expect(throws: BenchUsageError.self) { try VersionsCommand.parse(["--old", "http://127.0.0.1:1/", "--new", "http://10.0.0.1/"]) }
