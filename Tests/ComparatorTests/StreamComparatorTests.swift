@@ -234,5 +234,12 @@ struct StreamComparatorTests {
         let r = ComparisonRecord(method: "GET", target: "/", old: old, new: new, servedBy: "new", comparator: StreamComparator(),
                                  unixTime: 0, clusters: ("a", "b"))
         #expect(r.headerDifferences == ["content-type", "x-b"])
+        let same = ComparisonRecord(method: "GET", target: "/", old: new, new: new, servedBy: "new", comparator: StreamComparator(),
+                                    unixTime: 0, clusters: ("a", "b"))
+        #expect(same.headerDifferences.isEmpty)
+        var reordered = new; reordered.headers.reverse()
+        let order = ComparisonRecord(method: "GET", target: "/", old: new, new: reordered, servedBy: "new", comparator: StreamComparator(),
+                                     unixTime: 0, clusters: ("a", "b"))
+        #expect(order.headerDifferences.isEmpty)
     }
 }
