@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Store", dependencies: ["Config", "Routing"]),
         .target(name: "Admin", dependencies: ["Proxy", "Config", "Store", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor"]),
         .executableTarget(name: "switchyard", dependencies: ["Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1"]),
-        .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1"], path: "Benchmarks/BenchCore"),
+        .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1", "Comparator"], path: "Benchmarks/BenchCore"),
         .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], exclude: ["Corpus"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),

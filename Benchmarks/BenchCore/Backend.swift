@@ -12,6 +12,10 @@ import Glibc
 ///
 /// It counts the responses it has written completely (`served`), which lets a test check the load
 /// generator's request count exactly.
+///
+/// `workMicros` makes it a slower service: each request first busy-waits that long on its reactor
+/// thread (CPU work, as a real handler does; a sleep would let other connections through), so
+/// two backends with work 200 and 220 µs are a version and one 10 % slower.
 public final class BenchBackend: @unchecked Sendable {
     /// The port it listens on (127.0.0.1).
     public let port: Int
@@ -26,8 +30,9 @@ public final class BenchBackend: @unchecked Sendable {
     /// The `/` body.
     public static let smallBody = "hello\n"
 
-    /// Starts listening on 127.0.0.1:`port` (0 = a free port) with `threads` reactors.
-    public init(port: Int = 0, threads: Int = 1) throws(SyscallError) {
+    /// Starts listening on 127.0.0.1:`port` (0 = a free port) with `threads` reactors, each
+    /// request costing `workMicros` of busy CPU first.
+    public init(port: Int = 0, threads: Int = 1, workMicros: Int = 0) throws(SyscallError) {
         _ = Process.raiseFileLimit()
         Process.ignoreSIGPIPE()
         let responses = BackendResponses()
@@ -41,7 +46,8 @@ public final class BenchBackend: @unchecked Sendable {
             if boundPort == 0 { boundPort = try Socket.localAddress(listener).port }
             let loop = try EventLoop(id: t)
             loops.append(loop)
-            servers.append(BackendServer(loop: loop, listener: listener, responses: responses, counter: counter))
+            servers.append(BackendServer(loop: loop, listener: listener, responses: responses, counter: counter,
+                                         workNanos: UInt64(max(0, workMicros)) * 1000))
         }
         self.port = boundPort
         self.counter = counter
@@ -55,6 +61,8 @@ public final class BenchBackend: @unchecked Sendable {
 
     /// Responses written completely since start.
     public var served: Int { counter.value.load(ordering: .relaxed) }
+    /// Connections accepted since start.
+    public var accepted: Int { counter.accepted.load(ordering: .relaxed) }
 
     /// Stops the reactors, then closes the listeners and every connection. Idempotent.
     public func stop() {
@@ -70,6 +78,7 @@ public final class BenchBackend: @unchecked Sendable {
 /// Responses written completely, shared by the backend's reactors.
 final class ServedCounter: Sendable {
     let value = Atomic<Int>(0)
+    let accepted = Atomic<Int>(0)
 }
 
 /// The responses, serialised once.
@@ -96,10 +105,13 @@ final class BackendServer: EventHandler {
     let listener: Int32
     let responses: BackendResponses
     let counter: ServedCounter
+    /// Busy CPU per request, nanoseconds.
+    let workNanos: UInt64
     var connections: [Int32: BackendConnection] = [:]
 
-    init(loop: EventLoop, listener: Int32, responses: BackendResponses, counter: ServedCounter) {
+    init(loop: EventLoop, listener: Int32, responses: BackendResponses, counter: ServedCounter, workNanos: UInt64 = 0) {
         self.counter = counter
+        self.workNanos = workNanos
         self.loop = loop
         self.listener = listener
         self.responses = responses
@@ -108,6 +120,7 @@ final class BackendServer: EventHandler {
     func handleEvent(fd: Int32, events: EpollEvents) {
         while true {
             guard case .done(let (client, _)) = (try? Socket.accept(listener)) ?? .wouldBlock else { return }
+            counter.accepted.wrappingAdd(1, ordering: .relaxed)
             let connection = BackendConnection(fd: client, server: self)
             do {
                 try loop.register(client, handler: connection)
@@ -211,6 +224,10 @@ final class BackendConnection: EventHandler {
                 }
                 let keepAlive = head.keepAlive
                 buffer.consume(length)
+                if server.workNanos > 0 {
+                    let until = Clock.nanoseconds() &+ server.workNanos
+                    while Clock.nanoseconds() < until {}
+                }
                 parser.reset()
                 respond(chosen, close: !keepAlive)
                 guard flush() else { return false }

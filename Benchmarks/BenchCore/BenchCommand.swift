@@ -11,6 +11,15 @@ public enum BenchCommand {
         if arguments.first == "compare" {
             return CompareCommand.main(Array(arguments.dropFirst()))
         }
+        if arguments.first == "idle" {
+            return IdleCommand.main(Array(arguments.dropFirst()))
+        }
+        if arguments.first == "versions" {
+            return VersionsCommand.main(Array(arguments.dropFirst()))
+        }
+        if arguments.first == "comparator" {
+            return ComparatorBench.main(Array(arguments.dropFirst()))
+        }
         if arguments.first == "backend" {
             return runBackend(Array(arguments.dropFirst()))
         }
@@ -37,10 +46,10 @@ public enum BenchCommand {
     /// `switchyard-bench backend [--port N] [--threads N]`: the built-in backend on its own,
     /// until SIGINT or SIGTERM (for measuring other tools against the same backend).
     static func runBackend(_ arguments: [String]) -> Int32 {
-        var port = 0, threads = 1
+        var port = 0, threads = 1, work = 0
         do {
             let (flags, positionals) = try ArgumentReader.read(arguments) { name in
-                ["--port", "--threads", "-t"].contains(name) ? true : (["-h", "--help"].contains(name) ? false : nil)
+                ["--port", "--threads", "-t", "--work-us"].contains(name) ? true : (["-h", "--help"].contains(name) ? false : nil)
             }
             guard positionals.isEmpty else { throw BenchUsageError("unexpected argument \(positionals[0])") }
             for (name, value) in flags {
@@ -51,6 +60,9 @@ public enum BenchCommand {
                 case "--threads", "-t":
                     guard let n = Int(value!), (1...64).contains(n) else { throw BenchUsageError("invalid threads \(value!)") }
                     threads = n
+                case "--work-us":
+                    guard let n = Int(value!), (0...10_000_000).contains(n) else { throw BenchUsageError("invalid --work-us \(value!)") }
+                    work = n
                 default:
                     printOut(backendUsage + "\n")
                     return 0
@@ -68,12 +80,12 @@ public enum BenchCommand {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         let backend: BenchBackend
         do {
-            backend = try BenchBackend(port: port, threads: threads)
+            backend = try BenchBackend(port: port, threads: threads, workMicros: work)
         } catch {
             printError("switchyard-bench backend: cannot listen on 127.0.0.1:\(port): \(error)")
             return 1
         }
-        printOut("backend listening on 127.0.0.1:\(backend.port) (GET / -> hello, GET /big -> 1 MiB)\n")
+        printOut("backend listening on 127.0.0.1:\(backend.port) (GET / -> hello, GET /big -> 1 MiB\(work > 0 ? ", \(work) µs busy per request" : ""))\n")
         var received: Int32 = 0
         sigwait(&signals, &received)
         backend.stop()
@@ -82,9 +94,11 @@ public enum BenchCommand {
     }
 
     static let backendUsage = """
-    Usage: switchyard-bench backend [--port N] [--threads N]
+    Usage: switchyard-bench backend [--port N] [--threads N] [--work-us N]
       The built-in benchmark backend on 127.0.0.1 (GET / -> "hello\\n", GET /big -> 1 MiB),
       keep-alive, until SIGINT/SIGTERM. --port 0 (default) picks a free port.
+      --work-us N: every request first busy-waits N µs on its thread (a slower service:
+      e.g. 200 and 220 for two versions, the second 10 % slower).
     """
 
     static func runLoad(_ options: LoadOptions) -> Int32 {

@@ -101,6 +101,15 @@ final class Comparison {
     init(_ options: CompareOptions) { self.options = options }
 
     func run() throws(BenchUsageError) -> Int32 {
+        // A baseline without figures for this payload is a mistake to report before measuring.
+        var baseline: Baseline?
+        if let path = options.baselinePath {
+            let b = try Baseline.load(path)
+            guard let entries = b.ratios[options.payloadKey], !entries.isEmpty else {
+                throw BenchUsageError("baseline \(path) has no ratios for \"\(options.payloadKey)\" (it has: \(b.ratios.keys.sorted().joined(separator: ", ")))")
+            }
+            baseline = b
+        }
         directory = try makeTemporaryDirectory()
         try startBackend()
         defer { backend?.stop() }
@@ -125,7 +134,7 @@ final class Comparison {
         }
 
         let o = options
-        printOut("compare: GET \(o.path), -t\(o.threads) -c\(o.connections) -d\(o.durationSeconds)s per run, \(o.rounds) round(s), "
+        printOut("compare: GET \(o.path)\(o.close ? " (Connection: close, a new connection per request)" : ""), -t\(o.threads) -c\(o.connections) -d\(o.durationSeconds)s per run, \(o.rounds) round(s), "
                  + "switchyard --workers \(o.workers), backend \(o.backendURL?.text ?? "built-in (\(o.backendThreads) thread\(o.backendThreads == 1 ? "" : "s"))")\n")
         printOut("targets: " + targets.map { "\($0.name) (:\($0.port))" }.joined(separator: ", ") + "\n")
 
@@ -160,8 +169,27 @@ final class Comparison {
         if let path = o.htmlPath {
             do { try writeText(report.html(), to: path) } catch { throw BenchUsageError("cannot write \(path): \(error)") }
         }
+        if let path = o.writeBaselinePath {
+            var b = (try? Baseline.load(path)) ?? Baseline()
+            b.ratios[o.payloadKey] = report.guardRatios()
+            var measured = b.measured
+            measured["machine"] = Baseline.machineDescription()
+            measured["date"] = ISO8601DateFormatter().string(from: Date())
+            measured["command"] = "switchyard-bench compare " + CommandLine.arguments.dropFirst(2).joined(separator: " ")
+            b.measured = measured
+            do { try writeText(b.text(), to: path) } catch { throw BenchUsageError("cannot write \(path): \(error)") }
+            printOut("baseline: wrote \(o.payloadKey) ratios to \(path)\n")
+        }
         if o.guardEnabled {
-            let failures = report.guardFailures()
+            var failures = report.guardFailures()
+            if let baseline {
+                let (checks, table) = report.baselineChecks(baseline)
+                printOut(table)
+                for c in checks where !c.passed {
+                    failures.append(String(format: "%@ is %@, below %.2f x its baseline %.3f (bound %.3f)", c.name,
+                                           c.measured.map { String(format: "%.3f", $0) } ?? "not measured", o.maxDrop, c.baseline, c.bound))
+                }
+            }
             if failures.isEmpty {
                 printOut("guard: OK (\(report.guardDescription))\n")
                 return 0
@@ -174,10 +202,12 @@ final class Comparison {
 
     /// One load run against a target.
     func load(_ t: CompareTarget, seconds: UInt64) throws(BenchUsageError) -> LoadResult {
-        let request = Array("GET \(options.path) HTTP/1.1\r\nHost: 127.0.0.1:\(t.port)\r\n\r\n".utf8)
+        let close = options.close ? "Connection: close\r\n" : ""
+        let request = Array("GET \(options.path) HTTP/1.1\r\nHost: 127.0.0.1:\(t.port)\r\n\(close)\r\n".utf8)
         let plan = LoadPlan(address: SocketAddress(host: "127.0.0.1", port: t.port)!, url: "http://127.0.0.1:\(t.port)\(options.path)",
                             request: request, threads: options.threads, connections: options.connections,
-                            durationNanos: seconds * 1_000_000_000, timeoutNanos: 2_000_000_000)
+                            durationNanos: seconds * 1_000_000_000, timeoutNanos: 2_000_000_000,
+                            closeAfterEachResponse: options.close)
         do {
             return try LoadGenerator.run(plan)
         } catch {

@@ -11,6 +11,8 @@ public struct CompareOptions: Equatable, Sendable {
     /// Proxy reactor threads (`switchyard --workers`).
     public var workers = 1
     public var path = "/"
+    /// A new connection per request (`Connection: close`) instead of keep-alive.
+    public var close = false
     /// The switchyard binary; nil = .build/release/switchyard, then .build/debug/switchyard.
     public var switchyardPath: String?
     /// An external backend to use instead of the built-in one.
@@ -30,6 +32,12 @@ public struct CompareOptions: Equatable, Sendable {
     public var minThroughputRatio: Double?
     /// CI guard: most errors a switchyard target may have (default 0 when a guard bound is set).
     public var maxErrors: UInt64?
+    /// CI guard: committed baseline ratios (`Benchmarks/baseline.json`) to compare against.
+    public var baselinePath: String?
+    /// CI guard: a ratio fails when it falls below this fraction of its baseline.
+    public var maxDrop = 0.5
+    /// Writes this run's ratios into the file (merged with what it holds for other payloads).
+    public var writeBaselinePath: String?
     /// Hard limit for the whole command, seconds; nil = computed from the plan.
     public var timeLimitSeconds: UInt64?
     public var help = false
@@ -48,7 +56,10 @@ public struct CompareOptions: Equatable, Sendable {
     }
 
     /// Whether the CI guard is on.
-    public var guardEnabled: Bool { maxP99Ratio != nil || minThroughputRatio != nil }
+    public var guardEnabled: Bool { maxP99Ratio != nil || minThroughputRatio != nil || baselinePath != nil }
+
+    /// The key of this run's ratios in a baseline file: the path, and `close` for --close.
+    public var payloadKey: String { close ? "\(path) close" : path }
 
     /// Seconds the plan should take, plus start-up and slack: the hard limit unless one is given.
     public var effectiveTimeLimit: UInt64 {
@@ -62,9 +73,10 @@ public struct CompareOptions: Equatable, Sendable {
         switch name {
         case "-c", "--connections", "-t", "--threads", "-d", "--duration", "--rounds", "--warmup", "--workers",
              "--path", "--switchyard", "--backend", "--backend-threads", "--peers", "--targets", "--json", "--html",
-             "--max-p99-ratio", "--min-throughput-ratio", "--max-errors", "--time-limit":
+             "--max-p99-ratio", "--min-throughput-ratio", "--max-errors", "--time-limit", "--baseline", "--max-drop",
+             "--write-baseline":
             return true
-        case "--quick", "-h", "--help":
+        case "--quick", "-h", "--help", "--close":
             return false
         default:
             return nil
@@ -86,6 +98,12 @@ public struct CompareOptions: Equatable, Sendable {
             switch name {
             case "-h", "--help": o.help = true
             case "--quick": o.quick = true
+            case "--close": o.close = true
+            case "--baseline": o.baselinePath = v
+            case "--write-baseline": o.writeBaselinePath = v
+            case "--max-drop":
+                guard let x = Double(v), x > 0, x < 1 else { throw BenchUsageError("--max-drop must be between 0 and 1, got \"\(v)\"") }
+                o.maxDrop = x
             case "-c", "--connections":
                 guard let n = WrkUnits.scanMetric(v), n >= 1, n <= 20_000 else { throw BenchUsageError("invalid connections \"\(v)\"") }
                 o.connections = Int(n); set.insert("c")
@@ -169,6 +187,7 @@ Usage: switchyard-bench compare [options]
         --warmup      <T>   unrecorded run per target      (default 1s; 0 = none)
         --workers     <N>   switchyard --workers           (default 1)
         --path        <P>   request path: / (6 bytes) or /big (1 MiB) (default /)
+        --close             a new connection per request (Connection: close)
         --switchyard  <F>   proxy binary (default .build/release/switchyard,
                             then .build/debug/switchyard)
         --backend   <URL>   use this backend instead of the built-in one
@@ -179,8 +198,14 @@ Usage: switchyard-bench compare [options]
         --json     <FILE>   write runs and summary as JSON
         --html     <FILE>   write a self-contained page with SVG charts
         --time-limit  <T>   hard limit for the whole command (default: from the plan)
-  CI guard (exit status 1 when a switchyard target crosses a bound vs direct):
+  CI guard (exit status 1 when a switchyard target crosses a bound):
         --quick                      1 round of 2 s, 16 connections
+        --baseline <FILE>            compare req/s ratios measured in this run (INSTANT to
+                                     direct, every other mode to INSTANT) with the committed
+                                     ones for this payload (e.g. Benchmarks/baseline.json)
+        --max-drop <X>               fail when a ratio falls below X times its baseline
+                                     (default 0.5: half)
+        --write-baseline <FILE>      write this run's ratios into FILE (other payloads kept)
         --max-p99-ratio <X>          p99 / direct p99 must be <= X
         --min-throughput-ratio <Y>   req/s / direct req/s must be >= Y
         --max-errors <N>             errors per switchyard target (default 0 with a bound)

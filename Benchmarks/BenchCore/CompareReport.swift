@@ -126,7 +126,7 @@ struct CompareReport {
         let o = options
         return .object([
             ("params", .object([
-                ("path", .string(o.path)), ("connections", .integer(Int64(o.connections))),
+                ("path", .string(o.path)), ("close", .bool(o.close)), ("connections", .integer(Int64(o.connections))),
                 ("threads", .integer(Int64(o.threads))), ("durationSeconds", .count(o.durationSeconds)),
                 ("rounds", .integer(Int64(o.rounds))), ("workers", .integer(Int64(o.workers))),
                 ("backend", .string(o.backendURL?.text ?? "built-in")),
@@ -134,6 +134,7 @@ struct CompareReport {
             ])),
             ("runs", .array(runItems)),
             ("summary", .array(summaryItems)),
+            ("guardRatios", .object(guardRatios().sorted { Baseline.order($0.key, $1.key) }.map { ($0.key, .number($0.value)) })),
         ])
     }
 
@@ -141,6 +142,7 @@ struct CompareReport {
 
     var guardDescription: String {
         var parts: [String] = []
+        if options.baselinePath != nil { parts.append("req/s ratios >= \(options.maxDrop) x baseline") }
         if let x = options.maxP99Ratio { parts.append("p99 <= \(x) x direct") }
         if let y = options.minThroughputRatio { parts.append("req/s >= \(y) x direct") }
         parts.append("errors <= \(options.maxErrors ?? 0)")
@@ -173,6 +175,39 @@ struct CompareReport {
         return failures
     }
 
+    // MARK: Baseline guard
+
+    /// Throughput ratios measured in this run, as a baseline keeps them: `instant/direct` and
+    /// `<mode>/instant` for every other mode measured.
+    func guardRatios() -> [String: Double] {
+        let all = summaries
+        func rps(_ target: String) -> Double? {
+            guard let s = all.first(where: { $0.target == target }), s.requestsPerSec > 0 else { return nil }
+            return s.requestsPerSec
+        }
+        var out: [String: Double] = [:]
+        guard let instant = rps("switchyard-instant") else { return out }
+        if let direct = rps("direct") { out["instant/direct"] = instant / direct }
+        for mode in CompareOptions.switchyardModes where mode != "instant" {
+            if let x = rps("switchyard-\(mode)") { out["\(mode)/instant"] = x / instant }
+        }
+        return out
+    }
+
+    /// The baseline checks of this run and a table of them.
+    func baselineChecks(_ baseline: Baseline) -> (checks: [Baseline.Check], table: String) {
+        let checks = baseline.check(payload: options.payloadKey, measured: guardRatios(), maxDrop: options.maxDrop)
+        var out = "\nguard: req/s ratios measured in this run vs \(options.baselinePath ?? "baseline") (\(options.payloadKey))\n"
+        out += "ratio".padding(toLength: 22, withPad: " ", startingAt: 0) + "measured  baseline     bound\n"
+        for c in checks {
+            out += c.name.padding(toLength: 22, withPad: " ", startingAt: 0)
+            let measured = c.measured.map { String(format: "%.3f", $0) } ?? "-"
+            out += String(repeating: " ", count: max(0, 8 - measured.count)) + measured
+            out += String(format: "  %8.3f  %8.3f  ", c.baseline, c.bound) + (c.passed ? "ok" : "FAILED") + "\n"
+        }
+        return (checks, out)
+    }
+
     // MARK: HTML
 
     static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
@@ -194,7 +229,7 @@ struct CompareReport {
         svg text { font-size: 12px; fill: #333; }
         </style></head><body>
         <h1>switchyard-bench compare</h1>
-        <p>GET \(Self.escape(o.path)), -t\(o.threads) -c\(o.connections), \(o.durationSeconds) s per run, \(o.rounds) round(s) interleaved,
+        <p>GET \(Self.escape(o.path))\(o.close ? " (Connection: close: a new connection per request)" : ""), -t\(o.threads) -c\(o.connections), \(o.durationSeconds) s per run, \(o.rounds) round(s) interleaved,
         switchyard --workers \(o.workers), backend \(Self.escape(o.backendURL?.text ?? "built-in")). All on 127.0.0.1.</p>
 
         """

@@ -17,9 +17,13 @@ public struct LoadPlan: Sendable {
     public var timeoutNanos: UInt64
     /// Total requests per second for constant-throughput mode; nil = closed loop.
     public var rate: UInt64?
+    /// A new connection per request: each connection is closed after its response, whatever the
+    /// server said (the request should say `Connection: close` too). Latency, as wrk's, runs from
+    /// the request's send, so it excludes the connect.
+    public var closeAfterEachResponse = false
 
     public init(address: SocketAddress, url: String, request: [UInt8], threads: Int, connections: Int,
-                durationNanos: UInt64, timeoutNanos: UInt64, rate: UInt64? = nil) {
+                durationNanos: UInt64, timeoutNanos: UInt64, rate: UInt64? = nil, closeAfterEachResponse: Bool = false) {
         self.address = address
         self.url = url
         self.request = request
@@ -28,6 +32,7 @@ public struct LoadPlan: Sendable {
         self.durationNanos = durationNanos
         self.timeoutNanos = timeoutNanos
         self.rate = rate
+        self.closeAfterEachResponse = closeAfterEachResponse
     }
 
     /// A plan from command-line options.
@@ -37,7 +42,8 @@ public struct LoadPlan: Sendable {
         }
         self.init(address: address, url: options.url.text, request: options.requestBytes, threads: options.threads,
                   connections: options.connections, durationNanos: options.durationSeconds * 1_000_000_000,
-                  timeoutNanos: options.timeoutMillis * 1_000_000, rate: options.rate)
+                  timeoutNanos: options.timeoutMillis * 1_000_000, rate: options.rate,
+                  closeAfterEachResponse: options.closeEachRequest)
     }
 }
 
@@ -79,6 +85,7 @@ public enum LoadGenerator {
             result.errors.add(w.errors)
             result.non2xx += w.non2xx
             result.latency.merge(w.histogram)
+            result.uncorrectedLatency.merge(w.histogram)
             result.rateSamples += w.samples
         }
         if plan.rate != nil {
@@ -117,6 +124,8 @@ final class LoadWorker: @unchecked Sendable {
     let timeoutNanos: UInt64
     /// Per-connection interval between intended send times (constant-throughput mode).
     let interval: UInt64?
+    /// Close every connection after its response (a new connection per request).
+    let closeAfterEachResponse: Bool
     var connections: [ClientConnection] = []
 
     // Counters, merged into the result after the run.
@@ -154,6 +163,7 @@ final class LoadWorker: @unchecked Sendable {
         durationNanos = plan.durationNanos
         timeoutNanos = plan.timeoutNanos
         self.interval = interval
+        closeAfterEachResponse = plan.closeAfterEachResponse
         samples.reserveCapacity(Int(plan.durationNanos / Self.sampleInterval) + 16)
         timers.reserve(count)
         reconnects.reserveCapacity(count)
@@ -640,7 +650,7 @@ final class ClientConnection: EventHandler {
         w.outstanding -= 1
         parser.reset()
         reading = .head
-        if !head.keepAlive {
+        if !head.keepAlive || w.closeAfterEachResponse {
             reconnect(backoff: false)
             return false
         }

@@ -87,6 +87,9 @@ public struct LoadOptions: Equatable, Sendable {
     public var rate: UInt64?
     /// `--json FILE`: also write the figures as JSON.
     public var jsonPath: String?
+    /// `--close`: a new connection per request (`Connection: close` sent, the connection closed
+    /// after each response).
+    public var closeEachRequest = false
     /// The target.
     public var url: TargetURL
 
@@ -159,7 +162,7 @@ extension LoadOptions {
         case "-t", "--threads", "-c", "--connections", "-d", "--duration", "-H", "--header",
              "--timeout", "-T", "-R", "--rate", "--json", "-s", "--script":
             return true
-        case "--latency", "-L", "-h", "--help", "-v", "--version":
+        case "--latency", "-L", "-h", "--help", "-v", "--version", "--close":
             return false
         default:
             return nil
@@ -170,7 +173,7 @@ extension LoadOptions {
     public static func parse(_ arguments: [String]) throws(BenchUsageError) -> LoadCommand {
         let (flags, positionals) = try ArgumentReader.read(arguments, takesValue: takesValue)
         var threads: UInt64 = 2, connections: UInt64 = 10, duration: UInt64 = 10, timeout: UInt64 = 2000
-        var latency = false, headers: [String] = [], rate: UInt64?, json: String?
+        var latency = false, headers: [String] = [], rate: UInt64?, json: String?, close = false
         for (name, value) in flags {
             let v = value ?? ""
             switch name {
@@ -198,6 +201,7 @@ extension LoadOptions {
                 guard let n = WrkUnits.scanMetric(v), n >= 1 else { throw BenchUsageError("invalid rate \"\(v)\" (requests/s, e.g. -R 2000 or -R 2k)") }
                 rate = n
             case "--json": json = v
+            case "--close": close = true
             case "-s", "--script": throw BenchUsageError("Lua scripts are not supported (-s \(v))")
             default: throw BenchUsageError("unknown option \(name)")
             }
@@ -215,6 +219,7 @@ extension LoadOptions {
         options.headers = headers
         options.rate = rate
         options.jsonPath = json
+        options.closeEachRequest = close
         return .run(options)
     }
 
@@ -235,6 +240,7 @@ extension LoadOptions {
         let hasHost = headers.contains { $0.lowercased().hasPrefix("host:") }
         if !hasHost { text += "Host: \(url.hostField)\r\n" }
         for header in headers { text += header + "\r\n" }
+        if closeEachRequest && !headers.contains(where: { $0.lowercased().hasPrefix("connection:") }) { text += "Connection: close\r\n" }
         text += "\r\n"
         return Array(text.utf8)
     }
@@ -243,6 +249,10 @@ extension LoadOptions {
 public let loadUsage = """
 Usage: switchyard-bench <options> <url>
        switchyard-bench compare [compare options]     (see: switchyard-bench compare --help)
+       switchyard-bench versions --old URL --new URL   (is the new version slower? see --help)
+       switchyard-bench idle -n N URL [--pid PID]      (memory per idle keep-alive connection)
+       switchyard-bench backend [--port N]             (the built-in benchmark backend)
+       switchyard-bench comparator                     (the CONCURRENT comparator alone)
   Options:
     -c, --connections <N>  Connections to keep open   (default 10)
     -d, --duration    <T>  Duration of test           (default 10s)
@@ -253,6 +263,8 @@ Usage: switchyard-bench <options> <url>
     -R, --rate        <N>  Constant throughput, requests/s in total; latency is measured
                            from each request's intended send time (coordinated omission)
         --json     <FILE>  Also write the figures as JSON
+        --close            A new connection per request (Connection: close; latency
+                           excludes the connect, as wrk's)
     -v, --version          Print version details
   Numeric arguments may include a SI unit (1k, 1M, 1G)
   Time arguments may include a time unit (2s, 2m, 2h)

@@ -53,6 +53,9 @@ public struct LoadResult: Sendable {
     /// Latency in nanoseconds, corrected as `correction` says.
     public var latency = LatencyHistogram()
     public var correction: LatencyCorrection = .wrkExpectedInterval
+    /// The measured latencies alone, without the closed-loop correction's added samples (for
+    /// statistical tests, which need real observations).
+    public var uncorrectedLatency = LatencyHistogram()
     /// Requests per second of one thread, sampled every 100 ms (wrk's "Req/Sec" row).
     public var rateSamples: [UInt64] = []
 

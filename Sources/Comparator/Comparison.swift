@@ -80,6 +80,8 @@ public struct ComparisonRecord: Sendable {
 
     /// Names of compared headers whose values differ or that only one side sent.
     static func headerDifferences(_ a: [(name: String, value: String)], _ b: [(name: String, value: String)]) -> [String] {
+        // The usual case, identical lists, without building anything.
+        if a.count == b.count && zip(a, b).allSatisfy({ $0.name == $1.name && $0.value == $1.value }) { return [] }
         var names: [String] = []
         for (name, _) in a + b where !names.contains(name) { names.append(name) }
         return names.filter { name in
@@ -91,11 +93,17 @@ public struct ComparisonRecord: Sendable {
 /// The comparisons kept for the API: totals, per-cluster-pair counts, and the newest N
 /// records in a ring. Written by workers at the end of each compared exchange.
 public final class ComparisonLog: Sendable {
+    /// A cluster pair, hashed as two strings (no "old->new" string is built per exchange).
+    private struct Pair: Hashable {
+        var old: String
+        var new: String
+    }
+
     private struct State {
         var total = 0
         var divergent = 0
         var fallbacks = 0
-        var pairs: [String: (compared: Int, divergent: Int, fallbacks: Int)] = [:]
+        var pairs: [Pair: (compared: Int, divergent: Int, fallbacks: Int)] = [:]
         var ring: [ComparisonRecord] = []
         var next = 0
     }
@@ -108,7 +116,7 @@ public final class ComparisonLog: Sendable {
 
     /// Adds a finished comparison.
     public func add(_ record: ComparisonRecord) {
-        let key = "\(record.clusters.old)->\(record.clusters.new)"
+        let key = Pair(old: record.clusters.old, new: record.clusters.new)
         state.withLock { s in
             s.total += 1
             let divergent = record.divergent
@@ -139,7 +147,9 @@ public final class ComparisonLog: Sendable {
             } else {
                 for i in 0..<capacity { recent.append(s.ring[(s.next - 1 - i + capacity * 2) % capacity]) }
             }
-            return (s.total, s.divergent, s.fallbacks, recent, s.pairs)
+            var pairs: [String: (compared: Int, divergent: Int, fallbacks: Int)] = [:]
+            for (pair, counts) in s.pairs { pairs["\(pair.old)->\(pair.new)"] = counts }
+            return (s.total, s.divergent, s.fallbacks, recent, pairs)
         }
     }
 }

@@ -58,6 +58,44 @@ func eventually(_ condition: () -> Bool) -> Bool {
         #expect(eventually { backend.served == Int(result.requests) })
     }
 
+    @Test func closeModeOpensAConnectionPerRequest() throws {
+        let backend = try BenchBackend()
+        defer { backend.stop() }
+        let plan = LoadPlan(address: SocketAddress(host: "127.0.0.1", port: backend.port)!, url: "",
+                            request: Array("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8), threads: 1, connections: 2,
+                            durationNanos: 1_000_000_000, timeoutNanos: 2_000_000_000, closeAfterEachResponse: true)
+        let result = try LoadGenerator.run(plan)
+        #expect(result.requests > 50)
+        #expect(result.errors.total == 0)
+        #expect(eventually { backend.served == Int(result.requests) })
+        // Each request on its own connection (the last reconnect of each connection may not send).
+        #expect(backend.accepted >= Int(result.requests) && backend.accepted <= Int(result.requests) + 2)
+    }
+
+    @Test func idleConnectionsStayOpenAndTheNextRequestIsTimed() throws {
+        let backend = try BenchBackend()
+        defer { backend.stop() }
+        let options = try #require(try IdleCommand.parse(["-n", "300", "--settle", "0", "--batch", "64", "--pid", String(getpid()),
+                                                          "http://127.0.0.1:\(backend.port)/"]))
+        #expect(try IdleCommand.run(options) == 0)
+        #expect(backend.accepted >= 301)
+        #expect(eventually { backend.served >= 300 + 101 + 1 })
+    }
+
+    @Test func aSlowerBackendIsSlower() throws {
+        let fast = try BenchBackend(workMicros: 0)
+        let slow = try BenchBackend(workMicros: 2000)
+        defer { fast.stop(); slow.stop() }
+        func run(_ port: Int) throws -> LoadResult {
+            try LoadGenerator.run(LoadPlan(address: SocketAddress(host: "127.0.0.1", port: port)!, url: "",
+                                           request: Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), threads: 1, connections: 1,
+                                           durationNanos: 500_000_000, timeoutNanos: 2_000_000_000))
+        }
+        let f = try run(fast.port), s = try run(slow.port)
+        #expect(s.latency.value(atPercentile: 50) >= 2_000_000)
+        #expect(s.requests < f.requests)
+    }
+
     @Test func non2xxAndConnectErrorsAreCounted() throws {
         let backend = try BenchBackend()
         let port = backend.port

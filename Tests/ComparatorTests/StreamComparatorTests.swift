@@ -82,6 +82,134 @@ struct StreamComparatorTests {
         #expect(c.room(forSide: 0) == 100)
     }
 
+    @Test("a differing byte is found at word boundaries and at every split point of a short body")
+    func wordBoundariesAndSplits() {
+        let short = Array(body[0..<200])
+        for offset in [0, 1, 7, 8, 9, 15, 16, 31, 32, 63, 64, 65, 127, 128, 199] {
+            var other = short
+            other[offset] ^= 0x80
+            for cut in stride(from: 0, through: 200, by: 1) {
+                var c = StreamComparator(window: 256)
+                short.withUnsafeBytes { a in
+                    other.withUnsafeBytes { b in
+                        c.feed(side: 0, UnsafeRawBufferPointer(rebasing: a[0..<cut]))
+                        c.feed(side: 1, UnsafeRawBufferPointer(rebasing: b[0..<200 - cut]))
+                        c.feed(side: 0, UnsafeRawBufferPointer(rebasing: a[cut...]))
+                        c.feed(side: 1, UnsafeRawBufferPointer(rebasing: b[(200 - cut)...]))
+                    }
+                }
+                c.end(side: 0)
+                c.end(side: 1)
+                #expect(c.firstDifferenceOffset == UInt64(offset), "offset \(offset) cut \(cut)")
+                #expect(!c.bodiesEqual)
+            }
+        }
+    }
+
+    /// Feeds both bodies in pieces cycling through `chunks`, choosing the side pseudo-randomly
+    /// but never letting the lead pass `window`: the leader often feeds again while still
+    /// ahead, so its pending bytes wrap around the ring's end.
+    func feedWithinWindow(_ a: [UInt8], _ b: [UInt8], chunks: [Int], window: Int, seed: UInt64) -> StreamComparator {
+        var c = StreamComparator(window: window)
+        var i = 0, j = 0, k = 0
+        var random = seed
+        a.withUnsafeBytes { pa in
+            b.withUnsafeBytes { pb in
+                while i < a.count || j < b.count {
+                    random = random &* 6364136223846793005 &+ 1442695040888963407
+                    let n = chunks[k % chunks.count]
+                    k += 1
+                    var sideA = random >> 63 == 1
+                    if sideA && (i == a.count || i + n - j > window) { sideA = false }
+                    if !sideA && (j == b.count || j + n - i > window) { sideA = true }
+                    if sideA {
+                        let m = min(n, a.count - i)
+                        c.feed(side: 0, UnsafeRawBufferPointer(rebasing: pa[i..<i + m]))
+                        i += m
+                        if i == a.count { c.end(side: 0) }
+                    } else {
+                        let m = min(n, b.count - j)
+                        c.feed(side: 1, UnsafeRawBufferPointer(rebasing: pb[j..<j + m]))
+                        j += m
+                        if j == b.count { c.end(side: 1) }
+                    }
+                }
+            }
+        }
+        return c
+    }
+
+    @Test("the ring wraps: the leader feeds again while ahead, across the window's end", arguments: [[5, 3], [13, 11, 40], [61, 17], [1, 96]])
+    func ringWrapAround(chunks: [Int]) {
+        // Windows that are not multiples of the chunk sizes, so pending bytes wrap.
+        for window in [97, 128, 4096] {
+            for seed: UInt64 in [1, 2, 3] {
+                let equal = feedWithinWindow(body, body, chunks: chunks, window: window, seed: seed)
+                #expect(equal.lockStep && equal.bodiesEqual, "window \(window)")
+                for offset in [0, 96, 97, 12_345, 99_999] {
+                    var other = body
+                    other[offset] ^= 1
+                    let c = feedWithinWindow(body, other, chunks: chunks, window: window, seed: seed)
+                    #expect(c.firstDifferenceOffset == UInt64(offset), "window \(window) offset \(offset) seed \(seed)")
+                    let d = feedWithinWindow(other, body, chunks: chunks, window: window, seed: seed &+ 7)
+                    #expect(d.firstDifferenceOffset == UInt64(offset), "reversed: window \(window) offset \(offset)")
+                }
+                let prefix = feedWithinWindow(body, Array(body[0..<77_777]), chunks: chunks, window: window, seed: seed)
+                #expect(prefix.firstDifferenceOffset == 77_777)
+            }
+        }
+    }
+
+    @Test("after lock-step is lost, digests cover the rest from the first byte not compared")
+    func digestsAfterLockStepLost() {
+        var c = StreamComparator(window: 1000)
+        body.withUnsafeBytes { a in
+            c.feed(side: 0, UnsafeRawBufferPointer(rebasing: a[0..<600]))
+            c.feed(side: 1, UnsafeRawBufferPointer(rebasing: a[0..<300]))   // 300 compared
+            c.feed(side: 0, UnsafeRawBufferPointer(rebasing: a[600..<2000]))  // lead 1700 > window
+        }
+        #expect(!c.lockStep && c.digestStart == 300)
+        var changed = body
+        changed[50_000] ^= 4
+        var d = c
+        body.withUnsafeBytes { c.feed(side: 0, UnsafeRawBufferPointer(rebasing: $0[2000...])); c.feed(side: 1, UnsafeRawBufferPointer(rebasing: $0[300...])) }
+        changed.withUnsafeBytes { d.feed(side: 0, UnsafeRawBufferPointer(rebasing: $0[2000...])) }
+        body.withUnsafeBytes { d.feed(side: 1, UnsafeRawBufferPointer(rebasing: $0[300...])) }
+        #expect(c.bodiesEqual && c.firstDifferenceOffset == nil)
+        #expect(!d.bodiesEqual && d.firstDifferenceOffset == nil)
+        #expect(d.lengths == (100_000, 100_000))
+    }
+
+    @Test("the lagging side that ends inside the leader's pending bytes is a prefix")
+    func laggerEndsInsidePending() {
+        var c = StreamComparator(window: 4096)
+        body.withUnsafeBytes { a in
+            c.feed(side: 1, UnsafeRawBufferPointer(rebasing: a[0..<3000]))
+            c.feed(side: 0, UnsafeRawBufferPointer(rebasing: a[0..<1234]))
+        }
+        c.end(side: 0)
+        #expect(c.firstDifferenceOffset == 1234)
+        c.end(side: 1)
+        #expect(c.firstDifferenceOffset == 1234 && !c.bodiesEqual)
+    }
+
+    @Test("the mismatch locator agrees with a byte loop")
+    func mismatchLocator() {
+        let a = Array(body[0..<300])
+        for length in [0, 1, 7, 8, 9, 64, 300] {
+            for position in 0..<length {
+                var b = a
+                b[position] &+= 1
+                let found = a.withUnsafeBytes { pa in b.withUnsafeBytes { pb in
+                    StreamComparator.firstMismatch(UnsafeRawBufferPointer(rebasing: pa[0..<length]), UnsafeRawBufferPointer(rebasing: pb[0..<length]))
+                } }
+                #expect(found == position)
+            }
+            let none = a.withUnsafeBytes { pa in StreamComparator.firstMismatch(UnsafeRawBufferPointer(rebasing: pa[0..<length]), UnsafeRawBufferPointer(rebasing: pa[0..<length])) }
+            #expect(none == nil)
+        }
+    }
+
     @Test("the ring keeps the newest N, newest first, and counts per cluster pair")
     func ring() {
         let log = ComparisonLog(capacity: 3)
@@ -106,5 +234,12 @@ struct StreamComparatorTests {
         let r = ComparisonRecord(method: "GET", target: "/", old: old, new: new, servedBy: "new", comparator: StreamComparator(),
                                  unixTime: 0, clusters: ("a", "b"))
         #expect(r.headerDifferences == ["content-type", "x-b"])
+        let same = ComparisonRecord(method: "GET", target: "/", old: new, new: new, servedBy: "new", comparator: StreamComparator(),
+                                    unixTime: 0, clusters: ("a", "b"))
+        #expect(same.headerDifferences.isEmpty)
+        var reordered = new; reordered.headers.reverse()
+        let order = ComparisonRecord(method: "GET", target: "/", old: new, new: reordered, servedBy: "new", comparator: StreamComparator(),
+                                     unixTime: 0, clusters: ("a", "b"))
+        #expect(order.headerDifferences.isEmpty)
     }
 }
