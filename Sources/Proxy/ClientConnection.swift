@@ -28,6 +28,12 @@ final class ClientConnection: EventHandler, DeadlineHandler {
     }
 
     func handleEvent(fd eventFD: Int32, events: EpollEvents) {
+        if session == nil && !events.contains(.readable) && !events.contains(.readHangup)
+            && !events.contains(.hangup) && !events.contains(.error) {
+            // Room to write (the last response's bytes were acknowledged): nothing to serve.
+            ready.writable = true
+            return
+        }
         let session = self.session ?? attachSession()
         session.handleEvent(fd: eventFD, events: events)
     }
