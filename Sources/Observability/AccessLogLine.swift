@@ -10,10 +10,9 @@ public enum AccessLogFormat: String, Sendable, CaseIterable {
     case json
 }
 
-/// Writes one access log line into a byte array, in three parts so that the part known last
+/// Writes one access log line into a byte array, in two parts so that the part known last
 /// (whether a CONCURRENT comparison diverged) can be added after the exchange has ended:
-/// `begin` when the request head is read, `middle` when the exchange ends, `end` to close the
-/// line. Values are written as bytes, never through Strings; anything outside printable ASCII
+/// `record` when the exchange ends, `end` to close the line. Values are written as bytes, never through Strings; anything outside printable ASCII
 /// is escaped, so a line is always one valid line of logfmt or JSON whatever a client sent.
 public struct AccessLogLine {
     public let format: AccessLogFormat
@@ -23,9 +22,13 @@ public struct AccessLogLine {
 
     public init(format: AccessLogFormat) { self.format = format }
 
-    /// Time, client, method and target. `requestLine` is `method SP target` (empty when the
-    /// head could not be parsed).
-    public mutating func begin(unixNanos: Int64, client: String, requestLine: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    /// The line up to what only a comparison can add: time, client, method and target
+    /// (`requestLine` is `method SP target`, empty when the head could not be parsed), the
+    /// status (0 when nothing was sent), bytes each way, duration, request id, the cluster,
+    /// version, backend and mode that served it, and in CONCURRENT which version was `served`.
+    public mutating func record(unixNanos: Int64, client: String, requestLine: UnsafeRawBufferPointer,
+                                status: Int, bytesIn: UInt64, bytesOut: UInt64, durationMicros: UInt64, requestID: UnsafeRawBufferPointer,
+                                cluster: String, version: String, backend: String, mode: String, served: String?, to out: inout [UInt8]) {
         var space = 0
         while space < requestLine.count && requestLine[space] != 0x20 { space += 1 }
         let method = UnsafeRawBufferPointer(rebasing: requestLine[0..<space])
@@ -37,31 +40,20 @@ public struct AccessLogLine {
             LineSink.emit(to: &secondText, atMost: 32) { $0.putTime(second * 1_000_000_000) }
             secondText.removeLast(5)   // ".mmmZ"
         }
-        var client = client
-        client.withUTF8 { clientBytes in
-            LineSink.emit(to: &out, atMost: 96 + 6 * (clientBytes.count + requestLine.count)) { w in
+        var strings = (client, cluster, version, backend, mode, served ?? "")
+        strings.0.withUTF8 { a in strings.1.withUTF8 { c in strings.2.withUTF8 { v in strings.3.withUTF8 { b in
+        strings.4.withUTF8 { m in strings.5.withUTF8 { s in
+            let values = a.count + requestLine.count + requestID.count + c.count + v.count + b.count + m.count + s.count
+            LineSink.emit(to: &out, atMost: 320 + 6 * values) { w in
                 w.put(format == .json ? #"{"time":""# : "time=")
                 secondText.withUnsafeBytes { w.put($0) }
                 w.put(0x2E)
                 w.putDecimal(UInt64(nanos % 1_000_000_000 / 1_000_000), width: 3)
                 w.put(0x5A)
                 if format == .json { w.put(0x22) }
-                value(&w, ",client", UnsafeRawBufferPointer(clientBytes))
+                value(&w, ",client", UnsafeRawBufferPointer(a))
                 value(&w, ",method", method)
                 value(&w, ",target", target)
-            }
-        }
-    }
-
-    /// What happened: status (0 when nothing was sent), bytes each way, duration, request id,
-    /// the cluster, version, backend and mode that served it, and in CONCURRENT which version
-    /// was `served`.
-    public func middle(status: Int, bytesIn: UInt64, bytesOut: UInt64, durationMicros: UInt64, requestID: UnsafeRawBufferPointer,
-                       cluster: String, version: String, backend: String, mode: String, served: String?, to out: inout [UInt8]) {
-        var strings = (cluster, version, backend, mode, served ?? "")
-        strings.0.withUTF8 { c in strings.1.withUTF8 { v in strings.2.withUTF8 { b in strings.3.withUTF8 { m in strings.4.withUTF8 { s in
-            let values = requestID.count + c.count + v.count + b.count + m.count + s.count
-            LineSink.emit(to: &out, atMost: 256 + 6 * values) { w in
                 number(&w, ",status", UInt64(max(0, status)))
                 number(&w, ",bytes_in", bytesIn)
                 number(&w, ",bytes_out", bytesOut)
@@ -73,7 +65,7 @@ public struct AccessLogLine {
                 value(&w, ",mode", UnsafeRawBufferPointer(m))
                 if served != nil { value(&w, ",served", UnsafeRawBufferPointer(s)) }
             }
-        } } } } }
+        } } } } } }
     }
 
     /// Closes the line; `diverged` is written for compared (CONCURRENT) exchanges.

@@ -2,9 +2,13 @@ import HTTP1
 import Observability
 import Routing
 
-/// The access log line of a session's current exchange, kept (and reused) across exchanges.
+/// The access log record of a session's current exchange, kept (and reused) across exchanges.
 final class AccessEntry {
-    /// The line so far (`AccessLogLine.begin` written when the exchange started).
+    /// `method SP target` of the request (its buffer moves on during the exchange).
+    var requestLine: [UInt8] = []
+    /// Wall-clock time the request head was complete.
+    var startNanos: Int64 = 0
+    /// The line, written when the exchange ends.
     var line: [UInt8] = []
     /// An exchange is being recorded and its line not yet written.
     var open = false
@@ -53,22 +57,18 @@ extension ClientSession {
         return true
     }
 
-    /// Starts the line of the exchange whose head was just read (or refused, `parsed` false),
-    /// when the access log is on and samples it.
+    /// Starts the record of the exchange whose head was just read (or refused, `parsed`
+    /// false), when the access log is on and samples it.
     func openAccessRecord(parsed: Bool) {
         guard let log = worker.accessLog, log.sampled() else { return }
         let entry = access ?? AccessEntry()
         access = entry
         entry.open = true
         entry.responseHeadBytes = 0
-        entry.line.removeAll(keepingCapacity: true)
+        entry.startNanos = AccessLogLine.nowUnixNanos()
+        entry.requestLine.removeAll(keepingCapacity: true)
         if parsed, let buffer {
-            let source = buffer.readable
-            let line = UnsafeRawBufferPointer(rebasing: source[request.methodRange.lowerBound..<request.targetRange.upperBound])
-            log.writer.begin(unixNanos: AccessLogLine.nowUnixNanos(), client: clientAddress, requestLine: line, to: &entry.line)
-        } else {
-            log.writer.begin(unixNanos: AccessLogLine.nowUnixNanos(), client: clientAddress, requestLine: UnsafeRawBufferPointer(start: nil, count: 0),
-                             to: &entry.line)
+            entry.requestLine.append(contentsOf: buffer.readable[request.methodRange.lowerBound..<request.targetRange.upperBound])
         }
     }
 
@@ -81,12 +81,16 @@ extension ClientSession {
         let bytesIn = UInt64(state == .readingHead ? 0 : request.headLength) &+ (requestFlow?.bodyBytesMoved ?? 0)
         let bytesOut = UInt64(entry.responseHeadBytes) &+ (responseStarted ? (responseFlow?.bodyBytesMoved ?? 0) : 0)
         let spec = cluster?.spec
-        requestID.withUnsafeBytes { id in
-            log.writer.middle(status: status, bytesIn: bytesIn, bytesOut: bytesOut, durationMicros: (worker.loop.now &- exchangeStart) / 1000,
-                              requestID: state == .readingHead ? UnsafeRawBufferPointer(start: nil, count: 0) : id,
-                              cluster: spec?.uuid ?? "", version: spec?.version ?? "",
-                              backend: backend.map { worker.backends[$0.backendID].label } ?? "", mode: spec?.mode.rawValue ?? "",
-                              served: comparison == nil ? nil : (servedSide == 1 ? "new" : "old"), to: &entry.line)
+        entry.line.removeAll(keepingCapacity: true)
+        entry.requestLine.withUnsafeBytes { line in
+            requestID.withUnsafeBytes { id in
+                log.writer.record(unixNanos: entry.startNanos, client: clientAddress, requestLine: line, status: status,
+                                  bytesIn: bytesIn, bytesOut: bytesOut, durationMicros: (worker.loop.now &- exchangeStart) / 1000,
+                                  requestID: line.isEmpty ? UnsafeRawBufferPointer(start: nil, count: 0) : id,
+                                  cluster: spec?.uuid ?? "", version: spec?.version ?? "",
+                                  backend: backend.map { worker.backends[$0.backendID].label } ?? "", mode: spec?.mode.rawValue ?? "",
+                                  served: comparison == nil ? nil : (servedSide == 1 ? "new" : "old"), to: &entry.line)
+            }
         }
         if let comparison {
             comparison.deferredAccess = (entry.line, log)

@@ -8,10 +8,12 @@ struct AccessLogLineTests {
     func line(_ format: AccessLogFormat, target: [UInt8], client: String = "10.0.0.1", diverged: Bool? = nil) -> String {
         var writer = AccessLogLine(format: format)
         var out: [UInt8] = []
-        (Array("GET ".utf8) + target).withUnsafeBytes { writer.begin(unixNanos: 1_764_534_661_123_456_789, client: client, requestLine: $0, to: &out) }
-        Array("id-1".utf8).withUnsafeBytes {
-            writer.middle(status: 200, bytesIn: 78, bytesOut: 212, durationMicros: 412, requestID: $0, cluster: "c1", version: "2.0",
-                          backend: "127.0.0.1:8081", mode: "INSTANT", served: diverged == nil ? nil : "new", to: &out)
+        (Array("GET ".utf8) + target).withUnsafeBytes { line in
+            Array("id-1".utf8).withUnsafeBytes {
+                writer.record(unixNanos: 1_764_534_661_123_456_789, client: client, requestLine: line, status: 200, bytesIn: 78, bytesOut: 212,
+                              durationMicros: 412, requestID: $0, cluster: "c1", version: "2.0", backend: "127.0.0.1:8081", mode: "INSTANT",
+                              served: diverged == nil ? nil : "new", to: &out)
+            }
         }
         writer.end(diverged: diverged, to: &out)
         return String(decoding: out, as: UTF8.self)
