@@ -10,9 +10,8 @@ public enum AccessLogFormat: String, Sendable, CaseIterable {
     case json
 }
 
-/// Writes one access log line into a byte array, in two parts so that the part known last
-/// (whether a CONCURRENT comparison diverged) can be added after the exchange has ended:
-/// `record` when the exchange ends, `end` to close the line. Values are written as bytes, never through Strings; anything outside printable ASCII
+/// Writes one access log line (from an `AccessRecordView`) into a byte array: `record`, then
+/// `end`, which adds whether a CONCURRENT comparison diverged. Values are written as bytes, never through Strings; anything outside printable ASCII
 /// is escaped, so a line is always one valid line of logfmt or JSON whatever a client sent.
 public struct AccessLogLine {
     public let format: AccessLogFormat
@@ -26,46 +25,45 @@ public struct AccessLogLine {
     /// (`requestLine` is `method SP target`, empty when the head could not be parsed), the
     /// status (0 when nothing was sent), bytes each way, duration, request id, the cluster,
     /// version, backend and mode that served it, and in CONCURRENT which version was `served`.
-    public mutating func record(unixNanos: Int64, client: String, requestLine: UnsafeRawBufferPointer,
-                                status: Int, bytesIn: UInt64, bytesOut: UInt64, durationMicros: UInt64, requestID: UnsafeRawBufferPointer,
-                                cluster: String, version: String, backend: String, mode: String, served: String?, to out: inout [UInt8]) {
+    public mutating func record(_ r: AccessRecordView, to out: inout [UInt8]) {
         var space = 0
+        let requestLine = r.requestLine
         while space < requestLine.count && requestLine[space] != 0x20 { space += 1 }
         let method = UnsafeRawBufferPointer(rebasing: requestLine[0..<space])
         let target = UnsafeRawBufferPointer(rebasing: requestLine[min(space + 1, requestLine.count)...])
-        let nanos = max(0, unixNanos)
+        let nanos = max(0, r.startNanos)
         if nanos / 1_000_000_000 != second {
             second = nanos / 1_000_000_000
             secondText.removeAll(keepingCapacity: true)
             LineSink.emit(to: &secondText, atMost: 32) { $0.putTime(second * 1_000_000_000) }
             secondText.removeLast(5)   // ".mmmZ"
         }
-        var strings = (client, cluster, version, backend, mode, served ?? "")
-        strings.0.withUTF8 { a in strings.1.withUTF8 { c in strings.2.withUTF8 { v in strings.3.withUTF8 { b in
-        strings.4.withUTF8 { m in strings.5.withUTF8 { s in
-            let values = a.count + requestLine.count + requestID.count + c.count + v.count + b.count + m.count + s.count
-            LineSink.emit(to: &out, atMost: 320 + 6 * values) { w in
-                w.put(format == .json ? #"{"time":""# : "time=")
-                secondText.withUnsafeBytes { w.put($0) }
-                w.put(0x2E)
-                w.putDecimal(UInt64(nanos % 1_000_000_000 / 1_000_000), width: 3)
-                w.put(0x5A)
-                if format == .json { w.put(0x22) }
-                value(&w, ",client", UnsafeRawBufferPointer(a))
-                value(&w, ",method", method)
-                value(&w, ",target", target)
-                number(&w, ",status", UInt64(max(0, status)))
-                number(&w, ",bytes_in", bytesIn)
-                number(&w, ",bytes_out", bytesOut)
-                number(&w, ",duration_us", durationMicros)
-                value(&w, ",request_id", requestID)
-                value(&w, ",cluster", UnsafeRawBufferPointer(c))
-                value(&w, ",version", UnsafeRawBufferPointer(v))
-                value(&w, ",backend", UnsafeRawBufferPointer(b))
-                value(&w, ",mode", UnsafeRawBufferPointer(m))
-                if served != nil { value(&w, ",served", UnsafeRawBufferPointer(s)) }
+        let values = r.client.count + requestLine.count + r.requestID.count + r.cluster.count + r.version.count
+            + r.backend.count + r.mode.count
+        LineSink.emit(to: &out, atMost: 320 + 6 * values) { w in
+            w.put(format == .json ? #"{"time":""# : "time=")
+            secondText.withUnsafeBytes { w.put($0) }
+            w.put(0x2E)
+            w.putDecimal(UInt64(nanos % 1_000_000_000 / 1_000_000), width: 3)
+            w.put(0x5A)
+            if format == .json { w.put(0x22) }
+            value(&w, ",client", r.client)
+            value(&w, ",method", method)
+            value(&w, ",target", target)
+            number(&w, ",status", UInt64(max(0, r.status)))
+            number(&w, ",bytes_in", r.bytesIn)
+            number(&w, ",bytes_out", r.bytesOut)
+            number(&w, ",duration_us", r.durationMicros)
+            value(&w, ",request_id", r.requestID)
+            value(&w, ",cluster", r.cluster)
+            value(&w, ",version", r.version)
+            value(&w, ",backend", r.backend)
+            value(&w, ",mode", r.mode)
+            if r.served != 0 {
+                let side: StaticString = r.served == 1 ? "new" : "old"
+                value(&w, ",served", UnsafeRawBufferPointer(start: side.utf8Start, count: side.utf8CodeUnitCount))
             }
-        } } } } } }
+        }
     }
 
     /// Closes the line; `diverged` is written for compared (CONCURRENT) exchanges.

@@ -8,10 +8,11 @@ import Glibc
 
 /// The access log's destination: a file (or stderr) written by one background thread.
 ///
-/// Reactors never write it themselves: each collects its lines in an `AccessLogBatch` and
-/// hands over whole batches (`submit`), which the writer thread writes with one `write(2)`
-/// each. When more than `maxPendingBytes` wait, a batch is dropped and its lines are
-/// counted, so a slow disk costs log lines, never a stalled reactor. `reopen` (SIGUSR1)
+/// Reactors never write it, nor even format lines: each copies its exchanges' fields into
+/// binary records (`AccessRecord`) in an `AccessLogBatch` and hands over whole batches
+/// (`submit`); the writer thread makes the lines and writes each batch with one `write(2)`.
+/// When more than `maxPendingBytes` wait, a batch is dropped and its lines are counted, so
+/// a slow disk costs log lines, never a stalled reactor. `reopen` (SIGUSR1)
 /// makes the writer open the path anew, for logrotate.
 public final class AccessLogSink: @unchecked Sendable {
     /// `"stderr"` or a file path.
@@ -87,6 +88,8 @@ public final class AccessLogSink: @unchecked Sendable {
     }
 
     private func run() {
+        var writer = AccessLogLine(format: format)
+        var text: [UInt8] = []
         while true {
             let (batches, reopen, stopping) = pending.withLock { p in
                 defer { p.batches.removeAll(keepingCapacity: true); p.bytes = 0; p.reopen = false }
@@ -102,7 +105,15 @@ public final class AccessLogSink: @unchecked Sendable {
                 }
             }
             for batch in batches {
-                batch.bytes.withUnsafeBytes { raw in
+                // Reactors hand over records; the lines are made here, off the reactors.
+                text.removeAll(keepingCapacity: true)
+                batch.bytes.withUnsafeBytes { records in
+                    AccessRecord.forEach(in: records) { record in
+                        writer.record(record, to: &text)
+                        writer.end(diverged: record.diverged, to: &text)
+                    }
+                }
+                text.withUnsafeBytes { raw in
                     var offset = 0
                     while offset < raw.count {
                         let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
@@ -124,11 +135,10 @@ public struct AccessLogError: Error, CustomStringConvertible {
     public var description: String
 }
 
-/// One reactor's access log lines, collected without locks and handed to the sink in
+/// One reactor's access log records, collected without locks and handed to the sink in
 /// batches: when 64 KiB are collected, and at every deadline sweep (about every 100 ms).
 final class AccessLogBatch {
     let sink: AccessLogSink
-    var writer: AccessLogLine
     private var bytes: [UInt8] = []
     private var lines = 0
     private var rng = FastRandom()
@@ -137,7 +147,6 @@ final class AccessLogBatch {
 
     init(sink: AccessLogSink) {
         self.sink = sink
-        writer = AccessLogLine(format: sink.format)
         threshold = sink.sample >= 1 ? .max : UInt64(sink.sample * Double(UInt64.max))
         bytes.reserveCapacity(64 << 10)
     }
@@ -145,9 +154,9 @@ final class AccessLogBatch {
     /// Whether the next exchange is logged (the sample rate).
     func sampled() -> Bool { threshold == .max || rng.next() <= threshold }
 
-    /// Adds one complete line.
-    func append(_ line: [UInt8]) {
-        bytes.append(contentsOf: line)
+    /// Adds one complete record (`AccessRecord`).
+    func append(_ record: [UInt8]) {
+        bytes.append(contentsOf: record)
         lines += 1
         if bytes.count >= 64 << 10 { flush() }
     }

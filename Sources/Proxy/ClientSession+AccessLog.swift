@@ -8,7 +8,7 @@ final class AccessEntry {
     var requestLine: [UInt8] = []
     /// Wall-clock time the request head was complete.
     var startNanos: Int64 = 0
-    /// The line, written when the exchange ends.
+    /// The record (`AccessRecord`), written when the exchange ends.
     var line: [UInt8] = []
     /// An exchange is being recorded and its line not yet written.
     var open = false
@@ -68,35 +68,38 @@ extension ClientSession {
         entry.startNanos = AccessLogLine.nowUnixNanos()
         entry.requestLine.removeAll(keepingCapacity: true)
         if parsed, let buffer {
-            entry.requestLine.append(contentsOf: buffer.readable[request.methodRange.lowerBound..<request.targetRange.upperBound])
+            entry.requestLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.readable[request.methodRange.lowerBound..<request.targetRange.upperBound]))
         }
     }
 
-    /// Writes the exchange's line (once): `status` is what the client got, 0 for nothing.
-    /// A CONCURRENT exchange whose comparison is still running leaves its line with the
-    /// comparison, which ends it with `diverged` once both answers are in.
+    /// Writes the exchange's record (once): `status` is what the client got, 0 for nothing.
+    /// A CONCURRENT exchange whose comparison is still running leaves its record with the
+    /// comparison, which hands it over with `diverged` once both answers are in. The reactor
+    /// only copies the fields; the writer thread formats the line.
     func closeAccessRecord(status: Int) {
         guard let entry = access, entry.open, let log = worker.accessLog else { return }
         entry.open = false
         let bytesIn = UInt64(state == .readingHead ? 0 : request.headLength) &+ (requestFlow?.bodyBytesMoved ?? 0)
         let bytesOut = UInt64(entry.responseHeadBytes) &+ (responseStarted ? (responseFlow?.bodyBytesMoved ?? 0) : 0)
-        let spec = cluster?.spec
+        var client = clientAddress
+        var strings = (cluster?.spec.uuid ?? "", cluster?.spec.version ?? "", backend.map { worker.backends[$0.backendID].label } ?? "",
+                       cluster?.spec.mode.rawValue ?? "")
+        let served: UInt8 = comparison == nil ? 0 : (servedSide == 1 ? 1 : 2)
         entry.line.removeAll(keepingCapacity: true)
-        entry.requestLine.withUnsafeBytes { line in
-            requestID.withUnsafeBytes { id in
-                log.writer.record(unixNanos: entry.startNanos, client: clientAddress, requestLine: line, status: status,
-                                  bytesIn: bytesIn, bytesOut: bytesOut, durationMicros: (worker.loop.now &- exchangeStart) / 1000,
-                                  requestID: line.isEmpty ? UnsafeRawBufferPointer(start: nil, count: 0) : id,
-                                  cluster: spec?.uuid ?? "", version: spec?.version ?? "",
-                                  backend: backend.map { worker.backends[$0.backendID].label } ?? "", mode: spec?.mode.rawValue ?? "",
-                                  served: comparison == nil ? nil : (servedSide == 1 ? "new" : "old"), to: &entry.line)
-            }
-        }
+        entry.requestLine.withUnsafeBytes { line in requestID.withUnsafeBytes { id in client.withUTF8 { a in
+            strings.0.withUTF8 { c in strings.1.withUTF8 { v in strings.2.withUTF8 { b in strings.3.withUTF8 { m in
+                AccessRecord.append(startNanos: entry.startNanos, status: status, bytesIn: bytesIn, bytesOut: bytesOut,
+                                    durationMicros: (worker.loop.now &- exchangeStart) / 1000, served: served,
+                                    client: UnsafeRawBufferPointer(a), requestLine: line,
+                                    requestID: line.isEmpty ? UnsafeRawBufferPointer(start: nil, count: 0) : id,
+                                    cluster: UnsafeRawBufferPointer(c), version: UnsafeRawBufferPointer(v),
+                                    backend: UnsafeRawBufferPointer(b), mode: UnsafeRawBufferPointer(m), to: &entry.line)
+            } } } }
+        } } }
         if let comparison {
             comparison.deferredAccess = (entry.line, log)
             return
         }
-        log.writer.end(diverged: nil, to: &entry.line)
         log.append(entry.line)
     }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 import Locks
 import Observability
 import Reactor
@@ -69,11 +70,20 @@ public final class ProxyServer: Sendable {
         }
     }
 
-    /// Hands reloaded settings to every worker; each adopts them between events.
+    /// Hands reloaded settings to every worker; each adopts them between events. Returns once
+    /// every worker has (so a reload that says it is done is in force for the next request).
+    /// Called from the control thread, never from a worker.
     public func update(_ settings: ProxySettings) {
+        let pending = Lock(workers.count)
+        let done = DispatchSemaphore(value: 0)
         for worker in workers {
-            worker.loop.execute { worker.adopt(settings: settings) }
+            worker.loop.execute {
+                worker.adopt(settings: settings)
+                if pending.withLock({ $0 -= 1; return $0 == 0 }) { done.signal() }
+            }
         }
+        // A worker whose loop has stopped never runs the task: do not wait forever.
+        _ = done.wait(timeout: .now() + 5)
     }
 
     /// Graceful stop: every worker stops accepting, finishes exchanges in flight (bounded by

@@ -18,8 +18,9 @@ final class PendingComparison {
     private var open = 2
     let start: UInt64
     let requestID: String
-    /// The exchange's access log line, ended once the comparison knows whether they diverged.
-    var deferredAccess: (line: [UInt8], log: AccessLogBatch)?
+    /// The exchange's access log record, handed over once the comparison knows whether the
+    /// answers diverged.
+    var deferredAccess: (record: [UInt8], log: AccessLogBatch)?
 
     init(method: String, target: String, clusters: (old: String, new: String), start: UInt64, requestID: String = "") {
         self.method = method
@@ -63,7 +64,7 @@ final class PendingComparison {
             log.add(record)
             if let (pending, batch) = deferredAccess {
                 var line = pending
-                batch.writer.end(diverged: record.divergent, to: &line)
+                line[AccessRecord.divergedOffset] = record.divergent ? 2 : 1
                 batch.append(line)
                 deferredAccess = nil
             }

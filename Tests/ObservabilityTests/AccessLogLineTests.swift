@@ -5,17 +5,31 @@ import Testing
 /// The access log line writer: times, escaping, and both formats.
 @Suite("Access log lines")
 struct AccessLogLineTests {
+    /// A record as a reactor writes it, then the line the writer thread makes of it.
     func line(_ format: AccessLogFormat, target: [UInt8], client: String = "10.0.0.1", diverged: Bool? = nil) -> String {
+        var record: [UInt8] = []
+        func raw(_ s: String) -> [UInt8] { Array(s.utf8) }
+        let (c, id, cl, v, b, m) = (raw(client), raw("id-1"), raw("c1"), raw("2.0"), raw("127.0.0.1:8081"), raw("INSTANT"))
+        let requestLine = Array("GET ".utf8) + target
+        c.withUnsafeBytes { c in requestLine.withUnsafeBytes { r in id.withUnsafeBytes { id in cl.withUnsafeBytes { cl in
+            v.withUnsafeBytes { v in b.withUnsafeBytes { b in m.withUnsafeBytes { m in
+                AccessRecord.append(startNanos: 1_764_534_661_123_456_789, status: 200, bytesIn: 78, bytesOut: 212, durationMicros: 412,
+                                    served: diverged == nil ? 0 : 1, client: c, requestLine: r, requestID: id, cluster: cl,
+                                    version: v, backend: b, mode: m, to: &record)
+            } } }
+        } } } }
+        if let diverged { record[AccessRecord.divergedOffset] = diverged ? 2 : 1 }
         var writer = AccessLogLine(format: format)
         var out: [UInt8] = []
-        (Array("GET ".utf8) + target).withUnsafeBytes { line in
-            Array("id-1".utf8).withUnsafeBytes {
-                writer.record(unixNanos: 1_764_534_661_123_456_789, client: client, requestLine: line, status: 200, bytesIn: 78, bytesOut: 212,
-                              durationMicros: 412, requestID: $0, cluster: "c1", version: "2.0", backend: "127.0.0.1:8081", mode: "INSTANT",
-                              served: diverged == nil ? nil : "new", to: &out)
+        var count = 0
+        record.withUnsafeBytes { bytes in
+            AccessRecord.forEach(in: bytes) { r in
+                writer.record(r, to: &out)
+                writer.end(diverged: r.diverged, to: &out)
+                count += 1
             }
         }
-        writer.end(diverged: diverged, to: &out)
+        #expect(count == 1)
         return String(decoding: out, as: UTF8.self)
     }
 

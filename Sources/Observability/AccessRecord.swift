@@ -1,0 +1,87 @@
+/// One exchange as reactors hand it to the access log writer: fixed-size numbers followed by
+/// the bytes of its text fields, so that a reactor only copies (the writer thread formats).
+///
+/// Layout: `u32` record length, then `i64` start (unix ns), `i64` status, `u64` bytes in,
+/// `u64` bytes out, `u64` duration (µs), `u8` served (0 none, 1 new, 2 old), `u8` diverged
+/// (0 not compared, 1 no, 2 yes), seven `u32` field lengths, then the fields: client,
+/// request line, request id, cluster, version, backend, mode. Native byte order: records
+/// never leave the process.
+public enum AccessRecord {
+    static let fieldCount = 7
+    static let headerBytes = 4 + 5 * 8 + 2 + fieldCount * 4
+    /// Offset of the `diverged` byte, set after the fact for compared exchanges.
+    public static let divergedOffset = 4 + 5 * 8 + 1
+
+    /// Appends one record.
+    public static func append(startNanos: Int64, status: Int, bytesIn: UInt64, bytesOut: UInt64, durationMicros: UInt64,
+                              served: UInt8, client: UnsafeRawBufferPointer, requestLine: UnsafeRawBufferPointer,
+                              requestID: UnsafeRawBufferPointer, cluster: UnsafeRawBufferPointer, version: UnsafeRawBufferPointer,
+                              backend: UnsafeRawBufferPointer, mode: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        let total = headerBytes + client.count + requestLine.count + requestID.count + cluster.count + version.count
+            + backend.count + mode.count
+        out.append(addingCapacity: total) { span in
+            span.withUnsafeMutableBufferPointer { buffer, initialized in
+                let base = UnsafeMutableRawPointer(buffer.baseAddress!) + initialized
+                var at = 0
+                func put<T>(_ v: T) {
+                    withUnsafeBytes(of: v) { (base + at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    at += MemoryLayout<T>.size
+                }
+                func bytes(_ f: UnsafeRawBufferPointer) {
+                    if let source = f.baseAddress { (base + at).copyMemory(from: source, byteCount: f.count) }
+                    at += f.count
+                }
+                put(UInt32(truncatingIfNeeded: total))
+                put(startNanos); put(Int64(status)); put(bytesIn); put(bytesOut); put(durationMicros)
+                put(served); put(UInt8(0))
+                put(UInt32(truncatingIfNeeded: client.count)); put(UInt32(truncatingIfNeeded: requestLine.count))
+                put(UInt32(truncatingIfNeeded: requestID.count)); put(UInt32(truncatingIfNeeded: cluster.count))
+                put(UInt32(truncatingIfNeeded: version.count)); put(UInt32(truncatingIfNeeded: backend.count))
+                put(UInt32(truncatingIfNeeded: mode.count))
+                bytes(client); bytes(requestLine); bytes(requestID); bytes(cluster); bytes(version); bytes(backend); bytes(mode)
+                precondition(at == total && total <= buffer.count - initialized, "AccessRecord: wrote \(at) of \(total) bytes")
+                initialized += total
+            }
+        }
+    }
+
+    /// Calls `body` with each record in `bytes` (a sequence written by `append`).
+    public static func forEach(in bytes: UnsafeRawBufferPointer, _ body: (AccessRecordView) -> Void) {
+        var offset = 0
+        while offset + headerBytes <= bytes.count {
+            let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            guard length >= headerBytes, offset + length <= bytes.count else { return }
+            body(AccessRecordView(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length])))
+            offset += length
+        }
+    }
+}
+
+/// A record written by `AccessRecord.append`, read in place.
+public struct AccessRecordView {
+    let bytes: UnsafeRawBufferPointer
+    public let client, requestLine, requestID, cluster, version, backend, mode: UnsafeRawBufferPointer
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        var fields: [UnsafeRawBufferPointer] = []
+        var at = AccessRecord.headerBytes
+        for i in 0..<AccessRecord.fieldCount {
+            let n = Int(bytes.loadUnaligned(fromByteOffset: 4 + 5 * 8 + 2 + 4 * i, as: UInt32.self))
+            let end = min(at + n, bytes.count)
+            fields.append(UnsafeRawBufferPointer(rebasing: bytes[min(at, end)..<end]))
+            at = end
+        }
+        (client, requestLine, requestID, cluster, version, backend, mode) = (fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6])
+    }
+
+    public var startNanos: Int64 { bytes.loadUnaligned(fromByteOffset: 4, as: Int64.self) }
+    public var status: Int { Int(bytes.loadUnaligned(fromByteOffset: 12, as: Int64.self)) }
+    public var bytesIn: UInt64 { bytes.loadUnaligned(fromByteOffset: 20, as: UInt64.self) }
+    public var bytesOut: UInt64 { bytes.loadUnaligned(fromByteOffset: 28, as: UInt64.self) }
+    public var durationMicros: UInt64 { bytes.loadUnaligned(fromByteOffset: 36, as: UInt64.self) }
+    /// 0: not compared, 1: the new version served, 2: the old one.
+    public var served: UInt8 { bytes[44] }
+    /// nil: not compared; else whether the two answers differed.
+    public var diverged: Bool? { bytes[45] == 0 ? nil : bytes[45] == 2 }
+}
