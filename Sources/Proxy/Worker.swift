@@ -44,7 +44,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var listenerFD: Int32
     private var listenerPaused = false
     private(set) var draining = false
-    private var sessions: [ObjectIdentifier: ClientConnection] = [:]
+    /// Open client connections (each a session, in the glossary's sense).
+    private var connections: [ObjectIdentifier: ClientConnection] = [:]
     /// Sessions not serving a connection, kept for the next one that sends a request.
     private var spareSessions: [ClientSession] = []
     /// Most spare sessions kept: past a burst, the rest are freed.
@@ -367,7 +368,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
                 case .wouldBlock:
                     return
                 case .done(let (fd, address)):
-                    if sessions.count >= maxSessions || draining {
+                    if connections.count >= maxSessions || draining {
                         let refusal = HeadWriter.errorResponse(status: 503, message: "too many connections")
                         _ = try? Socket.write(fd, bytes: refusal[...])
                         Socket.close(fd)
@@ -382,7 +383,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
                         Socket.close(fd)
                         continue
                     }
-                    sessions[ObjectIdentifier(connection)] = connection
+                    connections[ObjectIdentifier(connection)] = connection
                     loop.addToSweep(connection)
                     counters.add(ProxyCounter.clientConnections)
                     counters.add(ProxyCounter.activeSessions)
@@ -439,9 +440,9 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     func connectionClosed(_ connection: ClientConnection) {
         loop.close(connection.fd)
         loop.removeFromSweep(connection)
-        sessions[ObjectIdentifier(connection)] = nil
+        connections[ObjectIdentifier(connection)] = nil
         counters.add(ProxyCounter.activeSessions, -1)
-        if draining && sessions.isEmpty { finishDrain() }
+        if draining && connections.isEmpty { finishDrain() }
     }
 
     /// Closes idle pooled connections that have been idle too long; hands the access log
@@ -467,18 +468,18 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         onDrained = done
         if !listenerPaused { loop.pauseListener(listenerFD) }
         Socket.close(listenerFD)
-        for session in Array(sessions.values) where session.isIdle { session.close() }
+        for connection in Array(connections.values) where connection.isIdle { connection.close() }
         for id in backends.indices {
             for idle in backends[id].idle {
                 loop.close(idle.fd)
             }
             backends[id].idle.removeAll()
         }
-        if sessions.isEmpty {
+        if connections.isEmpty {
             finishDrain()
         } else {
             loop.schedule(after: deadlineNanos) { [self] in
-                for session in Array(sessions.values) { session.close() }
+                for connection in Array(connections.values) { connection.close() }
                 finishDrain()
             }
         }
@@ -493,5 +494,5 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     }
 
     /// Live session count (status, tests).
-    public var sessionCount: Int { sessions.count }
+    public var sessionCount: Int { connections.count }
 }

@@ -16,7 +16,22 @@ import Glibc
 /// state, starts the data plane and the control plane, re-reads the configuration on SIGHUP,
 /// and waits for SIGTERM/SIGINT to stop gracefully.
 enum Launcher {
+    /// The signals `serve` waits for, blocked in the calling thread: called before any other
+    /// thread starts (the demo backends included), every thread inherits the mask, so a signal
+    /// that arrives early waits for sigwait instead of killing the process.
+    static func handledSignals() -> sigset_t {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGUSR1)
+        sigaddset(&signals, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        return signals
+    }
+
     static func main(_ arguments: [String]) -> Int32 {
+        _ = handledSignals()
         let options: Options
         do {
             options = try parseOptions(arguments, defaultConfig: access("config.json", R_OK) == 0 ? "config.json" : nil)
@@ -185,15 +200,7 @@ enum Launcher {
     static func serve(_ config: ProxyConfig, options: Options, stateDir: String?, workers: Int, demo: DemoBackends?) -> Int32 {
         Process.ignoreSIGPIPE()
         let fileLimit = Process.raiseFileLimit()
-        // Block the signals before any thread starts, so that every thread inherits the mask
-        // and only sigwait below receives them.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGTERM)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGUSR1)
-        sigaddset(&signals, SIGHUP)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        var signals = handledSignals()
 
         let metrics = ProxyMetrics(reactors: workers)
         // The access log opens first: a path that cannot be opened stops the start before
