@@ -149,3 +149,27 @@ func writeText(_ text: String, to path: String) throws {
     }
     try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
 }
+
+/// Runs a subcommand: `parse` returns nil for `--help` (usage, exit 0); a parse error prints
+/// one line and the usage, a run error one line, and both exit with `failure`.
+func runSubcommand<Options>(_ name: String, usage: String, failure: Int32, _ arguments: [String],
+                            parse: ([String]) throws -> Options?, run: (Options) throws -> Int32) -> Int32 {
+    let options: Options
+    do {
+        guard let parsed = try parse(arguments) else {
+            printOut(usage + "\n")
+            return 0
+        }
+        options = parsed
+    } catch {
+        printError("switchyard-bench \(name): \(error)")
+        printError(usage)
+        return failure
+    }
+    do {
+        return try run(options)
+    } catch {
+        printError("switchyard-bench \(name): \(error)")
+        return failure
+    }
+}

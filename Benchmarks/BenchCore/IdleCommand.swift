@@ -72,24 +72,7 @@ enum IdleCommand {
     }
 
     static func main(_ arguments: [String]) -> Int32 {
-        let options: Options
-        do {
-            guard let parsed = try parse(arguments) else {
-                printOut(usage + "\n")
-                return 0
-            }
-            options = parsed
-        } catch {
-            printError("switchyard-bench idle: \(error)")
-            printError(usage)
-            return 1
-        }
-        do {
-            return try run(options)
-        } catch {
-            printError("switchyard-bench idle: \(error)")
-            return 1
-        }
+        runSubcommand("idle", usage: usage, failure: 1, arguments, parse: parse, run: run)
     }
 
     /// Resident memory of a process from /proc/PID/status, in KiB: (VmRSS, RssAnon).

@@ -124,28 +124,14 @@ public enum VersionsCommand {
     }
 
     public static func main(_ arguments: [String]) -> Int32 {
-        let options: Options
-        do {
-            guard let parsed = try parse(arguments) else {
-                printOut(usage + "\n")
-                return 0
-            }
-            options = parsed
-        } catch {
-            printError("switchyard-bench versions: \(error)")
-            printError(usage)
-            return 2
-        }
-        do {
+        // Exit 1 is the verdict "slower", so errors exit 2.
+        runSubcommand("versions", usage: usage, failure: 2, arguments, parse: parse) { options in
             let report = try measure(options)
             printOut(report.table())
             if let path = options.jsonPath {
                 do { try writeText(report.json().text(), to: path) } catch { throw BenchUsageError("cannot write \(path): \(error)") }
             }
             return report.verdict.slower ? 1 : 0
-        } catch {
-            printError("switchyard-bench versions: \(error)")
-            return 2
         }
     }
 
