@@ -64,15 +64,18 @@ public struct AccessRecordView {
 
     init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
-        var fields: [UnsafeRawBufferPointer] = []
         var at = AccessRecord.headerBytes
-        for i in 0..<AccessRecord.fieldCount {
-            let n = Int(bytes.loadUnaligned(fromByteOffset: 4 + 5 * 8 + 2 + 4 * i, as: UInt32.self))
+        var index = 0
+        /// The next field: its length from the header, its bytes from `at` (clamped to the record).
+        func next() -> UnsafeRawBufferPointer {
+            let n = Int(bytes.loadUnaligned(fromByteOffset: 4 + 5 * 8 + 2 + 4 * index, as: UInt32.self))
+            index += 1
             let end = min(at + n, bytes.count)
-            fields.append(UnsafeRawBufferPointer(rebasing: bytes[min(at, end)..<end]))
-            at = end
+            defer { at = end }
+            return UnsafeRawBufferPointer(rebasing: bytes[min(at, end)..<end])
         }
-        (client, requestLine, requestID, cluster, version, backend, mode) = (fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6])
+        client = next(); requestLine = next(); requestID = next(); cluster = next()
+        version = next(); backend = next(); mode = next()
     }
 
     public var startNanos: Int64 { bytes.loadUnaligned(fromByteOffset: 4, as: Int64.self) }
