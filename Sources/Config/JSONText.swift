@@ -300,7 +300,8 @@ public enum JSONText {
         }
     }
 
-    static func writeDouble(_ d: Double, into out: inout [UInt8]) {
+    /// Appends a number: integral values as integers, others in Swift's shortest round-trip form.
+    public static func writeDouble(_ d: Double, into out: inout [UInt8]) {
         guard d.isFinite else { out += "null".utf8; return }
         if d == d.rounded(), abs(d) < 1e15 {
             out += String(Int(d)).utf8
@@ -309,7 +310,8 @@ public enum JSONText {
         }
     }
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    /// Appends `s` as a JSON string (quotes, backslashes and control characters escaped).
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         let hex = Array("0123456789abcdef".utf8)
         out.append(UInt8(ascii: "\""))
         for b in s.utf8 {

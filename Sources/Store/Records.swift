@@ -182,30 +182,9 @@ struct JSONOut {
     mutating func raw(_ text: String) { bytes += text.utf8 }
 
     /// Integral values as integers, others in Swift's shortest round-trip form.
-    mutating func number(_ d: Double) {
-        guard d.isFinite else { raw("null"); return }
-        raw(d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : "\(d)")
-    }
+    mutating func number(_ d: Double) { JSONText.writeDouble(d, into: &bytes) }
 
-    mutating func string(_ s: String) {
-        let hex = Array("0123456789abcdef".utf8)
-        bytes.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): bytes += "\\\"".utf8
-            case UInt8(ascii: "\\"): bytes += "\\\\".utf8
-            case 0x0A: bytes += "\\n".utf8
-            case 0x0D: bytes += "\\r".utf8
-            case 0x09: bytes += "\\t".utf8
-            case 0x00..<0x20, 0x7F:
-                bytes += "\\u00".utf8
-                bytes.append(hex[Int(b >> 4)])
-                bytes.append(hex[Int(b & 0xF)])
-            default: bytes.append(b)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
-    }
+    mutating func string(_ s: String) { JSONText.writeString(s, into: &bytes) }
 
     /// A cluster in the API form without its state (the body `PUT` accepts).
     mutating func cluster(_ spec: ClusterSpec) {
