@@ -16,7 +16,7 @@ import Syscalls
 /// The session is a loop over non-blocking calls (`drive`): each event sets a readiness
 /// flag, and `drive` makes all the progress the flags allow. Requests on one connection
 /// are handled one at a time, in order (pipelined requests wait in the buffer).
-final class ClientSession: EventHandler, DeadlineHandler {
+final class ClientSession: EventHandler {
     /// What the session is doing.
     enum State {
         /// Waiting for (the rest of) a request head; idle between exchanges.
@@ -43,7 +43,6 @@ final class ClientSession: EventHandler, DeadlineHandler {
     unowned(unsafe) var connection: ClientConnection?
     var fd: Int32 = -1
     var clientAddress = ""
-    var sweepIndex = -1
 
     var state = State.readingHead
     var client = Readiness()
@@ -178,6 +177,7 @@ final class ClientSession: EventHandler, DeadlineHandler {
         drive()
     }
 
+    /// Acts on an expired deadline; called by the connection's sweep while attached.
     func checkDeadline(now: UInt64) {
         guard state != .closed, now >= deadline else { return }
         switch deadlineKind {
