@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "Reactor", dependencies: ["Syscalls", "CLinux", "Locks"], swiftSettings: hotPath),
         .target(name: "HTTP1", swiftSettings: hotPath),
         .target(name: "Routing", dependencies: ["Locks"]),
-        .target(name: "Observability"),
+        .target(name: "Observability", swiftSettings: hotPath),
         .target(name: "Comparator", dependencies: ["Locks"]),
         .target(name: "Config", dependencies: ["Routing"]),
         .target(name: "Proxy", dependencies: ["Reactor", "Syscalls", "HTTP1", "Routing", "Observability", "Comparator", "Locks"], swiftSettings: hotPath),

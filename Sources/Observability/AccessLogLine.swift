@@ -47,21 +47,21 @@ public struct AccessLogLine {
             w.putDecimal(UInt64(nanos % 1_000_000_000 / 1_000_000), width: 3)
             w.put(0x5A)
             if format == .json { w.put(0x22) }
-            value(&w, ",client", r.client)
-            value(&w, ",method", method)
-            value(&w, ",target", target)
-            number(&w, ",status", UInt64(max(0, r.status)))
-            number(&w, ",bytes_in", r.bytesIn)
-            number(&w, ",bytes_out", r.bytesOut)
-            number(&w, ",duration_us", r.durationMicros)
-            value(&w, ",request_id", r.requestID)
-            value(&w, ",cluster", r.cluster)
-            value(&w, ",version", r.version)
-            value(&w, ",backend", r.backend)
-            value(&w, ",mode", r.mode)
+            value(&w, Key(" client=", #","client":"#), r.client)
+            value(&w, Key(" method=", #","method":"#), method)
+            value(&w, Key(" target=", #","target":"#), target)
+            number(&w, Key(" status=", #","status":"#), UInt64(max(0, r.status)))
+            number(&w, Key(" bytes_in=", #","bytes_in":"#), r.bytesIn)
+            number(&w, Key(" bytes_out=", #","bytes_out":"#), r.bytesOut)
+            number(&w, Key(" duration_us=", #","duration_us":"#), r.durationMicros)
+            value(&w, Key(" request_id=", #","request_id":"#), r.requestID)
+            value(&w, Key(" cluster=", #","cluster":"#), r.cluster)
+            value(&w, Key(" version=", #","version":"#), r.version)
+            value(&w, Key(" backend=", #","backend":"#), r.backend)
+            value(&w, Key(" mode=", #","mode":"#), r.mode)
             if r.served != 0 {
                 let side: StaticString = r.served == 1 ? "new" : "old"
-                value(&w, ",served", UnsafeRawBufferPointer(start: side.utf8Start, count: side.utf8CodeUnitCount))
+                value(&w, Key(" served=", #","served":"#), UnsafeRawBufferPointer(start: side.utf8Start, count: side.utf8CodeUnitCount))
             }
         }
     }
@@ -70,7 +70,7 @@ public struct AccessLogLine {
     public func end(diverged: Bool?, to out: inout [UInt8]) {
         LineSink.emit(to: &out, atMost: 24) { w in
             if let diverged {
-                key(&w, ",diverged")
+                key(&w, Key(" diverged=", #","diverged":"#))
                 w.put(diverged ? "true" : "false")
             }
             if format == .json { w.put(0x7D) }
@@ -80,17 +80,22 @@ public struct AccessLogLine {
 
     // MARK: Fields
 
-    /// `key` is written with a leading comma: kept for JSON, a space for logfmt.
-    private func key(_ w: inout LineSink, _ key: StaticString) {
-        let name = UnsafeRawBufferPointer(start: key.utf8Start + 1, count: key.utf8CodeUnitCount - 1)
-        if format == .json {
-            w.put(0x2C); w.put(0x22); w.put(name); w.put(0x22); w.put(0x3A)
-        } else {
-            w.put(0x20); w.put(name); w.put(0x3D)
+    /// A field's name as each format writes it before the value, separator included.
+    private struct Key {
+        let logfmt: StaticString
+        let json: StaticString
+        @inline(__always) init(_ logfmt: StaticString, _ json: StaticString) {
+            self.logfmt = logfmt
+            self.json = json
         }
     }
 
-    private func number(_ w: inout LineSink, _ name: StaticString, _ n: UInt64) {
+    @inline(__always)
+    private func key(_ w: inout LineSink, _ key: Key) {
+        w.put(format == .json ? key.json : key.logfmt)
+    }
+
+    private func number(_ w: inout LineSink, _ name: Key, _ n: UInt64) {
         key(&w, name)
         w.putDecimal(n)
     }
@@ -98,34 +103,58 @@ public struct AccessLogLine {
     /// A string value. logfmt: bare when it is non-empty printable ASCII without `"`, `=` or
     /// `\`, else quoted with `"` and `\` escaped and other bytes as `\xHH`. JSON: always
     /// quoted, bytes outside printable ASCII as `\u00HH`.
-    private func value(_ w: inout LineSink, _ name: StaticString, _ bytes: UnsafeRawBufferPointer) {
+    private func value(_ w: inout LineSink, _ name: Key, _ bytes: UnsafeRawBufferPointer) {
         key(&w, name)
-        if format == .logfmt {
-            var bare = !bytes.isEmpty
-            for b in bytes where b <= 0x20 || b >= 0x7F || b == 0x22 || b == 0x3D || b == 0x5C { bare = false; break }
-            if bare {
-                w.put(bytes)
-                return
-            }
+        if format == .logfmt && !bytes.isEmpty && Self.firstSpecial(bytes, alsoBare: true) == bytes.count {
+            w.put(bytes)
+            return
         }
         w.put(0x22)
         var run = 0   // start of the bytes not yet copied
-        for i in 0..<bytes.count {
+        var i = Self.firstSpecial(bytes, alsoBare: false)
+        while i < bytes.count {
             let b = bytes[i]
-            guard b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x5C else { continue }
-            w.put(UnsafeRawBufferPointer(rebasing: bytes[run..<i]))
-            run = i + 1
-            if b == 0x22 || b == 0x5C {
-                w.put(0x5C)
-                w.put(b)
-            } else {
-                w.put(format == .json ? "\\u00" : "\\x")
-                w.put(Self.hexDigit(b >> 4))
-                w.put(Self.hexDigit(b & 15))
+            if b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x5C {
+                w.put(UnsafeRawBufferPointer(rebasing: bytes[run..<i]))
+                run = i + 1
+                if b == 0x22 || b == 0x5C {
+                    w.put(0x5C)
+                    w.put(b)
+                } else {
+                    w.put(format == .json ? "\\u00" : "\\x")
+                    w.put(Self.hexDigit(b >> 4))
+                    w.put(Self.hexDigit(b & 15))
+                }
             }
+            i += 1
         }
         w.put(UnsafeRawBufferPointer(rebasing: bytes[run...]))
         w.put(0x22)
+    }
+
+    /// Index of the first byte that must be escaped (outside printable ASCII, `"` or `\`) —
+    /// with `alsoBare`, also space and `=`, which stop a logfmt value from being bare — or
+    /// `bytes.count`. Eight bytes a step: each test sets a byte's high bit where it holds.
+    static func firstSpecial(_ bytes: UnsafeRawBufferPointer, alsoBare: Bool) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        @inline(__always) func hasZero(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
+        let below: UInt64 = alsoBare ? 0x21 : 0x20
+        var i = 0
+        while i + 8 <= bytes.count {
+            let x = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            var hit = ((x &- ones &* below) & ~x & highs)   // a byte below `below` (exact for < 0x80)
+            hit |= x & highs                                // a byte ≥ 0x80
+            hit |= hasZero(x ^ (ones &* 0x7F)) | hasZero(x ^ (ones &* 0x22)) | hasZero(x ^ (ones &* 0x5C))
+            if alsoBare { hit |= hasZero(x ^ (ones &* 0x3D)) }
+            if hit != 0 { break }
+            i += 8
+        }
+        while i < bytes.count {
+            let b = bytes[i]
+            if b < below || b >= 0x7F || b == 0x22 || b == 0x5C || (alsoBare && b == 0x3D) { return i }
+            i += 1
+        }
+        return i
     }
 
     /// The lowercase hex digit of `v` (0...15).

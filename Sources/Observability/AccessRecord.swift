@@ -4,43 +4,46 @@
 /// Layout: `u32` record length, then `i64` start (unix ns), `i64` status, `u64` bytes in,
 /// `u64` bytes out, `u64` duration (µs), `u8` served (0 none, 1 new, 2 old), `u8` diverged
 /// (0 not compared, 1 no, 2 yes), seven `u32` field lengths, then the fields: client,
-/// request line, request id, cluster, version, backend, mode. Native byte order: records
-/// never leave the process.
+/// request line, request id, backend, cluster, version, mode. The last three come from one
+/// `AccessClusterText`, made once per cluster, and are copied as one block. Native byte
+/// order: records never leave the process.
 public enum AccessRecord {
     static let fieldCount = 7
     static let headerBytes = 4 + 5 * 8 + 2 + fieldCount * 4
     /// Offset of the `diverged` byte, set after the fact for compared exchanges.
     public static let divergedOffset = 4 + 5 * 8 + 1
 
-    /// Appends one record.
+    /// Appends one record; `cluster` is the serving cluster's text (`AccessClusterText.none`
+    /// when no cluster was chosen).
     public static func append(startNanos: Int64, status: Int, bytesIn: UInt64, bytesOut: UInt64, durationMicros: UInt64,
                               served: UInt8, client: UnsafeRawBufferPointer, requestLine: UnsafeRawBufferPointer,
-                              requestID: UnsafeRawBufferPointer, cluster: UnsafeRawBufferPointer, version: UnsafeRawBufferPointer,
-                              backend: UnsafeRawBufferPointer, mode: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        let total = headerBytes + client.count + requestLine.count + requestID.count + cluster.count + version.count
-            + backend.count + mode.count
-        out.append(addingCapacity: total) { span in
-            span.withUnsafeMutableBufferPointer { buffer, initialized in
-                let base = UnsafeMutableRawPointer(buffer.baseAddress!) + initialized
-                var at = 0
-                func put<T>(_ v: T) {
-                    withUnsafeBytes(of: v) { (base + at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                    at += MemoryLayout<T>.size
+                              requestID: UnsafeRawBufferPointer, backend: UnsafeRawBufferPointer,
+                              cluster: AccessClusterText, to out: inout [UInt8]) {
+        cluster.bytes.withUnsafeBytes { block in
+            let total = headerBytes + client.count + requestLine.count + requestID.count + backend.count + block.count
+            out.append(addingCapacity: total) { span in
+                span.withUnsafeMutableBufferPointer { buffer, initialized in
+                    precondition(total <= buffer.count - initialized, "AccessRecord: no room for \(total) bytes")
+                    let base = UnsafeMutableRawPointer(buffer.baseAddress!) + initialized
+                    var at = 0
+                    @inline(__always) func put<T>(_ v: T) {
+                        base.storeBytes(of: v, toByteOffset: at, as: T.self)
+                        at += MemoryLayout<T>.size
+                    }
+                    @inline(__always) func bytes(_ f: UnsafeRawBufferPointer) {
+                        if let source = f.baseAddress { (base + at).copyMemory(from: source, byteCount: f.count) }
+                        at += f.count
+                    }
+                    put(UInt32(truncatingIfNeeded: total))
+                    put(startNanos); put(Int64(status)); put(bytesIn); put(bytesOut); put(durationMicros)
+                    put(served); put(UInt8(0))
+                    put(UInt32(truncatingIfNeeded: client.count)); put(UInt32(truncatingIfNeeded: requestLine.count))
+                    put(UInt32(truncatingIfNeeded: requestID.count)); put(UInt32(truncatingIfNeeded: backend.count))
+                    put(cluster.lengths.0); put(cluster.lengths.1); put(cluster.lengths.2)
+                    bytes(client); bytes(requestLine); bytes(requestID); bytes(backend); bytes(block)
+                    precondition(at == total, "AccessRecord: wrote \(at) of \(total) bytes")
+                    initialized += total
                 }
-                func bytes(_ f: UnsafeRawBufferPointer) {
-                    if let source = f.baseAddress { (base + at).copyMemory(from: source, byteCount: f.count) }
-                    at += f.count
-                }
-                put(UInt32(truncatingIfNeeded: total))
-                put(startNanos); put(Int64(status)); put(bytesIn); put(bytesOut); put(durationMicros)
-                put(served); put(UInt8(0))
-                put(UInt32(truncatingIfNeeded: client.count)); put(UInt32(truncatingIfNeeded: requestLine.count))
-                put(UInt32(truncatingIfNeeded: requestID.count)); put(UInt32(truncatingIfNeeded: cluster.count))
-                put(UInt32(truncatingIfNeeded: version.count)); put(UInt32(truncatingIfNeeded: backend.count))
-                put(UInt32(truncatingIfNeeded: mode.count))
-                bytes(client); bytes(requestLine); bytes(requestID); bytes(cluster); bytes(version); bytes(backend); bytes(mode)
-                precondition(at == total && total <= buffer.count - initialized, "AccessRecord: wrote \(at) of \(total) bytes")
-                initialized += total
             }
         }
     }
@@ -65,17 +68,15 @@ public struct AccessRecordView {
     init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
         var at = AccessRecord.headerBytes
-        var index = 0
-        /// The next field: its length from the header, its bytes from `at` (clamped to the record).
-        func next() -> UnsafeRawBufferPointer {
+        /// Field `index`: its length from the header, its bytes from `at` (clamped to the record).
+        @inline(__always) func field(_ index: Int) -> UnsafeRawBufferPointer {
             let n = Int(bytes.loadUnaligned(fromByteOffset: 4 + 5 * 8 + 2 + 4 * index, as: UInt32.self))
-            index += 1
-            let end = min(at + n, bytes.count)
-            defer { at = end }
-            return UnsafeRawBufferPointer(rebasing: bytes[min(at, end)..<end])
+            let start = min(at, bytes.count), end = min(at + n, bytes.count)
+            at = end
+            return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
         }
-        client = next(); requestLine = next(); requestID = next(); cluster = next()
-        version = next(); backend = next(); mode = next()
+        client = field(0); requestLine = field(1); requestID = field(2); backend = field(3)
+        cluster = field(4); version = field(5); mode = field(6)
     }
 
     public var startNanos: Int64 { bytes.loadUnaligned(fromByteOffset: 4, as: Int64.self) }
@@ -87,4 +88,21 @@ public struct AccessRecordView {
     public var served: UInt8 { bytes[44] }
     /// nil: not compared; else whether the two answers differed.
     public var diverged: Bool? { bytes[45] == 0 ? nil : bytes[45] == 2 }
+}
+
+/// The access log fields of one cluster — uuid, version and mode — as one block of bytes,
+/// made once when the cluster is published so that each exchange copies it in one go.
+public struct AccessClusterText: Sendable {
+    /// uuid, version and mode, back to back.
+    public let bytes: [UInt8]
+    /// Their lengths.
+    public let lengths: (UInt32, UInt32, UInt32)
+
+    public init(uuid: String, version: String, mode: String) {
+        bytes = Array(uuid.utf8) + Array(version.utf8) + Array(mode.utf8)
+        lengths = (UInt32(uuid.utf8.count), UInt32(version.utf8.count), UInt32(mode.utf8.count))
+    }
+
+    /// No cluster (an exchange refused before routing).
+    public static let none = AccessClusterText(uuid: "", version: "", mode: "")
 }

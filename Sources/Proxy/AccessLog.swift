@@ -2,6 +2,7 @@ import Locks
 import Observability
 import Reactor
 import Synchronization
+import Syscalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -144,12 +145,23 @@ final class AccessLogBatch {
     private var rng = FastRandom()
     /// `sample` as a threshold on 64-bit random numbers.
     private let threshold: UInt64
+    /// Wall clock minus the monotonic clock, taken at each flush (about every 100 ms), so a
+    /// record's time is the loop's `now` plus this, without a clock call per exchange.
+    private var wallOffset: Int64 = 0
 
     init(sink: AccessLogSink) {
         self.sink = sink
         threshold = sink.sample >= 1 ? .max : UInt64(sink.sample * Double(UInt64.max))
         bytes.reserveCapacity(64 << 10)
+        takeWallOffset()
     }
+
+    private func takeWallOffset() {
+        wallOffset = AccessLogLine.nowUnixNanos() &- Int64(bitPattern: Syscalls.Clock.nanoseconds())
+    }
+
+    /// Unix nanoseconds of the monotonic time `now` (the event loop's clock).
+    func wallNanos(_ now: UInt64) -> Int64 { Int64(bitPattern: now) &+ wallOffset }
 
     /// Whether the next exchange is logged (the sample rate).
     func sampled() -> Bool { threshold == .max || rng.next() <= threshold }
@@ -161,7 +173,16 @@ final class AccessLogBatch {
         if bytes.count >= 64 << 10 { flush() }
     }
 
+    /// Adds the record that `write` appends to the batch's bytes (no copy in between).
+    @inline(__always)
+    func append(_ write: (inout [UInt8]) -> Void) {
+        write(&bytes)
+        lines += 1
+        if bytes.count >= 64 << 10 { flush() }
+    }
+
     func flush() {
+        takeWallOffset()
         guard lines > 0 else { return }
         sink.submit(&bytes, lines: lines)
         lines = 0

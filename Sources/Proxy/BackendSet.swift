@@ -7,11 +7,8 @@ import Syscalls
 /// worker's lifetime, so the hot path indexes arrays instead of hashing addresses.
 struct BackendSlot {
     let address: SocketAddress
-    /// `host:port`, made once (access log lines name the backend).
-    let label: String
     init(address: SocketAddress) {
         self.address = address
-        label = address.description
     }
     /// Monotonic time until which the backend is skipped (refused or timed-out connect).
     var downUntil: UInt64 = 0

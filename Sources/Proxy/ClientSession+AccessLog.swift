@@ -65,7 +65,7 @@ extension ClientSession {
         access = entry
         entry.open = true
         entry.responseHeadBytes = 0
-        entry.startNanos = AccessLogLine.nowUnixNanos()
+        entry.startNanos = log.wallNanos(worker.loop.now)
         entry.requestLine.removeAll(keepingCapacity: true)
         if parsed, let buffer {
             entry.requestLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.readable[request.methodRange.lowerBound..<request.targetRange.upperBound]))
@@ -81,25 +81,29 @@ extension ClientSession {
         entry.open = false
         let bytesIn = UInt64(state == .readingHead ? 0 : request.headLength) &+ (requestFlow?.bodyBytesMoved ?? 0)
         let bytesOut = UInt64(entry.responseHeadBytes) &+ (responseStarted ? (responseFlow?.bodyBytesMoved ?? 0) : 0)
-        var client = clientAddress
-        var strings = (cluster?.spec.uuid ?? "", cluster?.spec.version ?? "", backend.map { worker.backends[$0.backendID].label } ?? "",
-                       cluster?.spec.mode.rawValue ?? "")
         let served: UInt8 = comparison == nil ? 0 : (servedSide == 1 ? 1 : 2)
-        entry.line.removeAll(keepingCapacity: true)
-        entry.requestLine.withUnsafeBytes { line in requestID.withUnsafeBytes { id in client.withUTF8 { a in
-            strings.0.withUTF8 { c in strings.1.withUTF8 { v in strings.2.withUTF8 { b in strings.3.withUTF8 { m in
-                AccessRecord.append(startNanos: entry.startNanos, status: status, bytesIn: bytesIn, bytesOut: bytesOut,
-                                    durationMicros: (worker.loop.now &- exchangeStart) / 1000, served: served,
-                                    client: UnsafeRawBufferPointer(a), requestLine: line,
-                                    requestID: line.isEmpty ? UnsafeRawBufferPointer(start: nil, count: 0) : id,
-                                    cluster: UnsafeRawBufferPointer(c), version: UnsafeRawBufferPointer(v),
-                                    backend: UnsafeRawBufferPointer(b), mode: UnsafeRawBufferPointer(m), to: &entry.line)
-            } } } }
-        } } }
+        let durationMicros = (worker.loop.now &- exchangeStart) / 1000
+        let clusterText = cluster?.accessText ?? .none
+        let backendLabel = backend.map { worker.backendLabels[$0.backendID] } ?? []
+        /// Copies the fields into `out`: the batch itself, or the entry while a comparison runs.
+        func write(_ out: inout [UInt8]) {
+            entry.requestLine.withUnsafeBytes { line in requestID.withUnsafeBytes { id in backendLabel.withUnsafeBytes { b in
+                var client = clientAddress
+                client.withUTF8 { a in
+                    AccessRecord.append(startNanos: entry.startNanos, status: status, bytesIn: bytesIn, bytesOut: bytesOut,
+                                        durationMicros: durationMicros, served: served, client: UnsafeRawBufferPointer(a),
+                                        requestLine: line,
+                                        requestID: line.isEmpty ? UnsafeRawBufferPointer(start: nil, count: 0) : id,
+                                        backend: b, cluster: clusterText, to: &out)
+                }
+            } } }
+        }
         if let comparison {
+            entry.line.removeAll(keepingCapacity: true)
+            write(&entry.line)
             comparison.deferredAccess = (entry.line, log)
             return
         }
-        log.append(entry.line)
+        log.append(write)
     }
 }

@@ -16,6 +16,8 @@ public final class ClusterRuntime: Sendable {
     public let metrics: ClusterMetrics
     /// Order of addition (ties between equal versions go to the later one).
     public let sequence: UInt64
+    /// uuid, version and mode as access log records copy them.
+    public let accessText: AccessClusterText
 
     public init(spec: ClusterSpec, addresses: [SocketAddress], state: ClusterState, metrics: ClusterMetrics, sequence: UInt64) {
         self.spec = spec
@@ -23,6 +25,7 @@ public final class ClusterRuntime: Sendable {
         self.state = state
         self.metrics = metrics
         self.sequence = sequence
+        accessText = AccessClusterText(uuid: spec.uuid, version: spec.version, mode: spec.mode.rawValue)
     }
 }
 

@@ -75,6 +75,9 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
 
     // Backends known to this worker, by stable id.
     private(set) var backends: [BackendSlot] = []
+    /// `host:port` of each backend, by id, as bytes (access log lines name the backend); apart
+    /// from `backends` so that reading one does not copy a slot.
+    private(set) var backendLabels: [[UInt8]] = []
     private var backendIDs: [SocketAddress: Int] = [:]
     /// For each descriptor number: the backend id of an idle pooled connection, or -1.
     private var idleOwner: [Int] = []
@@ -133,6 +136,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         if let id = backendIDs[address] { return id }
         let id = backends.count
         backends.append(BackendSlot(address: address))
+        backendLabels.append(Array(address.description.utf8))
         backendIDs[address] = id
         return id
     }

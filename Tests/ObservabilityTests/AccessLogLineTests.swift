@@ -1,5 +1,5 @@
 import Foundation
-import Observability
+@testable import Observability
 import Testing
 
 /// The access log line writer: times, escaping, and both formats.
@@ -9,14 +9,12 @@ struct AccessLogLineTests {
     func line(_ format: AccessLogFormat, target: [UInt8], client: String = "10.0.0.1", diverged: Bool? = nil) -> String {
         var record: [UInt8] = []
         func raw(_ s: String) -> [UInt8] { Array(s.utf8) }
-        let (c, id, cl, v, b, m) = (raw(client), raw("id-1"), raw("c1"), raw("2.0"), raw("127.0.0.1:8081"), raw("INSTANT"))
+        let (c, id, b) = (raw(client), raw("id-1"), raw("127.0.0.1:8081"))
         let requestLine = Array("GET ".utf8) + target
-        c.withUnsafeBytes { c in requestLine.withUnsafeBytes { r in id.withUnsafeBytes { id in cl.withUnsafeBytes { cl in
-            v.withUnsafeBytes { v in b.withUnsafeBytes { b in m.withUnsafeBytes { m in
-                AccessRecord.append(startNanos: 1_764_534_661_123_456_789, status: 200, bytesIn: 78, bytesOut: 212, durationMicros: 412,
-                                    served: diverged == nil ? 0 : 1, client: c, requestLine: r, requestID: id, cluster: cl,
-                                    version: v, backend: b, mode: m, to: &record)
-            } } }
+        c.withUnsafeBytes { c in requestLine.withUnsafeBytes { r in id.withUnsafeBytes { id in b.withUnsafeBytes { b in
+            AccessRecord.append(startNanos: 1_764_534_661_123_456_789, status: 200, bytesIn: 78, bytesOut: 212, durationMicros: 412,
+                                served: diverged == nil ? 0 : 1, client: c, requestLine: r, requestID: id, backend: b,
+                                cluster: AccessClusterText(uuid: "c1", version: "2.0", mode: "INSTANT"), to: &record)
         } } } }
         if let diverged { record[AccessRecord.divergedOffset] = diverged ? 2 : 1 }
         var writer = AccessLogLine(format: format)
@@ -71,6 +69,27 @@ struct AccessLogLineTests {
             AccessLogLine.appendTime(seconds * 1_000_000_000 + 7_000_000, to: &out)
             #expect(String(decoding: out, as: UTF8.self) == formatter.string(from: Date(timeIntervalSince1970: Double(seconds) + 0.007)))
             seconds += 86_400 * 37 + 3_671
+        }
+    }
+
+    @Test("the eight-bytes-a-step scan finds the first byte to escape, for every byte value at every position")
+    func scanAgreesWithBytewise() {
+        func special(_ b: UInt8, bare: Bool) -> Bool {
+            b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x5C || (bare && (b == 0x20 || b == 0x3D))
+        }
+        for bare in [false, true] {
+            for b in 0...255 {
+                for length in [1, 7, 8, 9, 17, 24] {
+                    for at in 0..<length {
+                        var bytes = [UInt8](repeating: 0x61, count: length)
+                        bytes[at] = UInt8(b)
+                        if at + 1 < length { bytes[at + 1] = 0x3D }   // a later special byte must not be found first
+                        let expected = special(UInt8(b), bare: bare) ? at : (bare && at + 1 < length ? at + 1 : length)
+                        let found = bytes.withUnsafeBytes { AccessLogLine.firstSpecial($0, alsoBare: bare) }
+                        #expect(found == expected, "byte \(b) at \(at) of \(length), bare: \(bare)")
+                    }
+                }
+            }
         }
     }
 }

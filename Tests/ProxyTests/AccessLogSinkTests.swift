@@ -17,8 +17,7 @@ struct AccessLogSinkTests {
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         Array("127.0.0.1".utf8).withUnsafeBytes { client in
             AccessRecord.append(startNanos: 0, status: 200, bytesIn: 1, bytesOut: 2, durationMicros: 3, served: 0, client: client,
-                                requestLine: empty, requestID: empty, cluster: empty, version: empty, backend: empty, mode: empty,
-                                to: &record)
+                                requestLine: empty, requestID: empty, backend: empty, cluster: .none, to: &record)
         }
         for _ in 0..<20 {
             var batch = record + record   // two lines a batch
