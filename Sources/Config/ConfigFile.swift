@@ -10,7 +10,8 @@ import Routing
 ///  "configService": {"hostname": "127.0.0.1", "port": 9090, "token": "secret"},
 ///  "cluster": {"servers": [{"hostname": "127.0.0.1", "port": 1034}], "version": "1.0"},
 ///  "workers": 2,
-///  "cookies": {"session": "dynsoftup", "transition": "transition"},
+///  "cookies": {"session": "dynsoftup", "transition": "transition", "lastSeen": "dynsoftup_seen",
+///              "moveAfterIdleSeconds": 2},
 ///  "rollback": {"windowSeconds": 10, "minRequests": 20, "maxFailureRatio": 0.5},
 ///  "comparisons": {"kept": 100, "ignoreHeaders": ["Date", "Server", …]},
 ///  "accessLog": {"path": "stderr", "format": "logfmt", "sample": 1.0},
@@ -102,8 +103,13 @@ public enum ConfigFile {
         if var cookies = try top.object("cookies") {
             let session = try cookieName(&cookies, "session") ?? config.cookieNames.session
             let transition = try cookieName(&cookies, "transition") ?? config.cookieNames.transition
+            let lastSeen = try cookieName(&cookies, "lastSeen") ?? config.cookieNames.lastSeen
             guard session != transition else { throw cookies.fail("transition", "must differ from cookies.session") }
-            config.cookieNames = CookieNames(session: session, transition: transition)
+            guard lastSeen != session && lastSeen != transition else {
+                throw cookies.fail("lastSeen", "must differ from cookies.session and cookies.transition")
+            }
+            config.cookieNames = CookieNames(session: session, transition: transition, lastSeen: lastSeen)
+            config.moveAfterIdleSeconds = try cookies.number("moveAfterIdleSeconds", atLeast: 0, atMost: 3600) ?? config.moveAfterIdleSeconds
             try cookies.rejectUnknown()
         }
         if var rollback = try top.object("rollback") {

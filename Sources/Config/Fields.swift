@@ -57,6 +57,15 @@ struct Fields {
         return d
     }
 
+    /// A number in `[lower, upper]`.
+    mutating func number(_ key: String, atLeast lower: Double, atMost upper: Double) throws(ConfigError) -> Double? {
+        guard let v = raw(key) else { return nil }
+        guard let d = doubleValue(v), d >= lower, d <= upper else {
+            throw fail(key, "must be a number from \(format(lower)) to \(format(upper))")
+        }
+        return d
+    }
+
     /// One of the raw values of `E`, spelled exactly.
     mutating func choice<E: RawRepresentable & CaseIterable>(_ key: String, of type: E.Type) throws(ConfigError) -> E?
     where E.RawValue == String {

@@ -111,6 +111,9 @@ public struct ProxyConfig: Sendable, Equatable {
     public var accessLog: AccessLogSettings?
     /// Routing cookie names (`cookies`).
     public var cookieNames = CookieNames()
+    /// GRADUAL: how long a client without fetch metadata must be quiet before it moves to
+    /// the latest version (`cookies.moveAfterIdleSeconds`; 0 moves it at once, as in 2014).
+    public var moveAfterIdleSeconds = 2.0
     /// When a cluster is marked failed (`rollback`).
     public var rollback = RollbackPolicy()
     /// How many recent CONCURRENT divergences the API keeps (`comparisons.kept`).

@@ -205,6 +205,26 @@ extension RequestHead {
         firstValue(headers, kind, source)
     }
 
+    /// What the request's fetch metadata (`Sec-Fetch-*`, sent by browsers) says about it:
+    /// `.navigation` for `Sec-Fetch-Mode: navigate` or `Sec-Fetch-Dest: document` (a page
+    /// load), `.subresource` for any other fetch metadata (an image, a script, an XHR…),
+    /// `.absent` when the request has none (curl, API clients, older browsers).
+    public func fetchMetadata(source: UnsafeRawBufferPointer) -> FetchMetadata {
+        var seen = false
+        for field in headers where field.kind == .other && field.nameLength == 14 && field.nameRange.upperBound <= source.count {
+            let name = UnsafeRawBufferPointer(rebasing: source[field.nameRange])
+            guard asciiLowercaseEquals(name.prefix(10), "sec-fetch-") else { continue }
+            seen = true
+            let suffix = name.suffix(4)
+            let value = field.valueRange.upperBound <= source.count ? UnsafeRawBufferPointer(rebasing: source[field.valueRange]) : UnsafeRawBufferPointer(start: nil, count: 0)
+            if (asciiLowercaseEquals(suffix, "mode") && asciiLowercaseEquals(value[...], "navigate"))
+                || (asciiLowercaseEquals(suffix, "dest") && asciiLowercaseEquals(value[...], "document")) {
+                return .navigation
+            }
+        }
+        return seen ? .subresource : .absent
+    }
+
     /// Returns the request-target as a String (e.g. "/configuration/cluster?x=1").
     public func target(source: UnsafeRawBufferPointer) -> String {
         string(targetRange, source)
@@ -221,6 +241,29 @@ extension ResponseHead {
     public func headerValue(_ kind: HeaderKind, source: UnsafeRawBufferPointer) -> String? {
         firstValue(headers, kind, source)
     }
+}
+
+/// The kind of request that a browser's fetch metadata (`Sec-Fetch-Mode`, `Sec-Fetch-Dest`…) declares.
+public enum FetchMetadata: Sendable, Equatable {
+    /// No `Sec-Fetch-*` field: the client does not send fetch metadata.
+    case absent
+    /// A page load: `Sec-Fetch-Mode: navigate` or `Sec-Fetch-Dest: document`.
+    case navigation
+    /// Any other fetch (a sub-resource of a page, or a script's request).
+    case subresource
+}
+
+/// Whether `bytes` equal the lowercase ASCII `lower`, ignoring the case of `bytes`.
+func asciiLowercaseEquals(_ bytes: Slice<UnsafeRawBufferPointer>, _ lower: StaticString) -> Bool {
+    guard bytes.count == lower.utf8CodeUnitCount else { return false }
+    let l = lower.utf8Start
+    var k = 0
+    for b in bytes {
+        let folded = b >= 0x41 && b <= 0x5A ? b | 0x20 : b
+        if folded != l[k] { return false }
+        k += 1
+    }
+    return true
 }
 
 @inline(__always)

@@ -32,6 +32,8 @@ public struct ProxySettings: Sendable {
     public var maxConnections = 10000
     /// Cookie names (2014 defaults).
     public var cookieNames = CookieNames()
+    /// GRADUAL: quiet time after which a client without fetch metadata moves (ms).
+    public var moveAfterIdleMillis: Int64 = 2000
     /// When the latest cluster is marked failed.
     public var rollback = RollbackPolicy()
     /// CONCURRENT mode: where compared exchanges are recorded.

@@ -167,10 +167,21 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             appendSetCookie(instantCookie[latest], to: &cookies)
         } else {
             if mode == .gradual { candidates[latest].gradualThreshold = snapshot.clusters[latest].state.gradualThreshold }
-            let input = RouteInput(sessionCookie: request.cookie(named: settings.cookieNames.session, source: source),
+            var input = RouteInput(sessionCookie: request.cookie(named: settings.cookieNames.session, source: source),
                                    transitionCookie: mode == .gradual ? request.cookie(named: settings.cookieNames.transition, source: source) : nil,
                                    methodIsIdempotent: request.method.isIdempotent,
                                    nowUnix: Clock.unixSeconds())
+            if mode == .gradual {
+                switch request.fetchMetadata(source: source) {
+                case .absent:
+                    input.fetch = .absent
+                    input.lastSeenMillis = parseLastSeen(request.cookie(named: settings.cookieNames.lastSeen, source: source))
+                case .navigation: input.fetch = .navigation
+                case .subresource: input.fetch = .subresource
+                }
+                input.nowMillis = Clock.unixMillis()
+                input.moveAfterIdleMillis = settings.moveAfterIdleMillis
+            }
             guard let decision = Routing.route(input, candidates: candidates, names: settings.cookieNames, random: &rng,
                                                renderCookies: false) else { return nil }
             chosen = decision.primary

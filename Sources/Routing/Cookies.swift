@@ -5,11 +5,15 @@ public struct CookieNames: Sendable, Equatable {
     public var session = "dynsoftup"
     /// Cookie holding the client's random id for GRADUAL bucketing.
     public var transition = "transition"
+    /// Cookie holding when (unix milliseconds) a client without fetch metadata last made a
+    /// request while it waited to move to the latest version.
+    public var lastSeen = "dynsoftup_seen"
 
-    /// Creates cookie names; defaults `dynsoftup` and `transition`.
-    public init(session: String = "dynsoftup", transition: String = "transition") {
+    /// Creates cookie names; defaults `dynsoftup`, `transition` and `dynsoftup_seen`.
+    public init(session: String = "dynsoftup", transition: String = "transition", lastSeen: String = "dynsoftup_seen") {
         self.session = session
         self.transition = transition
+        self.lastSeen = lastSeen
     }
 }
 

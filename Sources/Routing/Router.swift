@@ -41,6 +41,16 @@ public struct RouteCandidate: Sendable, Equatable {
     }
 }
 
+/// What a request says about itself through a browser's fetch metadata (`Sec-Fetch-*`).
+public enum FetchKind: Sendable, Equatable {
+    /// No fetch metadata (curl, API clients, older browsers).
+    case absent
+    /// A page load (`Sec-Fetch-Mode: navigate` or `Sec-Fetch-Dest: document`).
+    case navigation
+    /// A sub-resource of a page, or a script's request.
+    case subresource
+}
+
 /// What `route` needs to know about one request.
 public struct RouteInput: Sendable {
     /// Value of the session cookie (`dynsoftup`), if the request has one.
@@ -51,13 +61,26 @@ public struct RouteInput: Sendable {
     public var methodIsIdempotent: Bool
     /// Current time in unix seconds (for cookie expiry).
     public var nowUnix: Int64
+    /// Page load, sub-resource, or unknown (see `route`: when a pinned client may move).
+    public var fetch: FetchKind = .absent
+    /// Value of the last-seen cookie (unix milliseconds), if the request has a valid one.
+    public var lastSeenMillis: Int64?
+    /// Current time in unix milliseconds (the last-seen cookie's clock).
+    public var nowMillis: Int64
+    /// How long a client without fetch metadata must stay quiet before it moves.
+    public var moveAfterIdleMillis: Int64 = 2000
 
     /// Creates an input from already extracted cookie values.
-    public init(sessionCookie: String? = nil, transitionCookie: String? = nil, methodIsIdempotent: Bool = true, nowUnix: Int64) {
+    public init(sessionCookie: String? = nil, transitionCookie: String? = nil, methodIsIdempotent: Bool = true, nowUnix: Int64,
+                fetch: FetchKind = .absent, lastSeenMillis: Int64? = nil, nowMillis: Int64? = nil, moveAfterIdleMillis: Int64 = 2000) {
         self.sessionCookie = sessionCookie
         self.transitionCookie = transitionCookie
         self.methodIsIdempotent = methodIsIdempotent
         self.nowUnix = nowUnix
+        self.fetch = fetch
+        self.lastSeenMillis = lastSeenMillis
+        self.nowMillis = nowMillis ?? nowUnix * 1000
+        self.moveAfterIdleMillis = moveAfterIdleMillis
     }
 
     /// Creates an input from a `Cookie` header value (nil when the request has none).
@@ -89,6 +112,9 @@ public struct RouteDecision: Equatable, Sendable {
     public var sessionExpiry: (unix: Int64, maxAge: Int)?
     /// GRADUAL: the transition id issued with this response, when the client had none.
     public var newTransitionID: String?
+    /// GRADUAL: the last-seen cookie's new value (unix ms), set for a client without fetch
+    /// metadata that is not yet on the latest version (it moves after a quiet spell).
+    public var lastSeenMillis: Int64?
 
     /// Creates a decision.
     public init(primary: Int, shadow: Int? = nil, setCookies: [String], effectiveMode: UpgradeMode) {
@@ -115,6 +141,12 @@ let cookieAttributes = "; Path=/; HttpOnly; SameSite=Lax"
 /// - GRADUAL: the client's transition id (issued when absent or malformed)
 ///   falls in bucket `gradualBucket(id)`; bucket < latest's threshold →
 ///   latest; else the usable cluster named by the session cookie; else previous.
+///   A page comes from one version: a client whose session cookie names another
+///   usable cluster moves to the latest only on a page load (`fetch` is
+///   `.navigation`), or, without fetch metadata, once it has been quiet for
+///   `moveAfterIdleMillis` (its last-seen cookie, renewed while it waits, says
+///   since when); until then it stays where its cookie says. A client on the
+///   latest never moves back while the threshold rises.
 /// - CONCURRENT: latest, with previous as shadow for idempotent methods (or
 ///   every method when the latest has `mirrorUnsafeMethods`).
 /// - GRADUAL and CONCURRENT without a previous cluster behave as INSTANT.
@@ -169,17 +201,23 @@ public func route(
         } else {
             clientID = newTransitionID(using: &random)
         }
-        let chosen: Int
+        var chosen: Int
+        let pin = pinned()
         if Double(gradualBucket(clientID)) < candidates[latest].gradualThreshold {
             chosen = latest
+            if let pin, pin != latest, !mayMove(input) { chosen = pin }
         } else {
-            chosen = pinned() ?? previous
+            chosen = pin ?? previous
         }
         if renderCookies { cookies.append(sessionCookie(chosen)) }
         var decision = RouteDecision(primary: chosen, setCookies: [], effectiveMode: .gradual)
         if clientID != input.transitionCookie {
             decision.newTransitionID = clientID
             if renderCookies { cookies.append(names.transition + "=" + clientID + cookieAttributes) }
+        }
+        if chosen != latest && input.fetch == .absent {
+            decision.lastSeenMillis = input.nowMillis
+            if renderCookies { cookies.append(names.lastSeen + "=" + String(input.nowMillis) + cookieAttributes) }
         }
         decision.setCookies = cookies
         return decision
@@ -192,6 +230,25 @@ public func route(
             setCookies: renderCookies ? [sessionCookie(latest)] : [], effectiveMode: .concurrent)
     }
     return RouteDecision(primary: latest, setCookies: renderCookies ? [sessionCookie(latest)] : [], effectiveMode: .instant)
+}
+
+/// Whether a client pinned to an older version may move now (see `route`, GRADUAL): on a
+/// page load, or, when it sends no fetch metadata, after a quiet spell (or when it keeps no
+/// last-seen cookie, as the 2014 proxy did).
+func mayMove(_ input: RouteInput) -> Bool {
+    switch input.fetch {
+    case .navigation: return true
+    case .subresource: return false
+    case .absent:
+        guard let seen = input.lastSeenMillis else { return true }
+        return input.nowMillis - seen >= input.moveAfterIdleMillis
+    }
+}
+
+/// Parses a last-seen cookie value: unix milliseconds, 1 to 15 decimal digits.
+public func parseLastSeen(_ value: String?) -> Int64? {
+    guard let value, !value.isEmpty, value.utf8.count <= 15, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+    return Int64(value)
 }
 
 /// `Expires` dates of the second last asked for, so a busy proxy formats one per second.
@@ -214,7 +271,7 @@ public struct HTTPDateCache: Sendable {
 /// Appends the `Set-Cookie` header lines of `decision` (made with `renderCookies: false`),
 /// byte for byte what `setCookies` spells: the session cookie naming the served cluster
 /// (`sessionCookieLine` is its prebuilt `name=uuid; Path=/; HttpOnly; SameSite=Lax`), with its
-/// expiry in SESSION, then a new transition cookie in GRADUAL.
+/// expiry in SESSION, then a new transition cookie and the last-seen cookie in GRADUAL.
 public func appendSetCookieLines(_ decision: RouteDecision, sessionCookieLine: [UInt8], names: CookieNames,
                                  dates: inout HTTPDateCache, to out: inout [UInt8]) {
     out.append(contentsOf: "Set-Cookie: ".utf8)
@@ -231,6 +288,14 @@ public func appendSetCookieLines(_ decision: RouteDecision, sessionCookieLine: [
         out.append(contentsOf: names.transition.utf8)
         out.append(0x3D)
         out.append(contentsOf: id.utf8)
+        out.append(contentsOf: cookieAttributes.utf8)
+        out.append(13); out.append(10)
+    }
+    if let seen = decision.lastSeenMillis {
+        out.append(contentsOf: "Set-Cookie: ".utf8)
+        out.append(contentsOf: names.lastSeen.utf8)
+        out.append(0x3D)
+        out.append(contentsOf: String(seen).utf8)
         out.append(contentsOf: cookieAttributes.utf8)
         out.append(13); out.append(10)
     }

@@ -122,6 +122,7 @@ enum Launcher {
         s.bufferSize = max(16384, config.limits.maxHeadBytes)
         s.maxConnections = config.limits.maxConnections
         s.cookieNames = config.cookieNames
+        s.moveAfterIdleMillis = Int64((config.moveAfterIdleSeconds * 1000).rounded())
         s.rollback = config.rollback
         s.comparisons = ComparisonLog(capacity: config.comparisonsKept)
         if let ignored = config.comparisonIgnoredHeaders {

@@ -36,7 +36,8 @@ let sample2014 = """
     #expect(config.timeouts == Timeouts(clientHeadSeconds: 10, clientIdleSeconds: 60, backendConnectSeconds: 5,
                                         backendResponseSeconds: 60, bodyIdleSeconds: 60))
     #expect(config.limits == Limits(maxHeadBytes: 16384, maxTargetBytes: 8192, maxConnections: 10000, maxApiBodyBytes: 1 << 20))
-    #expect(config.cookieNames == CookieNames(session: "dynsoftup", transition: "transition"))
+    #expect(config.cookieNames == CookieNames(session: "dynsoftup", transition: "transition", lastSeen: "dynsoftup_seen"))
+    #expect(config.moveAfterIdleSeconds == 2)
     #expect(config.rollback == RollbackPolicy(windowSeconds: 10, minRequests: 20, maxFailureRatio: 0.5))
     #expect(config.comparisonsKept == 100)
     #expect(config.clusters == [ClusterSpec(uuid: "gen-1", version: "0.0", servers: local1034)])
@@ -67,7 +68,7 @@ let sample2014 = """
           "configService": {"port": 0, "token": "s3cret"},
           "clusters": [{"servers": [{"port": 1034}], "uuid": "a"}],
           "workers": 3,
-          "cookies": {"session": "sid", "transition": "tid"},
+          "cookies": {"session": "sid", "transition": "tid", "lastSeen": "seen", "moveAfterIdleSeconds": 0.5},
           "rollback": {"windowSeconds": 30, "minRequests": 5, "maxFailureRatio": 0.25},
           "comparisons": {"kept": 0}
         }
@@ -81,7 +82,8 @@ let sample2014 = """
     #expect(config.timeouts == Timeouts(clientHeadSeconds: 2.5, clientIdleSeconds: 30, backendConnectSeconds: 1,
                                         backendResponseSeconds: 20, bodyIdleSeconds: 15))
     #expect(config.limits == Limits(maxHeadBytes: 65536, maxTargetBytes: 4096, maxConnections: 500, maxApiBodyBytes: 4096))
-    #expect(config.cookieNames == CookieNames(session: "sid", transition: "tid"))
+    #expect(config.cookieNames == CookieNames(session: "sid", transition: "tid", lastSeen: "seen"))
+    #expect(config.moveAfterIdleSeconds == 0.5)
     #expect(config.rollback == RollbackPolicy(windowSeconds: 30, minRequests: 5, maxFailureRatio: 0.25))
     #expect(config.comparisonsKept == 0)
 }
@@ -160,6 +162,10 @@ let fileErrorCases: [FileErrorCase] = [
                   error: "cookies.transition: must differ from cookies.session"),
     FileErrorCase(json: #"{\#(okCluster),"cookies":{"transition":"dynsoftup"}}"#,
                   error: "cookies.transition: must differ from cookies.session"),
+    FileErrorCase(json: #"{\#(okCluster),"cookies":{"lastSeen":"transition"}}"#,
+                  error: "cookies.lastSeen: must differ from cookies.session and cookies.transition"),
+    FileErrorCase(json: #"{\#(okCluster),"cookies":{"moveAfterIdleSeconds":-1}}"#,
+                  error: "cookies.moveAfterIdleSeconds: must be a number from 0 to 3600"),
     FileErrorCase(json: #"{\#(okCluster),"rollback":{"maxFailureRatio":1.5}}"#,
                   error: "rollback.maxFailureRatio: must be a number greater than 0 and at most 1"),
     FileErrorCase(json: #"{\#(okCluster),"rollback":{"windowSeconds":0}}"#,

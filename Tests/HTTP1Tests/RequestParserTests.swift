@@ -349,6 +349,26 @@ func requestCase(_ c: RequestCase) {
     #expect(head.headers.capacity >= 2)
 }
 
+@Test(arguments: [
+    ("", FetchMetadata.absent),
+    ("Sec-Fetch-Mode: navigate\r\n", .navigation),
+    ("sec-fetch-site: same-origin\r\nSEC-FETCH-DEST: Document\r\n", .navigation),
+    ("Sec-Fetch-Site: same-origin\r\nSec-Fetch-Mode: no-cors\r\nSec-Fetch-Dest: image\r\n", .subresource),
+    ("Sec-Fetch-Mode: cors\r\n", .subresource),
+    ("Sec-Fetch-Mode: navigated\r\n", .subresource),
+    ("Sec-Fetch-Moda: navigate\r\n", .subresource),
+    ("Sec-Fetch: navigate\r\nX-Sec-Fetch-Mode: navigate\r\n", .absent),
+])
+func fetchMetadata(_ fields: String, _ expected: FetchMetadata) {
+    let input = Array("GET / HTTP/1.1\r\nHost: a\r\n\(fields)\r\n".utf8)
+    var parser = HeadParser()
+    var head = RequestHead()
+    input.withUnsafeBytes { s in
+        #expect(parser.parseRequest(s, into: &head) == .complete(headLength: input.count))
+        #expect(head.fetchMetadata(source: s) == expected)
+    }
+}
+
 @Test func cookies() {
     let input = Array("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; dynsoftup=abc-123 ;b=\"quoted\"\r\nCookie: transition=77;empty=\r\n\r\n".utf8)
     var parser = HeadParser()

@@ -86,6 +86,42 @@ struct UpgradeModeTests {
         #expect(firstServed.values.contains("old\n"), "the threshold started at 0")
     }
 
+    @Test("GRADUAL: a client pinned to the old version moves on a page load, or after a quiet spell without fetch metadata")
+    func gradualMovesBetweenPages() throws {
+        let old = try TestBackend.named("old")
+        let new = try TestBackend.named("new")
+        let proxy = try start(old: old, extra: ["cookies": ["moveAfterIdleSeconds": 3]])
+        defer { proxy.stop(); old.stop(); new.stop() }
+        _ = try proxy.putCluster(ProxyProcess.cluster(ports: [new.port], version: "2.0", uuid: "new",
+                                                      mode: ["mode": "GRADUAL", "percentageTransitionPerRequest": 100]))
+        try waitUntil("GRADUAL to govern") { try proxy.api("GET", "/status").1.contains("gradualThreshold") }
+        _ = try ClientConnection(port: proxy.port).get("/")   // one success: the threshold is 100
+        try waitUntil("the threshold to reach 100") { try proxy.api("GET", "/status").1.contains("\"gradualThreshold\":100") }
+
+        let c = try ClientConnection(port: proxy.port)
+        let pinned = "transition=c0; dynsoftup=old"
+        let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
+        // A browser's sub-resource stays with its page's version; the next page load moves.
+        let image = try c.get("/a.png", headers: ["Cookie": pinned, "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"])
+        #expect(image.bodyText == "old\n" && cookie("dynsoftup", in: image) == "old")
+        #expect(cookie("dynsoftup_seen", in: image) == nil, "a browser needs no last-seen cookie")
+        let page = try c.get("/", headers: ["Cookie": pinned, "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"])
+        #expect(page.bodyText == "new\n" && cookie("dynsoftup", in: page) == "new")
+        // Without fetch metadata: seen a moment ago → stays (and the last-seen cookie is renewed);
+        // quiet for longer than moveAfterIdleSeconds, or no last-seen cookie → moves.
+        let recent = try c.get("/", headers: ["Cookie": pinned + "; dynsoftup_seen=\(nowMillis - 1000)"])
+        #expect(recent.bodyText == "old\n")
+        let renewed = try #require(cookie("dynsoftup_seen", in: recent).flatMap { Int64($0) })
+        #expect(renewed >= nowMillis)
+        let quiet = try c.get("/", headers: ["Cookie": pinned + "; dynsoftup_seen=\(nowMillis - 3500)"])
+        #expect(quiet.bodyText == "new\n" && cookie("dynsoftup_seen", in: quiet) == nil)
+        let noCookie = try c.get("/", headers: ["Cookie": pinned])
+        #expect(noCookie.bodyText == "new\n")
+        // A client already on the new version stays there on every kind of request.
+        let onNew = try c.get("/b.png", headers: ["Cookie": "transition=c0; dynsoftup=new", "Sec-Fetch-Mode": "no-cors"])
+        #expect(onNew.bodyText == "new\n")
+    }
+
     @Test("ordering: 1.10 is newer than 1.9; on equal versions the later one wins")
     func ordering() throws {
         let a = try TestBackend.named("v1.9")

@@ -22,6 +22,8 @@ func expiring(_ uuid: String, _ seconds: Int) -> String {
 /// The id FixedRNG(0x0123456789abcdef) issues; its bucket is 77.
 let issuedID = "0123456789abcdef"
 let issuedCookie = "transition=\(issuedID)" + attrs
+/// The last-seen cookie a client without fetch metadata gets while it waits on an older version.
+let seenCookie = "dynsoftup_seen=\(now * 1000)" + attrs
 
 func cand(
     _ uuid: String, _ mode: UpgradeMode = .instant, timeout: Int? = nil, mirror: Bool = false,
@@ -38,6 +40,9 @@ struct RouteCase: CustomTestStringConvertible, Sendable {
     var session: String? = nil
     var transition: String? = nil
     var idempotent = true
+    /// Most cases are page loads; the cases of the "page from one version" rule set it.
+    var fetch: FetchKind = .navigation
+    var lastSeen: Int64? = nil
     var expected: RouteDecision?
     var testDescription: String { name }
 }
@@ -132,6 +137,36 @@ let routeCases: [RouteCase] = [
               candidates: [cand("new", .gradual), cand("old")],
               transition: String(repeating: "a", count: 65),
               expected: decision(1, [plain("old"), issuedCookie], .gradual)),
+    // GRADUAL: a page comes from one version (bucket of c0 is 46, below the threshold 50).
+    RouteCase(name: "gradual, pinned to previous, page load → moves to latest",
+              candidates: [cand("new", .gradual, threshold: 50), cand("old")],
+              session: "old", transition: "c0", fetch: .navigation, expected: decision(0, [plain("new")], .gradual)),
+    RouteCase(name: "gradual, pinned to previous, sub-resource → stays on previous",
+              candidates: [cand("new", .gradual, threshold: 50), cand("old")],
+              session: "old", transition: "c0", fetch: .subresource, expected: decision(1, [plain("old")], .gradual)),
+    RouteCase(name: "gradual, pinned to an older cluster, sub-resource → stays there",
+              candidates: [cand("new", .gradual, threshold: 50), cand("old"), cand("oldest")],
+              session: "oldest", transition: "c0", fetch: .subresource, expected: decision(2, [plain("oldest")], .gradual)),
+    RouteCase(name: "gradual, no fetch metadata, no last-seen cookie → moves (as in 2014)",
+              candidates: [cand("new", .gradual, threshold: 50), cand("old")],
+              session: "old", transition: "c0", fetch: .absent, expected: decision(0, [plain("new")], .gradual)),
+    RouteCase(name: "gradual, no fetch metadata, seen 1.999 s ago → stays, last-seen renewed",
+              candidates: [cand("new", .gradual, threshold: 50), cand("old")],
+              session: "old", transition: "c0", fetch: .absent, lastSeen: now * 1000 - 1999,
+              expected: decision(1, [plain("old"), seenCookie], .gradual)),
+    RouteCase(name: "gradual, no fetch metadata, seen 2 s ago → moves",
+              candidates: [cand("new", .gradual, threshold: 50), cand("old")],
+              session: "old", transition: "c0", fetch: .absent, lastSeen: now * 1000 - 2000,
+              expected: decision(0, [plain("new")], .gradual)),
+    RouteCase(name: "gradual, no fetch metadata, bucket above the threshold → previous, last-seen set",
+              candidates: [cand("new", .gradual, threshold: 10), cand("old")],
+              transition: "c0", fetch: .absent, expected: decision(1, [plain("old"), seenCookie], .gradual)),
+    RouteCase(name: "gradual, on latest, sub-resource, bucket above the threshold → stays on latest",
+              candidates: [cand("new", .gradual, threshold: 10), cand("old")],
+              session: "new", transition: "c0", fetch: .subresource, expected: decision(0, [plain("new")], .gradual)),
+    RouteCase(name: "gradual, pinned cluster failed, sub-resource → moves (nothing to stay on)",
+              candidates: [cand("new", .gradual, threshold: 50), cand("old"), cand("oldest", usable: false)],
+              session: "oldest", transition: "c0", fetch: .subresource, expected: decision(0, [plain("new")], .gradual)),
     RouteCase(name: "gradual without older cluster → instant",
               candidates: [cand("new", .gradual, threshold: 0)],
               expected: decision(0, [plain("new")], .instant)),
@@ -167,7 +202,8 @@ let routeCases: [RouteCase] = [
 func routeTable(_ c: RouteCase) {
     var rng = FixedRNG(0x0123_4567_89ab_cdef)
     let input = RouteInput(
-        sessionCookie: c.session, transitionCookie: c.transition, methodIsIdempotent: c.idempotent, nowUnix: now)
+        sessionCookie: c.session, transitionCookie: c.transition, methodIsIdempotent: c.idempotent, nowUnix: now,
+        fetch: c.fetch, lastSeenMillis: c.lastSeen)
     let got = route(input, candidates: c.candidates, names: CookieNames(), random: &rng)
     #expect(got == c.expected)
 
@@ -197,10 +233,10 @@ func routeTable(_ c: RouteCase) {
 
 @Test func routeWithCustomCookieNames() {
     var rng = FixedRNG(0x0123_4567_89ab_cdef)
-    let names = CookieNames(session: "sid", transition: "tid")
+    let names = CookieNames(session: "sid", transition: "tid", lastSeen: "seen")
     let input = RouteInput(cookieHeader: "dynsoftup=new; sid=old", names: names, nowUnix: now)
     let got = route(input, candidates: [cand("new", .gradual), cand("old")], names: names, random: &rng)
-    #expect(got == decision(1, ["sid=old" + attrs, "tid=\(issuedID)" + attrs], .gradual))
+    #expect(got == decision(1, ["sid=old" + attrs, "tid=\(issuedID)" + attrs, "seen=\(now * 1000)" + attrs], .gradual))
 }
 
 @Test func routeWithoutCookieHeader() {
@@ -258,4 +294,13 @@ func routeTable(_ c: RouteCase) {
     #expect(!RouteCandidate(spec, state: state, hasLiveBackend: false).usable)
     _ = state.markFailed(reason: "x", at: 0)
     #expect(!RouteCandidate(spec, state: state).usable)
+}
+
+@Test func lastSeenCookieValues() {
+    #expect(parseLastSeen("1764534661123") == 1_764_534_661_123)
+    #expect(parseLastSeen(nil) == nil)
+    #expect(parseLastSeen("") == nil)
+    #expect(parseLastSeen("-5") == nil)
+    #expect(parseLastSeen("12a") == nil)
+    #expect(parseLastSeen(String(repeating: "9", count: 16)) == nil)
 }
