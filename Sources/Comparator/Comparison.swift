@@ -138,6 +138,15 @@ public final class ComparisonLog: Sendable {
         }
     }
 
+    /// Comparisons recorded so far between `old` and `new` (cluster uuids), and how many
+    /// of them diverged.
+    public func totals(old: String, new: String) -> (compared: Int, divergent: Int) {
+        state.withLock { s in
+            let pair = s.pairs[Pair(old: old, new: new)] ?? (0, 0, 0)
+            return (pair.compared, pair.divergent)
+        }
+    }
+
     /// Totals and the kept records, newest first.
     public func snapshot() -> (total: Int, divergent: Int, fallbacks: Int, recent: [ComparisonRecord], pairs: [String: (compared: Int, divergent: Int, fallbacks: Int)]) {
         state.withLock { s in

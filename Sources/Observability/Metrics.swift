@@ -2,6 +2,10 @@ import Synchronization
 
 /// Upper bounds (seconds) of the latency histogram buckets, Prometheus style.
 public let latencyBucketBounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+/// The same bounds in nanoseconds, compared as integers on the hot path.
+let latencyBucketBoundsNanos: InlineArray<14, UInt64> = [500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000,
+                                                          50_000_000, 100_000_000, 250_000_000, 500_000_000, 1_000_000_000,
+                                                          2_500_000_000, 5_000_000_000, 10_000_000_000]
 
 /// A fixed block of 32 relaxed atomic counters owned by one reactor. One block per
 /// reactor keeps the hot path to uncontended adds; readers sum the blocks.
@@ -34,18 +38,31 @@ public enum ClusterCounter {
 /// All counters of one cluster: one block per reactor.
 public final class ClusterMetrics: Sendable {
     public let blocks: [CounterBlock]
-    public init(reactors: Int) { blocks = (0..<max(1, reactors)).map { _ in CounterBlock() } }
+    /// Fine latency histograms, one per reactor (rollout gates read percentiles from them).
+    public let latencies: [LatencyHistogram]
+    public init(reactors: Int) {
+        blocks = (0..<max(1, reactors)).map { _ in CounterBlock() }
+        latencies = (0..<max(1, reactors)).map { _ in LatencyHistogram() }
+    }
 
     /// Records one finished exchange on reactor `reactor`: its status and latency.
     @inline(__always)
     public func record(reactor: Int, status: Int, latencyNanos: UInt64) {
         let block = blocks[reactor]
         block.add(ClusterCounter.responses + min(4, max(0, status / 100 - 1)))
-        let seconds = Double(latencyNanos) / 1e9
+        let micros = latencyNanos / 1000
         var bucket = 0
-        while bucket < latencyBucketBounds.count && seconds > latencyBucketBounds[bucket] { bucket += 1 }
+        while bucket < latencyBucketBoundsNanos.count && latencyNanos > latencyBucketBoundsNanos[bucket] { bucket += 1 }
         block.add(ClusterCounter.latencyBuckets + bucket)
-        block.add(ClusterCounter.latencySumMicros, Int(latencyNanos / 1000))
+        block.add(ClusterCounter.latencySumMicros, Int(micros))
+        latencies[reactor].record(micros: micros)
+    }
+
+    /// The fine latency histogram summed over all reactors (`LatencyHistogram.bucketCount` counts).
+    public func latencyCounts() -> [Int] {
+        var counts = [Int](repeating: 0, count: LatencyHistogram.bucketCount)
+        for histogram in latencies { histogram.add(into: &counts) }
+        return counts
     }
 
     /// Sum of counter `index` over all reactors.
