@@ -57,6 +57,15 @@ struct Fields {
         return d
     }
 
+    /// A number in `range` (both ends included).
+    mutating func number(_ key: String, in range: ClosedRange<Double>) throws(ConfigError) -> Double? {
+        guard let v = raw(key) else { return nil }
+        guard let d = doubleValue(v), range.contains(d) else {
+            throw fail(key, "must be a number between \(format(range.lowerBound)) and \(format(range.upperBound))")
+        }
+        return d
+    }
+
     /// One of the raw values of `E`, spelled exactly.
     mutating func choice<E: RawRepresentable & CaseIterable>(_ key: String, of type: E.Type) throws(ConfigError) -> E?
     where E.RawValue == String {
