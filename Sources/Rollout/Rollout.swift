@@ -75,8 +75,11 @@ public struct RolloutLog: Equatable, Sendable {
 
     /// One key-value pair.
     public struct Field: Equatable, Sendable {
+        /// The key, `snake_case`.
         public var key: String
+        /// The value as text.
         public var value: String
+        /// Creates a pair.
         public init(_ key: String, _ value: String) {
             self.key = key
             self.value = value

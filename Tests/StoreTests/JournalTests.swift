@@ -38,9 +38,10 @@ let sampleChanges: [StateChange] = [
     .failed(uuid: "c", reason: "failure ratio 12/20 over 10s \"quoted\"", time: 1_764_000_000),
     .put(specD), .put(specE), .rollout(uuid: "e", progress: RolloutProgress(phase: .progressing, step: 1, percent: 12.5)),
     .put(specF), .rollout(uuid: "f", progress: RolloutProgress(phase: .progressing, step: 0, percent: nil)),
-    .delete(uuid: "a"), .readmitted(uuid: "c"), .threshold(uuid: "b", percent: 37.000001),
+    .delete(uuid: "a"), .readmitted(uuid: "c"),
     .rollout(uuid: "e", progress: RolloutProgress(phase: .rolledBack, step: 2, percent: 0,
                                                   reason: "errorRatio 0.05 above limit 0.01 (requests new 200, old 1800)")),
+    .threshold(uuid: "b", percent: 37.000001),
 ]
 
 func applied(_ changes: [StateChange], to start: StoredState = StoredState()) -> StoredState {
