@@ -4,6 +4,8 @@
 //   CLinux ← Syscalls ← Reactor ← Proxy ← Admin ← switchyard
 //   Store (the durable control-plane state: journal + snapshot) ← Admin
 //   HTTP1, Routing, Observability: pure modules without sockets.
+//   Rollout (staged plans and analysis gates: a state machine as data, no dependencies)
+//     ← Routing (a cluster's plan is part of its ClusterSpec) ← Config ← Store
 import PackageDescription
 
 /// Hot-path modules skip the run-time exclusivity checks in release builds: they showed up
@@ -23,20 +25,22 @@ let package = Package(
         .target(name: "Syscalls", dependencies: ["CLinux"], swiftSettings: hotPath),
         .target(name: "Reactor", dependencies: ["Syscalls", "CLinux", "Locks"], swiftSettings: hotPath),
         .target(name: "HTTP1", swiftSettings: hotPath),
-        .target(name: "Routing", dependencies: ["Locks"]),
+        .target(name: "Rollout"),
+        .target(name: "Routing", dependencies: ["Locks", "Rollout"]),
         .target(name: "Observability", swiftSettings: hotPath),
         .target(name: "Comparator", dependencies: ["Locks"]),
-        .target(name: "Config", dependencies: ["Routing"]),
+        .target(name: "Config", dependencies: ["Routing", "Rollout"]),
         .target(name: "Proxy", dependencies: ["Reactor", "Syscalls", "HTTP1", "Routing", "Observability", "Comparator", "Locks"], swiftSettings: hotPath),
-        .target(name: "Store", dependencies: ["Config", "Routing"]),
+        .target(name: "Store", dependencies: ["Config", "Routing", "Rollout"]),
         .target(name: "Admin", dependencies: ["Proxy", "Config", "Store", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor"]),
         .executableTarget(name: "switchyard", dependencies: ["Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1"]),
         .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1", "Comparator"], path: "Benchmarks/BenchCore"),
         .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], exclude: ["Corpus"]),
-        .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
-        .testTarget(name: "ConfigTests", dependencies: ["Config", "Routing"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Config", "Routing"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "Rollout"]),
+        .testTarget(name: "RolloutTests", dependencies: ["Rollout"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "Routing", "Rollout"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Config", "Routing", "Rollout"]),
         .testTarget(name: "AdminTests", dependencies: ["Admin", "Store", "Proxy", "Routing", "Config"]),
         .testTarget(name: "ComparatorTests", dependencies: ["Comparator"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Reactor", "Syscalls"]),

@@ -1,4 +1,5 @@
 import Foundation
+import Rollout
 import Routing
 
 /// The JSON form of a cluster, shared by the config file and the REST API
@@ -36,11 +37,16 @@ public enum ClusterJSON {
     /// duplicates (hostname — or its 2014 synonym `ip` — defaults to 127.0.0.1 and
     /// must resolve; port is an integer 1–65535); `version` is a string or a number
     /// kept as written (`1.10` stays "1.10"; missing or empty → "0.0");
-    /// `upgradeTransition` absent → INSTANT, present without `mode` → SESSION
+    /// `upgradeTransition` absent → INSTANT, present without `mode` or `steps` → SESSION
     /// (the 2014 rule); mode names are case-insensitive; SESSION needs
     /// `sessionTimeout`, GRADUAL needs `percentageTransitionPerRequest`, and
     /// each option is refused under the other modes; `mirrorUnsafeMethods`
-    /// only with CONCURRENT; `uuid` is 1–64 characters of `[A-Za-z0-9._-]`,
+    /// only with CONCURRENT. With `steps` (see `RolloutJSON`) the first step gives
+    /// the mode (`mode` may be left out, or must name it), `retireOld` is allowed,
+    /// `sessionTimeout` and `percentageTransitionPerRequest` are not, and
+    /// `mirrorUnsafeMethods` needs a CONCURRENT step; `analysis` is allowed with or
+    /// without steps. `ignoreBodyFor` lists path patterns (see `RolloutJSON`).
+    /// `uuid` is 1–64 characters of `[A-Za-z0-9._-]`,
     /// generated when absent. `state` and `failure` (as `render` writes them)
     /// are accepted and ignored, so a body read with GET can be PUT back; other
     /// unknown fields are errors.
@@ -94,6 +100,7 @@ public enum ClusterJSON {
         if var transition = try fields.object("upgradeTransition") {
             try parseTransition(&transition, into: &spec)
         }
+        spec.ignoreBodyFor = try RolloutJSON.ignoreBodyFor(&fields)
 
         // uuid
         if let uuid = try fields.string("uuid") {
@@ -132,21 +139,44 @@ public enum ClusterJSON {
     }
 
     static func parseTransition(_ fields: inout Fields, into spec: inout ClusterSpec) throws(ConfigError) {
-        let mode: UpgradeMode
+        var named: UpgradeMode?
         if let name = try fields.string("mode") {
             guard let m = UpgradeMode(rawValue: name.uppercased()) else {
                 let valid = UpgradeMode.allCases.map(\.rawValue).joined(separator: ", ")
                 throw fields.fail("mode", "unknown mode \"\(name)\" (valid: \(valid))")
             }
-            mode = m
-        } else {
-            mode = .session
+            named = m
         }
-        spec.mode = mode
+        let steps = try RolloutJSON.steps(&fields)
+        let analysis = try RolloutJSON.analysis(&fields)
+        let retireOld = try fields.bool("retireOld")
         let timeout = try fields.int("sessionTimeout", in: 1...maxSessionTimeout)
         let percentage = try fields.number("percentageTransitionPerRequest", above: 0, atMost: 100)
         let mirror = try fields.bool("mirrorUnsafeMethods")
 
+        if let steps {
+            // A plan: its steps give the modes; the 2014 options have no place in it.
+            let first = steps[0].mode.upgradeMode
+            if let named, named != first {
+                throw fields.fail("mode", "must be \(first.rawValue) (the first step's mode) or absent: the steps give the modes")
+            }
+            spec.mode = first
+            if timeout != nil { throw fields.fail("sessionTimeout", "not allowed with steps (a plan has no SESSION step)") }
+            if percentage != nil {
+                throw fields.fail("percentageTransitionPerRequest", "not allowed with steps (each GRADUAL step gives its percent)")
+            }
+            let plan = RolloutPlan(steps: steps, analysis: analysis, retireOld: retireOld ?? false)
+            if mirror != nil, !plan.hasConcurrentStep {
+                throw fields.fail("mirrorUnsafeMethods", "only allowed with a CONCURRENT step")
+            }
+            spec.mirrorUnsafeMethods = mirror ?? false
+            spec.rollout = plan
+            try fields.rejectUnknown()
+            return
+        }
+
+        let mode = named ?? .session
+        spec.mode = mode
         switch mode {
         case .session:
             guard let timeout else { throw fields.fail("sessionTimeout", "required with mode SESSION (seconds, a positive integer)") }
@@ -170,6 +200,10 @@ public enum ClusterJSON {
         if mirror != nil, mode != .concurrent {
             throw fields.fail("mirrorUnsafeMethods", "only allowed with mode CONCURRENT, not \(mode.rawValue)")
         }
+        if retireOld != nil {
+            throw fields.fail("retireOld", "only allowed with steps (without steps a plan never completes)")
+        }
+        if let analysis { spec.rollout = RolloutPlan(analysis: analysis) }
         try fields.rejectUnknown()
     }
 
@@ -186,15 +220,26 @@ public enum ClusterJSON {
     /// `{"cluster":{"servers":[…],"upgradeTransition":{"mode":…, options},"uuid":…,"version":…,
     /// "state":"active"|"failed","failure":{"reason":…,"time":"<ISO 8601>"}}}`,
     /// `failure` only when failed. Only the options of the cluster's mode are
-    /// written. `JSONText.encode` writes keys sorted, so output is deterministic.
+    /// written; a plan is written as `steps` and `retireOld` (without `mode`, which its
+    /// first step gives) with `mirrorUnsafeMethods` when a step is CONCURRENT; `analysis`
+    /// and `ignoreBodyFor` when given. `JSONText.encode` writes keys sorted, so output is
+    /// deterministic.
     public static func render(_ spec: ClusterSpec, failed: (reason: String, time: Int64)?) -> [String: Any] {
-        var transition: [String: Any] = ["mode": spec.mode.rawValue]
-        switch spec.mode {
-        case .session: if let t = spec.sessionTimeout { transition["sessionTimeout"] = t }
-        case .gradual: if let p = spec.percentageTransitionPerRequest { transition["percentageTransitionPerRequest"] = p }
-        case .concurrent: transition["mirrorUnsafeMethods"] = spec.mirrorUnsafeMethods
-        case .instant: break
+        var transition: [String: Any] = [:]
+        if let plan = spec.rollout, !plan.steps.isEmpty {
+            transition["steps"] = plan.steps.map { RolloutJSON.render($0) as Any }
+            transition["retireOld"] = plan.retireOld
+            if plan.hasConcurrentStep { transition["mirrorUnsafeMethods"] = spec.mirrorUnsafeMethods }
+        } else {
+            transition["mode"] = spec.mode.rawValue
+            switch spec.mode {
+            case .session: if let t = spec.sessionTimeout { transition["sessionTimeout"] = t }
+            case .gradual: if let p = spec.percentageTransitionPerRequest { transition["percentageTransitionPerRequest"] = p }
+            case .concurrent: transition["mirrorUnsafeMethods"] = spec.mirrorUnsafeMethods
+            case .instant: break
+            }
         }
+        if let analysis = spec.rollout?.analysis { transition["analysis"] = RolloutJSON.render(analysis) }
         var cluster: [String: Any] = [
             "servers": spec.servers.map { ["hostname": $0.hostname, "port": $0.port] as [String: Any] },
             "upgradeTransition": transition,
@@ -202,6 +247,7 @@ public enum ClusterJSON {
             "version": spec.version,
             "state": failed == nil ? "active" : "failed",
         ]
+        if !spec.ignoreBodyFor.isEmpty { cluster["ignoreBodyFor"] = spec.ignoreBodyFor }
         if let failed {
             cluster["failure"] = ["reason": failed.reason, "time": iso8601(unixSeconds: failed.time)] as [String: Any]
         }

@@ -109,7 +109,7 @@ public enum ConfigFile {
                 throw cookies.fail("lastSeen", "must differ from cookies.session and cookies.transition")
             }
             config.cookieNames = CookieNames(session: session, transition: transition, lastSeen: lastSeen)
-            config.moveAfterIdleSeconds = try cookies.number("moveAfterIdleSeconds", atLeast: 0, atMost: 3600) ?? config.moveAfterIdleSeconds
+            config.moveAfterIdleSeconds = try cookies.number("moveAfterIdleSeconds", in: 0...3600) ?? config.moveAfterIdleSeconds
             try cookies.rejectUnknown()
         }
         if var rollback = try top.object("rollback") {

@@ -57,11 +57,11 @@ struct Fields {
         return d
     }
 
-    /// A number in `[lower, upper]`.
-    mutating func number(_ key: String, atLeast lower: Double, atMost upper: Double) throws(ConfigError) -> Double? {
+    /// A number in `range` (both ends included).
+    mutating func number(_ key: String, in range: ClosedRange<Double>) throws(ConfigError) -> Double? {
         guard let v = raw(key) else { return nil }
-        guard let d = doubleValue(v), d >= lower, d <= upper else {
-            throw fail(key, "must be a number from \(format(lower)) to \(format(upper))")
+        guard let d = doubleValue(v), range.contains(d) else {
+            throw fail(key, "must be a number between \(format(range.lowerBound)) and \(format(range.upperBound))")
         }
         return d
     }

@@ -6,6 +6,8 @@
 // with the highest version. This module has no sockets, clocks or globals:
 // callers pass the time and a random number generator in.
 
+import Rollout
+
 /// How clients move from the previous cluster to the latest one.
 public enum UpgradeMode: String, Sendable, CaseIterable {
     /// Every exchange goes to the latest cluster at once.
@@ -57,6 +59,13 @@ public struct ClusterSpec: Sendable, Equatable {
     public var percentageTransitionPerRequest: Double?
     /// Whether non-idempotent requests are mirrored too (CONCURRENT only).
     public var mirrorUnsafeMethods: Bool
+    /// The staged plan and/or analysis gates (`upgradeTransition.steps`, `.analysis`,
+    /// `.retireOld`); nil for a 2014 transition without gates. With steps, `mode` is the
+    /// first step's mode.
+    public var rollout: RolloutPlan?
+    /// Path patterns whose response bodies are not compared in CONCURRENT (`/time`,
+    /// `/random*`: a `*` only at the end, matching any rest).
+    public var ignoreBodyFor: [String]
 
     /// Creates a cluster description; no validation happens here (see the Config module).
     public init(
@@ -66,7 +75,9 @@ public struct ClusterSpec: Sendable, Equatable {
         mode: UpgradeMode = .instant,
         sessionTimeout: Int? = nil,
         percentageTransitionPerRequest: Double? = nil,
-        mirrorUnsafeMethods: Bool = false
+        mirrorUnsafeMethods: Bool = false,
+        rollout: RolloutPlan? = nil,
+        ignoreBodyFor: [String] = []
     ) {
         self.uuid = uuid
         self.version = version
@@ -75,5 +86,28 @@ public struct ClusterSpec: Sendable, Equatable {
         self.sessionTimeout = sessionTimeout
         self.percentageTransitionPerRequest = percentageTransitionPerRequest
         self.mirrorUnsafeMethods = mirrorUnsafeMethods
+        self.rollout = rollout
+        self.ignoreBodyFor = ignoreBodyFor
+    }
+
+    /// Whether the bodies of answers to `path` (the request target without its query) are
+    /// left out of CONCURRENT comparisons: `path` equals a pattern, or starts with a
+    /// pattern's text before its final `*`.
+    public func ignoresBody(path: Substring) -> Bool {
+        ignoreBodyFor.contains { pattern in
+            pattern.last == "*" ? path.hasPrefix(pattern.dropLast()) : path == pattern
+        }
+    }
+}
+
+extension StepMode {
+    /// The upgrade mode that routes like this step (a CONCURRENT step serving the old
+    /// version is still CONCURRENT; the step's `serve` tells the rest).
+    public var upgradeMode: UpgradeMode {
+        switch self {
+        case .concurrent: .concurrent
+        case .gradual: .gradual
+        case .instant: .instant
+        }
     }
 }

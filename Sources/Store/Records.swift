@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import Rollout
 import Routing
 
 /// The payload of a journal record or snapshot: one JSON object, written with sorted keys
@@ -10,7 +11,13 @@ import Routing
 /// - `{"op":"failed","seq":N,"uuid":…,"reason":…,"time":unix seconds}`
 /// - `{"op":"readmitted","seq":N,"uuid":…}`
 /// - `{"op":"threshold","seq":N,"uuid":…,"percent":…}`
-/// - snapshot: `{"op":"snapshot","seq":N,"clusters":[{"cluster":{…},"threshold":…,"failure":{"reason":…,"time":…}}]}`
+/// - `{"op":"rollout","seq":N,"uuid":…,"state":"progressing","step":1,"percent":25,"reason":…}`
+///   (`step` 0-based; `percent` and `reason` only when known)
+/// - snapshot: `{"op":"snapshot","seq":N,"clusters":[{"cluster":{…},"threshold":…,"failure":{"reason":…,"time":…},
+///   "rollout":{"state":…,"step":…,"percent":…,"reason":…}}]}`
+///
+/// Records written before rollouts existed read unchanged: a cluster without a plan writes no
+/// plan fields, and a snapshot entry without `rollout` has no rollout progress.
 public enum Records {
     /// Why a payload could not be read (its checksum was right, so this is a bug or a file
     /// from a newer version, never a torn write).
@@ -48,6 +55,14 @@ public enum Records {
             w.key("percent"); w.number(percent)
             w.key("seq"); w.raw(String(sequence))
             w.key("uuid"); w.string(uuid)
+        case .rollout(let uuid, let progress):
+            w.key("op", first: true); w.string("rollout")
+            if let p = progress.percent { w.key("percent"); w.number(p) }
+            if let r = progress.reason { w.key("reason"); w.string(r) }
+            w.key("seq"); w.raw(String(sequence))
+            w.key("state"); w.string(progress.phase.rawValue)
+            w.key("step"); w.raw(String(progress.step))
+            w.key("uuid"); w.string(uuid)
         }
         w.bytes.append(UInt8(ascii: "}"))
         return w.bytes
@@ -66,6 +81,9 @@ public enum Records {
                 w.key("reason", first: true); w.string(f.reason)
                 w.key("time"); w.raw(String(f.time))
                 w.bytes.append(UInt8(ascii: "}"))
+            }
+            if let r = c.rollout {
+                w.key("rollout"); w.progress(r)
             }
             w.key("threshold"); w.number(c.threshold)
             w.bytes.append(UInt8(ascii: "}"))
@@ -102,6 +120,8 @@ public enum Records {
         case "threshold":
             guard let p = number(o["percent"]) else { throw DecodeError(description: "threshold: needs percent") }
             return (seq, .threshold(uuid: try uuid(), percent: p))
+        case "rollout":
+            return (seq, .rollout(uuid: try uuid(), progress: try progress(o, "rollout")))
         default:
             throw DecodeError(description: "unknown record type \(op.map { "\"\($0)\"" } ?? "(none)")")
         }
@@ -125,6 +145,10 @@ public enum Records {
                 }
                 stored.failure = StoredFailure(reason: reason, time: Int64(time))
             }
+            if let r = e["rollout"] {
+                guard let r = r as? [String: Any] else { throw DecodeError(description: "snapshot: bad rollout entry") }
+                stored.rollout = try progress(r, "snapshot rollout")
+            }
             guard state.index(of: stored.spec.uuid) == nil else { throw DecodeError(description: "snapshot: duplicate uuid \(stored.spec.uuid)") }
             state.clusters.append(stored)
         }
@@ -145,6 +169,25 @@ public enum Records {
     private static func sequence(_ o: [String: Any]) throws(DecodeError) -> UInt64 {
         guard let s = o["seq"] as? Int, s >= 0 else { throw DecodeError(description: "missing or bad seq") }
         return UInt64(s)
+    }
+
+    /// Reads `state`, `step` and the optional `percent` (0...100) and `reason`.
+    private static func progress(_ o: [String: Any], _ what: String) throws(DecodeError) -> RolloutProgress {
+        guard let state = (o["state"] as? String).flatMap(Phase.init(rawValue:)) else {
+            throw DecodeError(description: "\(what): bad state")
+        }
+        guard let step = o["step"] as? Int, step >= 0 else { throw DecodeError(description: "\(what): bad step") }
+        var percent: Double?
+        if let p = o["percent"] {
+            guard let n = number(p), (0...100).contains(n) else { throw DecodeError(description: "\(what): bad percent") }
+            percent = n
+        }
+        var reason: String?
+        if let r = o["reason"] {
+            guard let text = r as? String else { throw DecodeError(description: "\(what): bad reason") }
+            reason = text
+        }
+        return RolloutProgress(phase: state, step: step, percent: percent, reason: reason)
     }
 
     private static func number(_ v: Any?) -> Double? {
@@ -186,9 +229,21 @@ struct JSONOut {
 
     mutating func string(_ s: String) { JSONText.writeString(s, into: &bytes) }
 
-    /// A cluster in the API form without its state (the body `PUT` accepts).
+    /// A cluster in the API form without its state (the body `PUT` accepts), keys in the
+    /// order `JSONText.encode` writes `ClusterJSON.render`'s.
     mutating func cluster(_ spec: ClusterSpec) {
-        key("servers", first: true)
+        if spec.ignoreBodyFor.isEmpty {
+            key("servers", first: true)
+        } else {
+            key("ignoreBodyFor", first: true)
+            bytes.append(UInt8(ascii: "["))
+            for (i, pattern) in spec.ignoreBodyFor.enumerated() {
+                if i > 0 { bytes.append(UInt8(ascii: ",")) }
+                string(pattern)
+            }
+            bytes.append(UInt8(ascii: "]"))
+            key("servers")
+        }
         bytes.append(UInt8(ascii: "["))
         for (i, server) in spec.servers.enumerated() {
             if i > 0 { bytes.append(UInt8(ascii: ",")) }
@@ -198,19 +253,69 @@ struct JSONOut {
         }
         bytes.append(UInt8(ascii: "]"))
         key("upgradeTransition")
-        switch spec.mode {
-        case .concurrent:
-            key("mirrorUnsafeMethods", first: true); raw(spec.mirrorUnsafeMethods ? "true" : "false")
-            key("mode")
-        default:
-            key("mode", first: true)
-        }
-        string(spec.mode.rawValue)
-        if spec.mode == .gradual, let p = spec.percentageTransitionPerRequest { key("percentageTransitionPerRequest"); number(p) }
-        if spec.mode == .session, let t = spec.sessionTimeout { key("sessionTimeout"); raw(String(t)) }
-        bytes.append(UInt8(ascii: "}"))
+        transition(spec)
         key("uuid"); string(spec.uuid)
         key("version"); string(spec.version)
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// Writes `"name":`, opening the object when `opened` is false (and setting it).
+    private mutating func field(_ name: String, _ opened: inout Bool) {
+        key(name, first: !opened)
+        opened = true
+    }
+
+    /// The `upgradeTransition` object: the 2014 mode and its option, or a plan's steps.
+    private mutating func transition(_ spec: ClusterSpec) {
+        var opened = false
+        let steps = spec.rollout?.steps ?? []
+        if let a = spec.rollout?.analysis {
+            field("analysis", &opened)
+            var inner = false
+            if a.maxLatencyRatio != nil { field("latencyPercentile", &inner); number(a.latencyPercentile) }
+            if let l = a.maxDivergenceRatio { field("maxDivergenceRatio", &inner); number(l) }
+            if let l = a.maxErrorRatio { field("maxErrorRatio", &inner); number(l) }
+            if let l = a.maxLatencyRatio { field("maxLatencyRatio", &inner); number(l) }
+            field("minRequests", &inner); raw(String(a.minRequests))
+            field("windowSeconds", &inner); raw(String(a.windowSeconds))
+            bytes.append(UInt8(ascii: "}"))
+        }
+        if steps.isEmpty {
+            if spec.mode == .concurrent { field("mirrorUnsafeMethods", &opened); raw(spec.mirrorUnsafeMethods ? "true" : "false") }
+            field("mode", &opened); string(spec.mode.rawValue)
+            if spec.mode == .gradual, let p = spec.percentageTransitionPerRequest { field("percentageTransitionPerRequest", &opened); number(p) }
+            if spec.mode == .session, let t = spec.sessionTimeout { field("sessionTimeout", &opened); raw(String(t)) }
+        } else {
+            if steps.contains(where: { $0.mode.upgradeMode == .concurrent }) {
+                field("mirrorUnsafeMethods", &opened); raw(spec.mirrorUnsafeMethods ? "true" : "false")
+            }
+            field("retireOld", &opened); raw(spec.rollout?.retireOld == true ? "true" : "false")
+            field("steps", &opened)
+            bytes.append(UInt8(ascii: "["))
+            for (i, step) in steps.enumerated() {
+                if i > 0 { bytes.append(UInt8(ascii: ",")) }
+                key("holdSeconds", first: true); raw(String(step.holdSeconds))
+                key("minRequests"); raw(String(step.minRequests))
+                key("mode"); string(step.mode.name)
+                switch step.mode {
+                case .gradual(let percent): key("percent"); number(percent)
+                case .concurrent(let serve): key("serve"); string(serve.rawValue)
+                case .instant: break
+                }
+                bytes.append(UInt8(ascii: "}"))
+            }
+            bytes.append(UInt8(ascii: "]"))
+        }
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// A rollout progress object (snapshot entries).
+    mutating func progress(_ p: RolloutProgress) {
+        var opened = false
+        if let percent = p.percent { field("percent", &opened); number(percent) }
+        if let reason = p.reason { field("reason", &opened); string(reason) }
+        field("state", &opened); string(p.phase.rawValue)
+        field("step", &opened); raw(String(p.step))
         bytes.append(UInt8(ascii: "}"))
     }
 }

@@ -1,3 +1,4 @@
+import Rollout
 import Routing
 
 /// Why and when a cluster was marked failed.
@@ -21,11 +22,15 @@ public struct StoredCluster: Equatable, Sendable {
     public var failure: StoredFailure?
     /// GRADUAL threshold in percent (0...100), as last recorded.
     public var threshold: Double
+    /// The rollout's progress as last recorded (clusters with a plan or gates); nil before
+    /// the first record.
+    public var rollout: RolloutProgress?
 
-    public init(spec: ClusterSpec, failure: StoredFailure? = nil, threshold: Double = 0) {
+    public init(spec: ClusterSpec, failure: StoredFailure? = nil, threshold: Double = 0, rollout: RolloutProgress? = nil) {
         self.spec = spec
         self.failure = failure
         self.threshold = threshold
+        self.rollout = rollout
     }
 }
 
@@ -41,6 +46,8 @@ public enum StateChange: Equatable, Sendable {
     case readmitted(uuid: String)
     /// GRADUAL progress: the cluster's threshold in percent.
     case threshold(uuid: String, percent: Double)
+    /// Rollout progress: the cluster's rollout state, step, percentage and reason.
+    case rollout(uuid: String, progress: RolloutProgress)
 }
 
 /// The whole durable state: clusters in order of addition (a replaced cluster counts as
@@ -71,6 +78,12 @@ public struct StoredState: Equatable, Sendable {
         old.servers == new.servers && old.version == new.version && old.mode == new.mode
     }
 
+    /// Whether replacing `old` by `new` keeps the rollout's progress: as `keepsProgress`, and
+    /// only when the plan (steps, gates, `retireOld`) is unchanged.
+    public static func keepsRollout(_ old: ClusterSpec, _ new: ClusterSpec) -> Bool {
+        keepsProgress(old, new) && old.rollout == new.rollout
+    }
+
     /// Applies one change and advances the sequence number. Changes naming a cluster that
     /// is not there change nothing but the sequence (they cannot arise from the registry,
     /// which validates first, and replaying them must not fail).
@@ -81,7 +94,8 @@ public struct StoredState: Equatable, Sendable {
             if let i = index(of: spec.uuid) {
                 let old = clusters.remove(at: i)
                 let threshold = Self.keepsProgress(old.spec, spec) ? old.threshold : 0
-                clusters.append(StoredCluster(spec: spec, failure: nil, threshold: threshold))
+                let rollout = Self.keepsRollout(old.spec, spec) ? old.rollout : nil
+                clusters.append(StoredCluster(spec: spec, failure: nil, threshold: threshold, rollout: rollout))
             } else {
                 clusters.append(StoredCluster(spec: spec))
             }
@@ -93,6 +107,8 @@ public struct StoredState: Equatable, Sendable {
             if let i = index(of: uuid) { clusters[i].failure = nil }
         case .threshold(let uuid, let percent):
             if let i = index(of: uuid) { clusters[i].threshold = min(max(percent, 0), 100) }
+        case .rollout(let uuid, let progress):
+            if let i = index(of: uuid) { clusters[i].rollout = progress }
         }
     }
 }

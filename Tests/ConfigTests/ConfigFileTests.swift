@@ -165,7 +165,7 @@ let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: #"{\#(okCluster),"cookies":{"lastSeen":"transition"}}"#,
                   error: "cookies.lastSeen: must differ from cookies.session and cookies.transition"),
     FileErrorCase(json: #"{\#(okCluster),"cookies":{"moveAfterIdleSeconds":-1}}"#,
-                  error: "cookies.moveAfterIdleSeconds: must be a number from 0 to 3600"),
+                  error: "cookies.moveAfterIdleSeconds: must be a number between 0 and 3600"),
     FileErrorCase(json: #"{\#(okCluster),"rollback":{"maxFailureRatio":1.5}}"#,
                   error: "rollback.maxFailureRatio: must be a number greater than 0 and at most 1"),
     FileErrorCase(json: #"{\#(okCluster),"rollback":{"windowSeconds":0}}"#,

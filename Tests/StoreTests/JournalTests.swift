@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import Rollout
 import Routing
 import Store
 import Testing
@@ -18,11 +19,29 @@ let specC = ClusterSpec(uuid: "c", version: "2.0", servers: [ServerAddress(hostn
 let specD = ClusterSpec(uuid: "d", version: "3", servers: [ServerAddress(hostname: "127.0.0.1", port: 1005)],
                         mode: .concurrent, mirrorUnsafeMethods: true)
 
+/// A staged plan with gates, and a 2014 mode with gates only.
+let specE = ClusterSpec(uuid: "e", version: "4", servers: [ServerAddress(hostname: "127.0.0.1", port: 1006)], mode: .concurrent,
+                        mirrorUnsafeMethods: true,
+                        rollout: RolloutPlan(steps: [RolloutStep(mode: .concurrent(serve: .old), holdSeconds: 300, minRequests: 100),
+                                                     RolloutStep(mode: .gradual(percent: 12.5), holdSeconds: 60, minRequests: 50),
+                                                     RolloutStep(mode: .concurrent(serve: .new)), RolloutStep(mode: .instant)],
+                                             analysis: Analysis(maxErrorRatio: 0.01, maxLatencyRatio: 1.5, latencyPercentile: 99.9,
+                                                                maxDivergenceRatio: 0.02, windowSeconds: 20, minRequests: 40),
+                                             retireOld: true),
+                        ignoreBodyFor: ["/time", "/random*"])
+let specF = ClusterSpec(uuid: "f", version: "5", servers: [ServerAddress(hostname: "127.0.0.1", port: 1007)], mode: .session,
+                        sessionTimeout: 30, rollout: RolloutPlan(analysis: Analysis(maxErrorRatio: 0.05)))
+
 /// A sequence of changes touching every record type.
 let sampleChanges: [StateChange] = [
     .put(specA), .put(specB), .threshold(uuid: "b", percent: 12.5), .put(specC),
     .failed(uuid: "c", reason: "failure ratio 12/20 over 10s \"quoted\"", time: 1_764_000_000),
-    .put(specD), .delete(uuid: "a"), .readmitted(uuid: "c"), .threshold(uuid: "b", percent: 37.000001),
+    .put(specD), .put(specE), .rollout(uuid: "e", progress: RolloutProgress(phase: .progressing, step: 1, percent: 12.5)),
+    .put(specF), .rollout(uuid: "f", progress: RolloutProgress(phase: .progressing, step: 0, percent: nil)),
+    .delete(uuid: "a"), .readmitted(uuid: "c"),
+    .rollout(uuid: "e", progress: RolloutProgress(phase: .rolledBack, step: 2, percent: 0,
+                                                  reason: "errorRatio 0.05 above limit 0.01 (requests new 200, old 1800)")),
+    .threshold(uuid: "b", percent: 37.000001),
 ]
 
 func applied(_ changes: [StateChange], to start: StoredState = StoredState()) -> StoredState {
@@ -63,8 +82,19 @@ struct FrameTests {
         }
         var tricky = specC
         tricky.version = "v\"1\\2/é"
+        var planOnly = specE
+        planOnly.rollout?.analysis = nil
+        planOnly.ignoreBodyFor = ["/only"]
+        var noConcurrent = specE
+        noConcurrent.mode = .gradual
+        noConcurrent.mirrorUnsafeMethods = false
+        noConcurrent.rollout?.steps = [RolloutStep(mode: .gradual(percent: 1)), RolloutStep(mode: .instant)]
+        noConcurrent.rollout?.analysis = Analysis(maxDivergenceRatio: 0.5)
         let changes = sampleChanges + [.put(tricky), .threshold(uuid: "b", percent: 1e-6), .threshold(uuid: "b", percent: 100),
-                                       .failed(uuid: "c", reason: "tab\tnewline\n\u{1}\u{7F}", time: -1)]
+                                       .failed(uuid: "c", reason: "tab\tnewline\n\u{1}\u{7F}", time: -1),
+                                       .put(planOnly), .put(noConcurrent),
+                                       .rollout(uuid: "e", progress: RolloutProgress(phase: .completed, step: 3, percent: 100)),
+                                       .rollout(uuid: "f", progress: RolloutProgress(phase: .pending, step: 0))]
         for (i, change) in changes.enumerated() {
             var o: [String: Any] = ["seq": i]
             switch change {
@@ -73,14 +103,24 @@ struct FrameTests {
             case .failed(let uuid, let reason, let time): o["op"] = "failed"; o["uuid"] = uuid; o["reason"] = reason; o["time"] = Int(time)
             case .readmitted(let uuid): o["op"] = "readmitted"; o["uuid"] = uuid
             case .threshold(let uuid, let percent): o["op"] = "threshold"; o["uuid"] = uuid; o["percent"] = percent
+            case .rollout(let uuid, let p):
+                o["op"] = "rollout"; o["uuid"] = uuid; o["state"] = p.phase.rawValue; o["step"] = p.step
+                o["percent"] = p.percent; o["reason"] = p.reason
             }
             #expect(String(decoding: Records.encode(change, sequence: UInt64(i)), as: UTF8.self) == String(decoding: JSONText.encode(o), as: UTF8.self))
             #expect((try? Records.decode(Records.encode(change, sequence: UInt64(i))).change) == change)
         }
-        let state = applied(changes + [.failed(uuid: "d", reason: "no healthy backend", time: 5)])
+        let state = applied(changes + [.failed(uuid: "d", reason: "no healthy backend", time: 5), .put(specE),
+                                       .rollout(uuid: "e", progress: RolloutProgress(phase: .paused, step: 1, percent: 12.5, reason: "x"))])
         let entries: [Any] = state.clusters.map { c -> Any in
             var e: [String: Any] = ["cluster": generic(c.spec), "threshold": c.threshold]
             if let f = c.failure { e["failure"] = ["reason": f.reason, "time": Int(f.time)] as [String: Any] }
+            if let r = c.rollout {
+                var o: [String: Any] = ["state": r.phase.rawValue, "step": r.step]
+                o["percent"] = r.percent
+                o["reason"] = r.reason
+                e["rollout"] = o
+            }
             return e
         }
         let snapshot: [String: Any] = ["op": "snapshot", "seq": Int(state.sequence), "clusters": entries]
@@ -285,6 +325,106 @@ struct JournalStoreTests {
         moved.servers = [ServerAddress(hostname: "127.0.0.1", port: 2000)]
         s.apply(.put(moved))
         #expect(s.clusters[0].threshold == 0)
+    }
+}
+
+/// The description of the decode error `body` throws; nil when it throws none.
+func decodeError(_ body: () throws -> Void) -> String? {
+    do {
+        try body()
+        return nil
+    } catch {
+        return (error as? Records.DecodeError)?.description ?? "not a decode error: \(error)"
+    }
+}
+
+@Suite("Rollout progress records")
+struct RolloutRecordTests {
+    @Test("a rollout record round-trips, with and without percent and reason", arguments: [
+        RolloutProgress(phase: .pending, step: 0, percent: 0),
+        RolloutProgress(phase: .progressing, step: 3, percent: 25),
+        RolloutProgress(phase: .paused, step: 1, percent: 0.5),
+        RolloutProgress(phase: .completed, step: 4, percent: 100),
+        RolloutProgress(phase: .rolledBack, step: 2, percent: 0, reason: "latencyRatio 1.6 above limit 1.5 (requests new 60, old 540)"),
+        RolloutProgress(phase: .rolledBack, step: 0, percent: 0, reason: "operator"),
+        RolloutProgress(phase: .progressing, step: 0, percent: nil),
+    ])
+    func roundTrip(_ progress: RolloutProgress) throws {
+        let payload = Records.encode(.rollout(uuid: "e", progress: progress), sequence: 9)
+        let (seq, change) = try Records.decode(payload)
+        #expect(seq == 9)
+        #expect(change == .rollout(uuid: "e", progress: progress))
+    }
+
+    @Test("the record's bytes are readable JSON with the state by name")
+    func recordText() {
+        let text = String(decoding: Records.encode(.rollout(uuid: "e", progress: RolloutProgress(phase: .rolledBack, step: 2, percent: 0, reason: "operator")), sequence: 3), as: UTF8.self)
+        #expect(text == #"{"op":"rollout","percent":0,"reason":"operator","seq":3,"state":"rolledBack","step":2,"uuid":"e"}"#)
+    }
+
+    @Test("applying: recorded per cluster; a PUT keeps it only when servers, version, mode and plan are unchanged")
+    func apply() {
+        let progress = RolloutProgress(phase: .progressing, step: 1, percent: 12.5)
+        var s = applied([.put(specA), .put(specE), .rollout(uuid: "e", progress: progress), .rollout(uuid: "zz", progress: progress)])
+        #expect(s.clusters.map(\.rollout) == [nil, progress])
+        #expect(s.sequence == 4)
+
+        var sameDefinition = specE
+        sameDefinition.ignoreBodyFor = ["/other"]
+        s.apply(.put(sameDefinition))
+        #expect(s.clusters.last?.rollout == progress)
+
+        var otherPlan = specE
+        otherPlan.rollout?.steps[1].holdSeconds = 61
+        s.apply(.put(otherPlan))
+        #expect(s.clusters.last?.rollout == nil)
+
+        s.apply(.rollout(uuid: "e", progress: progress))
+        var otherGates = otherPlan
+        otherGates.rollout?.analysis?.maxErrorRatio = 0.02
+        #expect(!StoredState.keepsRollout(otherPlan, otherGates))
+        #expect(StoredState.keepsRollout(otherPlan, otherPlan))
+        s.apply(.put(otherGates))
+        #expect(s.clusters.last?.rollout == nil)
+
+        s.apply(.rollout(uuid: "e", progress: progress))
+        s.apply(.delete(uuid: "e"))
+        s.apply(.put(otherGates))
+        #expect(s.clusters.last?.rollout == nil)
+    }
+
+    @Test("journals and snapshots written before rollouts existed read unchanged")
+    func oldPayloads() throws {
+        // Byte for byte what the previous release wrote.
+        let put = #"{"cluster":{"servers":[{"hostname":"127.0.0.1","port":1002}],"upgradeTransition":{"mode":"GRADUAL","percentageTransitionPerRequest":0.25},"uuid":"b","version":"1.10"},"op":"put","seq":2}"#
+        #expect(try Records.decode(Array(put.utf8)).change == .put(specB))
+        #expect(Records.encode(.put(specB), sequence: 2) == Array(put.utf8))
+        let snapshot = #"{"clusters":[{"cluster":{"servers":[{"hostname":"127.0.0.1","port":1005}],"upgradeTransition":{"mirrorUnsafeMethods":true,"mode":"CONCURRENT"},"uuid":"d","version":"3"},"failure":{"reason":"r","time":5},"threshold":0}],"op":"snapshot","seq":7}"#
+        let state = try Records.decodeSnapshot(Array(snapshot.utf8))
+        #expect(state == StoredState(sequence: 7, clusters: [StoredCluster(spec: specD, failure: StoredFailure(reason: "r", time: 5))]))
+        #expect(Records.encodeSnapshot(state) == Array(snapshot.utf8))
+    }
+
+    @Test("a damaged rollout record is a decode error naming what is wrong", arguments: [
+        (#"{"op":"rollout","seq":1,"uuid":"e","step":0}"#, "rollout: bad state"),
+        (#"{"op":"rollout","seq":1,"uuid":"e","state":"running","step":0}"#, "rollout: bad state"),
+        (#"{"op":"rollout","seq":1,"uuid":"e","state":"paused"}"#, "rollout: bad step"),
+        (#"{"op":"rollout","seq":1,"uuid":"e","state":"paused","step":-1}"#, "rollout: bad step"),
+        (#"{"op":"rollout","seq":1,"uuid":"e","state":"paused","step":1,"percent":101}"#, "rollout: bad percent"),
+        (#"{"op":"rollout","seq":1,"uuid":"e","state":"paused","step":1,"percent":"5"}"#, "rollout: bad percent"),
+        (#"{"op":"rollout","seq":1,"uuid":"e","state":"rolledBack","step":1,"reason":5}"#, "rollout: bad reason"),
+        (#"{"op":"rollout","seq":1,"uuid":"a b","state":"paused","step":1}"#, "rollout: bad uuid"),
+    ])
+    func damaged(_ payload: String, _ message: String) {
+        #expect(decodeError { _ = try Records.decode(Array(payload.utf8)) } == message)
+    }
+
+    @Test("a damaged rollout entry in a snapshot is a decode error")
+    func damagedSnapshot() {
+        let snapshot = #"{"clusters":[{"cluster":{"servers":[{"hostname":"127.0.0.1","port":1}],"upgradeTransition":{"mode":"INSTANT"},"uuid":"d","version":"3"},"rollout":"progressing","threshold":0}],"op":"snapshot","seq":7}"#
+        #expect(decodeError { _ = try Records.decodeSnapshot(Array(snapshot.utf8)) } == "snapshot: bad rollout entry")
+        let noState = snapshot.replacingOccurrences(of: #""rollout":"progressing""#, with: #""rollout":{"step":1}"#)
+        #expect(decodeError { _ = try Records.decodeSnapshot(Array(noState.utf8)) } == "snapshot rollout: bad state")
     }
 }
 
