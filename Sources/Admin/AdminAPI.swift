@@ -4,6 +4,7 @@ import Foundation
 import Config
 import Observability
 import Proxy
+import Rollout
 import Routing
 import Syscalls
 
@@ -19,15 +20,18 @@ public final class AdminAPI: Sendable {
     let extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse]
     /// Compared CONCURRENT exchanges.
     let comparisons: ComparisonLog
+    /// Carries out rollout plans; nil in tools and tests that run none.
+    let rollouts: RolloutDriver?
 
     public init(registry: ClusterRegistry, metrics: ProxyMetrics, token: String?, workers: Int,
-                comparisons: ComparisonLog = ComparisonLog(),
+                comparisons: ComparisonLog = ComparisonLog(), rollouts: RolloutDriver? = nil,
                 extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse] = [:]) {
         self.registry = registry
         self.metrics = metrics
         self.tokenBox = Lock(token)
         self.workers = workers
         self.comparisons = comparisons
+        self.rollouts = rollouts
         self.extraRoutes = extraRoutes
     }
 
@@ -55,6 +59,11 @@ public final class AdminAPI: Sendable {
         if path.hasPrefix(Self.clusterPrefix + "/") {
             var id = String(path.dropFirst(Self.clusterPrefix.count + 1))
             if id.hasSuffix("/") { id.removeLast() }
+            let parts = id.split(separator: "/", omittingEmptySubsequences: false)
+            if parts.count == 2, let command = RolloutCommand(rawValue: String(parts[1])), !parts[0].isEmpty {
+                guard request.method == "POST" else { return methodNotAllowed("POST") }
+                return rolloutCommand(command, uuid: String(parts[0]))
+            }
             guard !id.isEmpty, !id.contains("/") else { return .text(404, "no such path: \(path)") }
             switch request.method {
             case "GET": return getCluster(id)
@@ -101,6 +110,7 @@ public final class AdminAPI: Sendable {
         do {
             let spec = try ClusterJSON.parseClusterBody(body, resolve: { SocketAddress(host: $0, port: 1) != nil }, newUUID: makeUUID)
             try registry.put(spec)
+            rollouts?.clustersChanged()
             return .text(202, spec.uuid).withoutNewline()
         } catch let error as ConfigError {
             Log.info("api_rejected", ["reason": error.description])
@@ -123,7 +133,9 @@ public final class AdminAPI: Sendable {
     private func deleteCluster(_ id: String, force: Bool) -> AdminResponse {
         do {
             switch try registry.delete(uuid: id, force: force) {
-            case .deleted: return .text(202, id)
+            case .deleted:
+                rollouts?.clustersChanged()
+                return .text(202, id)
             case .notFound: return .text(404, "no cluster with uuid \(id)")
             case .lastActive:
                 return .text(409, "cluster \(id) is the last active cluster; deleting it leaves clients without a backend (add ?force=true to delete it anyway)")
@@ -135,14 +147,52 @@ public final class AdminAPI: Sendable {
 
     private func listClusters() -> AdminResponse {
         let snapshot = registry.snapshot
-        return .json(200, ClusterJSON.renderList(snapshot.clusters.map { ($0.spec, $0.state.failure) }))
+        let statuses = rollouts?.statuses() ?? [:]
+        let list: [Any] = snapshot.clusters.map { cluster -> Any in
+            var entry = ClusterJSON.render(cluster.spec, failed: cluster.state.failure)
+            if let status = statuses[cluster.spec.uuid] { entry["rollout"] = Self.render(status) }
+            return entry
+        }
+        return .json(200, JSONText.encode(list))
+    }
+
+    /// `POST /configuration/cluster/{id}/pause|resume|promote|rollback`: 202, 404 (no such
+    /// cluster, or no plan), 409 when the rollout's state does not allow it.
+    private func rolloutCommand(_ command: RolloutCommand, uuid: String) -> AdminResponse {
+        guard let rollouts else { return .text(404, "rollouts are not run here") }
+        switch rollouts.command(command, uuid: uuid) {
+        case .accepted:
+            Log.notice("rollout_command", ["cluster": uuid, "command": command.rawValue])
+            return .text(202, uuid).withoutNewline()
+        case .notFound(let why): return .text(404, why)
+        case .refused(let why): return .text(409, why)
+        }
+    }
+
+    /// A rollout as the API shows it: `{"state", "step", "steps", "percent", "stepStarted",
+    /// "gates": {name: {"value", "limit"}}, "requests": {"new", "old"}, "reason"}`.
+    static func render(_ status: RolloutStatus) -> [String: Any] {
+        var out: [String: Any] = ["state": status.state.rawValue, "steps": status.steps]
+        if let step = status.step { out["step"] = step }
+        if let percent = status.percent { out["percent"] = percent }
+        if let started = status.stepStarted { out["stepStarted"] = iso8601(unixSeconds: started / 1000) }
+        var gates: [String: Any] = [:]
+        for reading in status.gates {
+            gates[reading.gate.rawValue] = ["value": reading.value.map { $0 as Any } ?? NSNull(), "limit": reading.limit]
+        }
+        out["gates"] = gates
+        if let requests = status.requests { out["requests"] = ["new": requests.new, "old": requests.old] }
+        if let reason = status.reason { out["reason"] = reason }
+        return out
     }
 
     private func getCluster(_ id: String) -> AdminResponse {
         guard let cluster = registry.snapshot.clusters.first(where: { $0.spec.uuid == id }) else {
             return .text(404, "no cluster with uuid \(id)")
         }
-        return .json(200, ClusterJSON.renderOne(cluster.spec, failed: cluster.state.failure))
+        var entry = ClusterJSON.render(cluster.spec, failed: cluster.state.failure)
+        if let status = rollouts?.status(id) { entry["rollout"] = Self.render(status) }
+        return .json(200, JSONText.encode(entry))
     }
 
     // MARK: Status and metrics
@@ -167,6 +217,7 @@ public final class AdminAPI: Sendable {
                 "backendConnectFailures": cluster.metrics.sum(ClusterCounter.connectFailures),
             ]
             if cluster.spec.mode == .gradual { entry["gradualThreshold"] = cluster.state.gradualThreshold }
+            if let status = rollouts?.status(cluster.spec.uuid) { entry["rollout"] = Self.render(status) }
             if let failure = cluster.state.failure {
                 entry["failure"] = ["reason": failure.reason, "time": iso8601(unixSeconds: failure.time)]
             }
@@ -301,6 +352,34 @@ public final class AdminAPI: Sendable {
         for metric in pairFamilies {
             family(metric.name, "counter", metric.help)
             for (pair, v) in compared { out += "\(metric.name){pair=\"\(escape(pair))\"} \(metric.value(v))\n" }
+        }
+        let rolloutStatuses = (rollouts?.statuses() ?? [:]).sorted { $0.key < $1.key }
+        if !rolloutStatuses.isEmpty {
+            family("switchyard_rollout_step", "gauge", "Current step of each rollout plan (1-based; 0 while pending or gates only).")
+            for (uuid, s) in rolloutStatuses { out += "switchyard_rollout_step{cluster=\"\(escape(uuid))\"} \(s.step ?? 0)\n" }
+            family("switchyard_rollout_percent", "gauge", "Share of clients the rollout sends to the new version, in percent.")
+            for (uuid, s) in rolloutStatuses where s.percent != nil {
+                out += "switchyard_rollout_percent{cluster=\"\(escape(uuid))\"} \(s.percent!)\n"
+            }
+            family("switchyard_rollout_state", "gauge", "1 for the rollout's current state, 0 for the others.")
+            for (uuid, s) in rolloutStatuses {
+                for phase in Phase.allCases {
+                    out += "switchyard_rollout_state{cluster=\"\(escape(uuid))\",state=\"\(phase.rawValue)\"} \(phase == s.state ? 1 : 0)\n"
+                }
+            }
+            family("switchyard_rollout_gate_value", "gauge", "Each gate's value on the rollout's last window.")
+            for (uuid, s) in rolloutStatuses {
+                for reading in s.gates {
+                    guard let value = reading.value else { continue }
+                    out += "switchyard_rollout_gate_value{cluster=\"\(escape(uuid))\",gate=\"\(reading.gate.rawValue)\"} \(value)\n"
+                }
+            }
+            family("switchyard_rollout_gate_limit", "gauge", "Each gate's limit.")
+            for (uuid, s) in rolloutStatuses {
+                for reading in s.gates {
+                    out += "switchyard_rollout_gate_limit{cluster=\"\(escape(uuid))\",gate=\"\(reading.gate.rawValue)\"} \(reading.limit)\n"
+                }
+            }
         }
         family("switchyard_snapshot_generation", "gauge", "Generation of the published cluster snapshot.")
         out += "switchyard_snapshot_generation \(snapshot.generation)\n"

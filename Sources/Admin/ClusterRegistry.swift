@@ -2,6 +2,7 @@ import Locks
 import Config
 import Observability
 import Proxy
+import Rollout
 import Routing
 import Store
 import Synchronization
@@ -181,6 +182,8 @@ public final class ClusterRegistry: @unchecked Sendable {
                 let keep = StoredState.keepsProgress(old.spec, spec)
                 old.state.readmit()
                 if keep { old.state.setGradualThreshold(progress) }
+                // A plan that starts again takes no exchange until the driver starts it.
+                if let i = c.model.index(of: spec.uuid), c.model.clusters[i].rollout == nil { old.state.setPlannedRoute(nil) }
                 // Replacing counts as the most recent addition (it wins a version tie).
                 c.clusters.append(ClusterRuntime(spec: spec, addresses: addresses, state: old.state, metrics: old.metrics, sequence: c.sequence))
                 Log.notice("cluster_replaced", ["uuid": spec.uuid, "version": spec.version, "mode": spec.mode.rawValue,
@@ -269,6 +272,29 @@ public final class ClusterRegistry: @unchecked Sendable {
             compactIfWanted(&c)
             return recorded
         }
+    }
+
+    /// Records a cluster's rollout progress durably (returns once the store has it). False
+    /// when the cluster is gone or the store failed (logged; the driver records it again on
+    /// its next change).
+    @discardableResult
+    public func recordRollout(uuid: String, progress: RolloutProgress) -> Bool {
+        contents.withLock { c -> Bool in
+            guard c.model.index(of: uuid) != nil else { return false }
+            do throws(StoreError) {
+                try record(.rollout(uuid: uuid, progress: progress), in: &c)
+            } catch {
+                Log.error("state_write_failed", ["change": "rollout", "uuid": uuid, "error": error.description])
+                return false
+            }
+            compactIfWanted(&c)
+            return true
+        }
+    }
+
+    /// The rollout progress the store holds for a cluster, if any.
+    public func storedRollout(uuid: String) -> RolloutProgress? {
+        contents.withLock { c in c.model.index(of: uuid).flatMap { c.model.clusters[$0].rollout } }
     }
 
     /// The current snapshot (clusters latest first).

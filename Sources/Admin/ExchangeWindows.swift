@@ -10,11 +10,17 @@ public struct ExchangeWindow: Equatable, Sendable {
     public var errors = 0
     /// The fine latency histogram of the window (`LatencyHistogram.bucketCount` counts).
     public var latency: [Int] = []
+    /// CONCURRENT: exchanges compared between this version and the one before it, and how
+    /// many of them diverged.
+    public var compared = 0
+    public var divergent = 0
 
-    public init(requests: Int = 0, errors: Int = 0, latency: [Int] = []) {
+    public init(requests: Int = 0, errors: Int = 0, latency: [Int] = [], compared: Int = 0, divergent: Int = 0) {
         self.requests = requests
         self.errors = errors
         self.latency = latency
+        self.compared = compared
+        self.divergent = divergent
     }
 
     /// The latency `percentile` (0–100) in µs; nil without samples.
@@ -33,6 +39,8 @@ public final class ExchangeWindows {
         var requests: Int
         var errors: Int
         var latency: [Int]
+        var compared: Int
+        var divergent: Int
     }
 
     /// How many seconds of samples are kept (the longest window plus one).
@@ -44,15 +52,21 @@ public final class ExchangeWindows {
     /// Keeps at least `seconds` + 1 samples from now on (a plan with a longer window).
     public func keep(atLeast seconds: Int) { keepSeconds = max(keepSeconds, seconds + 1) }
 
-    /// Takes the totals of `clusters` at unix second `now`; clusters no longer listed are forgotten.
-    public func sample(_ clusters: [ClusterRuntime], now: Int64) {
+    /// Takes the totals of `clusters` (latest first) at unix second `now`, with the
+    /// comparisons of each and the next cluster not marked failed after it; clusters no
+    /// longer listed are forgotten.
+    public func sample(_ clusters: [ClusterRuntime], now: Int64, comparisons: ComparisonLog? = nil) {
         var next: [String: [Sample]] = [:]
-        for cluster in clusters {
+        for (i, cluster) in clusters.enumerated() {
             let m = cluster.metrics
             var requests = 0
             for k in 0..<5 { requests += m.sum(ClusterCounter.responses + k) }
+            var compared = (compared: 0, divergent: 0)
+            if let comparisons, let older = clusters[(i + 1)...].first(where: { !$0.state.isFailed }) {
+                compared = comparisons.totals(old: older.spec.uuid, new: cluster.spec.uuid)
+            }
             let sample = Sample(second: now, requests: requests, errors: m.sum(ClusterCounter.responses + 4),
-                                latency: m.latencyCounts())
+                                latency: m.latencyCounts(), compared: compared.compared, divergent: compared.divergent)
             var ring = samples[cluster.spec.uuid] ?? []
             if let last = ring.last, last.second == now { ring.removeLast() }
             ring.append(sample)
@@ -69,11 +83,14 @@ public final class ExchangeWindows {
         let first = ring.last { $0.second <= last.second - Int64(seconds) } ?? ring.first!
         if first.second == last.second && ring.count == 1 {
             // One sample: everything counted so far is the window.
-            return ExchangeWindow(requests: last.requests, errors: last.errors, latency: last.latency)
+            return ExchangeWindow(requests: last.requests, errors: last.errors, latency: last.latency,
+                                  compared: last.compared, divergent: last.divergent)
         }
         var latency = last.latency
         for i in latency.indices { latency[i] -= first.latency[i] }
-        return ExchangeWindow(requests: last.requests - first.requests, errors: last.errors - first.errors, latency: latency)
+        // Comparison totals restart when the older cluster changes: never below zero.
+        return ExchangeWindow(requests: last.requests - first.requests, errors: last.errors - first.errors, latency: latency,
+                              compared: max(0, last.compared - first.compared), divergent: max(0, last.divergent - first.divergent))
     }
 
     /// Exchanges of cluster `uuid` counted so far (never decreases while it lives).

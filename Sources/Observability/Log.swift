@@ -49,6 +49,11 @@ public enum Log {
 
     /// Writes `ts=… level=… event=<event> k=v …`. Values with spaces, quotes or `=` are quoted.
     public static func write(_ level: LogLevel, _ event: String, _ fields: KeyValuePairs<String, String> = [:]) {
+        write(level, event, fields: fields.map { ($0.key, $0.value) })
+    }
+
+    /// Writes a line whose fields were assembled at run time, in order.
+    public static func write(_ level: LogLevel, _ event: String, fields: [(String, String)]) {
         guard enabled(level) else { return }
         var line = "ts=\(timestamp()) level=\(level.name) event=\(event)"
         for (key, value) in fields {

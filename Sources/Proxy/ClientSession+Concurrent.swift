@@ -22,13 +22,18 @@ extension ClientSession {
         worker.startDrain(drain)
     }
 
-    /// The previous version stopped taking the request: compare nothing, serve the latest.
-    func abandonShadow(reason: String) {
+    /// The mirrored version stopped taking the request (or, with `mirroredFailed` false, the
+    /// served one could not be reached): compare nothing, go on with the served version.
+    func abandonShadow(reason: String, mirroredFailed: Bool = true) {
         guard let link = shadow else { return }
+        if let comparison, !comparison.mirroredCounted, let mirrored = comparison.mirrored {
+            comparison.mirroredCounted = true
+            if mirroredFailed { worker.recordMirroredOutcome(cluster: mirrored, status: 502, latencyNanos: worker.loop.now &- exchangeStart) }
+        }
         worker.discardConnection(link)
         shadow = nil
         shadowCluster = nil
-        comparison?.finish(side: 0, complete: false, failure: reason, now: worker.loop.now, log: worker.settings.comparisons)
+        comparison?.finish(side: 1 - servedSide, complete: false, failure: reason, now: worker.loop.now, log: worker.settings.comparisons)
     }
 
     /// The latest version could not be connected to: nothing was sent anywhere yet, so the
@@ -36,6 +41,8 @@ extension ClientSession {
     func promoteShadow(reason: String) {
         guard let link = shadow, let oldCluster = shadowCluster else { return }
         Log.info("concurrent_fallback", ["client": clientAddress, "reason": reason])
+        if let newCluster = cluster { worker.recordMirroredOutcome(cluster: newCluster, status: 502, latencyNanos: worker.loop.now &- exchangeStart) }
+        comparison?.mirroredCounted = true   // the old version is served now: its outcome counts as served
         comparison?.servedBy = "old"
         comparison?.finish(side: 1, complete: false, failure: reason, now: worker.loop.now, log: worker.settings.comparisons)
         if let b = backend { worker.discardConnection(b) }
@@ -58,6 +65,7 @@ extension ClientSession {
         Log.info("concurrent_fallback", ["client": clientAddress, "reason": reason, "new": newCluster.spec.uuid, "old": oldCluster.spec.uuid])
         worker.recordOutcome(cluster: newCluster, status: newHeadParsed ? response.status : 502, latencyNanos: worker.loop.now &- exchangeStart)
         comparison.servedBy = "old"
+        comparison.mirroredCounted = true   // the old version is served now: its outcome counts as served
         if newHeadParsed, let rbuf = backendBuffer {
             comparison.noteHead(side: 1, response, source: rbuf.readable, policy: worker.settings.headerPolicy)
             backendBuffer = nil

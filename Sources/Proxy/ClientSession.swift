@@ -101,6 +101,9 @@ final class ClientSession: EventHandler {
     var comparison: PendingComparison?
     /// Which version's response is served: 1 = the latest, 0 = the previous (after a fallback).
     var servedSide = 1
+    /// CONCURRENT serving old (a rollout's dark launch): the old version answers the client
+    /// whatever happens; the new one is never served, only compared.
+    var darkLaunch = false
     /// The served response was chosen (its head arrived).
     var decided = false
 
@@ -134,6 +137,7 @@ final class ClientSession: EventHandler {
         deadlineKind = .idle
         state = .readingHead
         servedSide = 1
+        darkLaunch = false
         decided = false
         headHeldInBuffer = 0
     }
@@ -330,16 +334,21 @@ final class ClientSession: EventHandler {
         cluster = choice.cluster
         choice.cluster.metrics.blocks[worker.id].add(ClusterCounter.requests)
         headHeldInBuffer = request.headLength
-        servedSide = 1
+        servedSide = choice.servesOld ? 0 : 1
+        darkLaunch = choice.servesOld
         decided = false
         if let mirror = choice.shadow, !request.upgrade,
            let link = worker.acquireConnection(backendID: mirror.backendID, for: self) {
             shadow = link
             shadowCluster = mirror.cluster
-            comparison = PendingComparison(method: String(decoding: buffer.readable[request.methodRange], as: UTF8.self),
-                                           target: String(decoding: buffer.readable[request.targetRange], as: UTF8.self),
-                                           clusters: (mirror.cluster.spec.uuid, choice.cluster.spec.uuid), start: exchangeStart,
-                                           requestID: String(decoding: requestID, as: UTF8.self))
+            let (old, new) = darkLaunch ? (choice.cluster, mirror.cluster) : (mirror.cluster, choice.cluster)
+            let pending = PendingComparison(method: String(decoding: buffer.readable[request.methodRange], as: UTF8.self),
+                                            target: String(decoding: buffer.readable[request.targetRange], as: UTF8.self),
+                                            clusters: (old.spec.uuid, new.spec.uuid), start: exchangeStart,
+                                            requestID: String(decoding: requestID, as: UTF8.self))
+            pending.mirrored = mirror.cluster
+            if darkLaunch { pending.servedBy = "old" }
+            comparison = pending
         }
         connect(backendID: choice.backendID)
     }
@@ -475,10 +484,12 @@ final class ClientSession: EventHandler {
 
     func retryElsewhere(failedBackend: Int) {
         if let cluster { worker.backendFailed(failedBackend, cluster: cluster) }
-        if shadow != nil {
+        if shadow != nil && !darkLaunch {
             promoteShadow(reason: "connect failed")
             return
         }
+        // A dark launch never serves the new version: the old one is retried alone.
+        abandonShadow(reason: "the served version could not be connected", mirroredFailed: false)
         requestFlow?.release(to: worker.pools)
         requestFlow = nil
         guard attempts < worker.maxAttempts, headHeldInBuffer > 0, let buffer else {

@@ -15,6 +15,11 @@ final class PendingComparison {
     let target: String
     let clusters: (old: String, new: String)
     var servedBy = "new"
+    /// The version whose answer is only compared (the shadow), while its answer is drained
+    /// on its own: its status and time to the response head count in its metrics then.
+    var mirrored: ClusterRuntime?
+    /// Whether the drained side's outcome was counted (once, at its head or its failure).
+    var mirroredCounted = false
     private var open = 2
     let start: UInt64
     let requestID: String
@@ -154,6 +159,7 @@ final class ShadowDrain: EventHandler, DeadlineHandler, TapWaiter {
                         continue
                     }
                     comparison.noteHead(side: side, head, source: buffer.readable, policy: worker.settings.headerPolicy)
+                    countMirroredOutcome(status: head.status)
                     startBody()
                     continue
                 case .error(let error):
@@ -193,9 +199,18 @@ final class ShadowDrain: EventHandler, DeadlineHandler, TapWaiter {
         }
     }
 
+    /// Counts the drained version's answer in its cluster's metrics (rollout gates read them):
+    /// its status and its own time to the response head, never the comparator's pace.
+    private func countMirroredOutcome(status: Int) {
+        guard !comparison.mirroredCounted, let cluster = comparison.mirrored else { return }
+        comparison.mirroredCounted = true
+        worker.recordMirroredOutcome(cluster: cluster, status: status, latencyNanos: worker.loop.now &- comparison.start)
+    }
+
     private func finish(complete: Bool, failure: String?) {
         guard !done else { return }
         done = true
+        if !complete { countMirroredOutcome(status: failure == "timed out" ? 504 : 502) }
         comparison.finish(side: side, complete: complete, failure: failure, now: worker.loop.now, log: worker.settings.comparisons)
         flow?.release(to: worker.pools)
         let reusable = complete && head.keepAlive && buffer.readableCount == 0

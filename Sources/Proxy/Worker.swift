@@ -25,6 +25,9 @@ struct RouteChoice {
     var backendID: Int
     var shadow: (cluster: ClusterRuntime, backendID: Int)?
     var shadowCookie: String?
+    /// A dark launch (CONCURRENT serving old): `cluster` is the old version and answers the
+    /// client whatever happens; the new version, the shadow, is only compared.
+    var servesOld = false
 }
 
 /// Everything one reactor thread owns: its listener, its sessions, its pools, its view of
@@ -61,6 +64,11 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     // The adopted snapshot and this worker's view of it.
     private(set) var snapshot: Snapshot
     private var candidates: [RouteCandidate] = []
+    /// For each cluster of the snapshot: whether a rollout plan's steps route it (its
+    /// `ClusterState.plannedRoute` then decides its mode; until the plan has started, none).
+    private var planned: [Bool] = []
+    /// The mode of each cluster's definition (candidates' modes change while a plan governs).
+    private var specModes: [UpgradeMode] = []
     private var clusterBackends: [[Int]] = []
     private var roundRobin: [Int] = []
     private var instantCookie: [String] = []
@@ -126,6 +134,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     public func adopt(_ next: Snapshot) {
         snapshot = next
         candidates = next.clusters.map { RouteCandidate($0.spec, state: $0.state) }
+        planned = next.clusters.map { !($0.spec.rollout?.steps.isEmpty ?? true) }
+        specModes = next.clusters.map(\.spec.mode)
         clusterBackends = next.clusters.map { cluster in cluster.addresses.map { backendID(for: $0) } }
         roundRobin = next.clusters.map { Int.random(in: 0..<max(1, $0.addresses.count)) }
         instantCookie = next.clusters.map { "\(settings.cookieNames.session)=\($0.spec.uuid); Path=/; HttpOnly; SameSite=Lax" }
@@ -151,15 +161,24 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         var previous = -1
         for i in candidates.indices {
             let cluster = snapshot.clusters[i]
+            // A planned cluster takes no exchange before its plan has started (readiness).
             let usable = !cluster.state.isFailed && hasLiveBackend(cluster: i, now: now)
+                && !(planned[i] && cluster.state.plannedRoute == nil)
             candidates[i].usable = usable
             if usable {
                 if latest < 0 { latest = i } else if previous < 0 { previous = i }
             }
         }
         guard latest >= 0 else { return nil }
-        let chosen: Int
+        var chosen: Int
         var shadow: Int?
+        var servesOld = false
+        if planned[latest], let step = snapshot.clusters[latest].state.plannedRoute {
+            candidates[latest].mode = step.mode
+            servesOld = step == .concurrentServeOld
+        } else {
+            candidates[latest].mode = specModes[latest]
+        }
         let mode = candidates[latest].mode
         if mode == .instant || (previous < 0 && mode != .session) {
             // Fast path: no cookie to read, the cookie to set is prebuilt.
@@ -186,11 +205,18 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
                                                renderCookies: false) else { return nil }
             chosen = decision.primary
             shadow = decision.shadow
+            if servesOld && decision.effectiveMode == .concurrent && previous >= 0 {
+                // Dark launch: the old version answers; the new one only gets the mirror.
+                chosen = previous
+                shadow = decision.shadow == nil ? nil : latest
+            } else {
+                servesOld = false
+            }
             appendSetCookieLines(decision, sessionCookieLine: instantCookieBytes[chosen], names: settings.cookieNames,
                                  dates: &expiresDates, to: &cookies)
         }
         guard let backend = pickBackend(cluster: chosen, now: now) else { return nil }
-        var choice = RouteChoice(cluster: snapshot.clusters[chosen], backendID: backend)
+        var choice = RouteChoice(cluster: snapshot.clusters[chosen], backendID: backend, servesOld: servesOld)
         if let shadow, let shadowBackend = pickBackend(cluster: shadow, now: now) {
             choice.shadow = (snapshot.clusters[shadow], shadowBackend)
             choice.shadowCookie = instantCookie[shadow]
@@ -328,11 +354,19 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         cluster.metrics.record(reactor: id, status: status, latencyNanos: latencyNanos)
         let success = status < 500
         let latest = snapshot.clusters.first { !$0.state.isFailed }
-        if let latest, latest.spec.mode == .gradual, success {
+        // A plan's GRADUAL steps hold their percentage: exchanges do not raise it.
+        if let latest, latest.spec.mode == .gradual, success, latest.spec.rollout?.steps.isEmpty ?? true {
             latest.state.advanceGradual(by: latest.spec.percentageTransitionPerRequest ?? 0)
         }
         cluster.state.record(success: success, nowMillis: Clock.unixMillis())
         if !success { checkRollback(cluster) }
+    }
+
+    /// Accounting for the answer of a mirrored (CONCURRENT) exchange's other version: its
+    /// status (502/504 when it failed) and its time to the response head count in its
+    /// cluster's metrics, which rollout gates read; never in the rollback window or GRADUAL.
+    func recordMirroredOutcome(cluster: ClusterRuntime, status: Int, latencyNanos: UInt64) {
+        cluster.metrics.record(reactor: id, status: status, latencyNanos: latencyNanos)
     }
 
     private func checkRollback(_ cluster: ClusterRuntime) {

@@ -17,6 +17,8 @@ public final class ClusterState: Sendable {
     static let tagMask: UInt64 = (1 << 24) - 1
 
     private let failed = Atomic<Bool>(false)
+    /// How a rollout plan routes this cluster now (`PlanRoute.rawValue`); 0 when no plan step governs.
+    private let planRoute = Atomic<Int>(0)
     private let reason = Lock<(reason: String, time: Int64)?>(nil)
     private let threshold = Atomic<Int>(0)
 
@@ -108,6 +110,19 @@ public final class ClusterState: Sendable {
         threshold.store(Int((clamped * Double(Self.thresholdScale)).rounded()), ordering: .relaxed)
     }
 
+    // MARK: Rollout plan
+
+    /// How the cluster's rollout plan routes it now; nil when no plan step governs (the
+    /// 2014 mode of its definition does). One atomic load.
+    public var plannedRoute: PlanRoute? { PlanRoute(rawValue: planRoute.load(ordering: .acquiring)) }
+
+    /// Sets how the plan routes the cluster: a GRADUAL step's percentage becomes the
+    /// threshold (which then stays put: exchanges do not raise it while a plan governs).
+    public func setPlannedRoute(_ route: PlanRoute?, percent: Double = 0) {
+        if route == .gradual { setGradualThreshold(percent) }
+        planRoute.store(route?.rawValue ?? 0, ordering: .releasing)
+    }
+
     // MARK: Rollback window
 
     /// Bucket number of a time: floor division, correct for negative times too.
@@ -160,6 +175,29 @@ public final class ClusterState: Sendable {
             failures += Int((v >> Self.countBits) & Self.countMask)
         }
         return (failures, failures + successes)
+    }
+}
+
+/// How a rollout plan's current step routes its cluster (the *new* version), set by the
+/// control plane and read by every reactor.
+public enum PlanRoute: Int, Sendable {
+    /// CONCURRENT serving the old version: every client gets the old answer; the new version
+    /// answers the same requests only to be compared and judged (a dark launch).
+    case concurrentServeOld = 1
+    /// CONCURRENT serving the new version unless it fails (the 2014 behaviour).
+    case concurrentServeNew = 2
+    /// GRADUAL at a fixed percentage (the cluster's threshold).
+    case gradual = 3
+    /// Every exchange to the new version.
+    case instant = 4
+
+    /// The upgrade mode routing follows for this step.
+    public var mode: UpgradeMode {
+        switch self {
+        case .concurrentServeOld, .concurrentServeNew: .concurrent
+        case .gradual: .gradual
+        case .instant: .instant
+        }
     }
 }
 

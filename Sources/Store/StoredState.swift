@@ -94,7 +94,8 @@ public struct StoredState: Equatable, Sendable {
             if let i = index(of: spec.uuid) {
                 let old = clusters.remove(at: i)
                 let threshold = Self.keepsProgress(old.spec, spec) ? old.threshold : 0
-                let rollout = Self.keepsRollout(old.spec, spec) ? old.rollout : nil
+                // A PUT after a rollback is a new attempt: the plan starts again.
+                let rollout = Self.keepsRollout(old.spec, spec) && old.rollout?.phase != .rolledBack ? old.rollout : nil
                 clusters.append(StoredCluster(spec: spec, failure: nil, threshold: threshold, rollout: rollout))
             } else {
                 clusters.append(StoredCluster(spec: spec))

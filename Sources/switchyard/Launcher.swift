@@ -241,8 +241,9 @@ enum Launcher {
             return 1
         }
         registry.setPublisher { proxy.publish($0) }
+        let rollouts = RolloutDriver(registry: registry, comparisons: proxySettings.comparisons)
         let api = AdminAPI(registry: registry, metrics: metrics, token: config.adminToken, workers: workers,
-                           comparisons: proxySettings.comparisons)
+                           comparisons: proxySettings.comparisons, rollouts: rollouts)
         let control: ControlPlane
         do {
             control = try ControlPlane(listen: adminAddress, api: api, maxBodyBytes: config.limits.maxApiBodyBytes)
@@ -254,7 +255,12 @@ enum Launcher {
         let controlThread = control.start()
         // Failed marks and GRADUAL progress come from the reactors through shared atomics;
         // the control plane records them once a second (never a store write on a reactor).
-        control.every(1_000_000_000) { registry.tick() }
+        // Rollout plans are carried out from the same thread: windows sampled, steps taken.
+        control.every(1_000_000_000) {
+            registry.tick()
+            rollouts.tick()
+        }
+        control.loop.execute { rollouts.clustersChanged() }   // plans restored from the state directory
         Log.notice("started", ["proxy": "\(config.proxyHost):\(proxy.port)", "api": "\(config.adminHost):\(control.port)",
                                "workers": String(workers), "clusters": String(snapshot.clusters.count),
                                "nofile": String(fileLimit), "stateDir": stateDir ?? "none"])
