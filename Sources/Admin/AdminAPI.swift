@@ -148,12 +148,18 @@ public final class AdminAPI: Sendable {
     private func listClusters() -> AdminResponse {
         let snapshot = registry.snapshot
         let statuses = rollouts?.statuses() ?? [:]
-        let list: [Any] = snapshot.clusters.map { cluster -> Any in
-            var entry = ClusterJSON.render(cluster.spec, failed: cluster.state.failure)
-            if let status = statuses[cluster.spec.uuid] { entry["rollout"] = Self.render(status) }
-            return entry
-        }
+        let list: [Any] = snapshot.clusters.map { Self.render(cluster: $0, rollout: statuses[$0.spec.uuid]) }
         return .json(200, JSONText.encode(list))
+    }
+
+    /// `{"cluster": {…}}` as GET shows it, with the rollout when the cluster has one.
+    static func render(cluster: ClusterRuntime, rollout: RolloutStatus?) -> [String: Any] {
+        var entry = ClusterJSON.render(cluster.spec, failed: cluster.state.failure)
+        if let rollout, var inner = entry["cluster"] as? [String: Any] {
+            inner["rollout"] = render(rollout)
+            entry["cluster"] = inner
+        }
+        return entry
     }
 
     /// `POST /configuration/cluster/{id}/pause|resume|promote|rollback`: 202, 404 (no such
@@ -190,9 +196,7 @@ public final class AdminAPI: Sendable {
         guard let cluster = registry.snapshot.clusters.first(where: { $0.spec.uuid == id }) else {
             return .text(404, "no cluster with uuid \(id)")
         }
-        var entry = ClusterJSON.render(cluster.spec, failed: cluster.state.failure)
-        if let status = rollouts?.status(id) { entry["rollout"] = Self.render(status) }
-        return .json(200, JSONText.encode(entry))
+        return .json(200, JSONText.encode(Self.render(cluster: cluster, rollout: rollouts?.status(id))))
     }
 
     // MARK: Status and metrics

@@ -47,7 +47,7 @@ public enum ClusterJSON {
     /// `mirrorUnsafeMethods` needs a CONCURRENT step; `analysis` is allowed with or
     /// without steps. `ignoreBodyFor` lists path patterns (see `RolloutJSON`).
     /// `uuid` is 1–64 characters of `[A-Za-z0-9._-]`,
-    /// generated when absent. `state` and `failure` (as `render` writes them)
+    /// generated when absent. `state`, `failure` and `rollout` (as GET writes them)
     /// are accepted and ignored, so a body read with GET can be PUT back; other
     /// unknown fields are errors.
     public static func parseCluster(
@@ -115,6 +115,7 @@ public enum ClusterJSON {
         // Written by render; accepted so that a GET body can be PUT back.
         _ = fields.raw("state")
         _ = fields.raw("failure")
+        _ = fields.raw("rollout")
         try fields.rejectUnknown()
         return spec
     }
