@@ -263,6 +263,7 @@ public final class AdminAPI: Sendable {
                 "framing": [r.old.framing, r.new.framing],
                 "bodyLength": [Int(r.bodyLengths.old), Int(r.bodyLengths.new)],
                 "bodyDigestEqual": r.bodyDigestEqual,
+                "bodyIgnored": r.bodyIgnored,
                 "headerDifferences": r.headerDifferences,
                 "latencyMs": [(r.old.latencyMillis * 1000).rounded() / 1000, (r.new.latencyMillis * 1000).rounded() / 1000],
                 "servedBy": r.servedBy,

@@ -56,10 +56,13 @@ public struct ComparisonRecord: Sendable {
     public var clusters: (old: String, new: String)
     /// The exchange's X-Request-Id (as forwarded to both versions).
     public var requestID = ""
+    /// The path is one whose bodies are not compared (the new cluster's `ignoreBodyFor`).
+    public var bodyIgnored = false
 
-    /// True when the two responses differ in status, compared headers or body.
+    /// True when the two responses differ in status, compared headers or body (unless bodies
+    /// are ignored for the path).
     public var divergent: Bool {
-        old.status != new.status || !bodyDigestEqual || !headerDifferences.isEmpty || old.complete != new.complete
+        old.status != new.status || (!bodyDigestEqual && !bodyIgnored) || !headerDifferences.isEmpty || old.complete != new.complete
     }
 
     public init(method: String, target: String, old: ResponseSummary, new: ResponseSummary, servedBy: String,

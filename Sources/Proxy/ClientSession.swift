@@ -348,6 +348,9 @@ final class ClientSession: EventHandler {
                                             requestID: String(decoding: requestID, as: UTF8.self))
             pending.mirrored = mirror.cluster
             if darkLaunch { pending.servedBy = "old" }
+            if !new.spec.ignoreBodyFor.isEmpty {
+                pending.bodyIgnored = new.spec.ignoresBody(path: pending.target.prefix { $0 != "?" })
+            }
             comparison = pending
         }
         connect(backendID: choice.backendID)

@@ -20,6 +20,8 @@ final class PendingComparison {
     var mirrored: ClusterRuntime?
     /// Whether the drained side's outcome was counted (once, at its head or its failure).
     var mirroredCounted = false
+    /// Bodies are not compared for this path (the new cluster's `ignoreBodyFor`).
+    var bodyIgnored = false
     private var open = 2
     let start: UInt64
     let requestID: String
@@ -66,6 +68,7 @@ final class PendingComparison {
             var record = ComparisonRecord(method: method, target: target, old: summaries[0], new: summaries[1], servedBy: servedBy,
                                           comparator: tap.comparator, unixTime: Clock.unixSeconds(), clusters: clusters)
             record.requestID = requestID
+            record.bodyIgnored = bodyIgnored
             log.add(record)
             if let (pending, batch) = deferredAccess {
                 var line = pending

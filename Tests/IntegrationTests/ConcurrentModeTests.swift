@@ -40,6 +40,26 @@ struct ConcurrentModeTests {
         }
     }
 
+    @Test("ignoreBodyFor: bodies of matching paths are not compared; other paths still diverge")
+    func ignoreBodyFor() throws {
+        let old = try TestBackend { _, socket in try TestBackend.respond(socket, body: "old \(UInt64.random(in: 0...UInt64.max))\n"); return true }
+        let new = try TestBackend { _, socket in try TestBackend.respond(socket, body: "new \(UInt64.random(in: 0...UInt64.max))\n"); return true }
+        defer { old.stop(); new.stop() }
+        var newCluster = ProxyProcess.cluster(ports: [new.port], version: "2.0", uuid: "new", mode: ["mode": "CONCURRENT"])
+        newCluster["ignoreBodyFor"] = ["/time", "/random*"]
+        let proxy = try ProxyProcess(config: ProxyProcess.config(clusters: [
+            ProxyProcess.cluster(ports: [old.port], version: "1.0", uuid: "old"), newCluster,
+        ]))
+        defer { proxy.stop() }
+        let client = try ClientConnection(port: proxy.port)
+        for path in ["/time", "/time?x=1", "/random/a", "/other"] { _ = try client.get(path) }
+        let c = try waitForComparisons(proxy, 4)
+        let recent = try #require(c["recent"] as? [[String: Any]])
+        let divergent = Dictionary(uniqueKeysWithValues: recent.map { ($0["target"] as! String, $0["divergent"] as! Bool) })
+        #expect(divergent == ["/time": false, "/time?x=1": false, "/random/a": false, "/other": true])
+        #expect(recent.first { $0["target"] as? String == "/time" }?["bodyIgnored"] as? Bool == true)
+    }
+
     @Test("both versions receive GET and PUT (the same body bytes); equal answers compare equal")
     func duplication() throws {
         let old = try Self.echo("old")
