@@ -173,8 +173,12 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         var chosen: Int
         var shadow: Int?
         var servesOld = false
+        var threshold: Double?
         if planned[latest], let step = snapshot.clusters[latest].state.plannedRoute {
-            candidates[latest].mode = step.mode
+            // A plan's last step (and its end) moves every client, each on its next page load:
+            // GRADUAL at 100 %, so a page that started on the old version ends there.
+            candidates[latest].mode = step == .instant ? .gradual : step.mode
+            if step == .instant { threshold = 100 }
             servesOld = step == .concurrentServeOld
         } else {
             candidates[latest].mode = specModes[latest]
@@ -185,7 +189,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             chosen = latest
             appendSetCookie(instantCookie[latest], to: &cookies)
         } else {
-            if mode == .gradual { candidates[latest].gradualThreshold = snapshot.clusters[latest].state.gradualThreshold }
+            if mode == .gradual { candidates[latest].gradualThreshold = threshold ?? snapshot.clusters[latest].state.gradualThreshold }
             var input = RouteInput(sessionCookie: request.cookie(named: settings.cookieNames.session, source: source),
                                    transitionCookie: mode == .gradual ? request.cookie(named: settings.cookieNames.transition, source: source) : nil,
                                    methodIsIdempotent: request.method.isIdempotent,

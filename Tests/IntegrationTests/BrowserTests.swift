@@ -19,7 +19,7 @@ struct BrowserTests {
 
     /// A backend for the site: `/top.html` loads `frames` pages one after another (each in an
     /// iframe, the next once the previous has loaded), each page holds `images` images.
-    static func site(_ name: String) throws -> TestBackend {
+    static func site(_ name: String, imageDelayMillis: UInt32 = 0) throws -> TestBackend {
         try TestBackend { request, socket in
             let html = ["Content-Type: text/html", "Cache-Control: no-store", "X-Backend: \(name)"]
             if request.target == "/top.html" {
@@ -42,6 +42,7 @@ struct BrowserTests {
                 let images = (0..<images).map { "<img src=\"/img?k=\(k)&i=\($0)\">" }.joined()
                 try TestBackend.respond(socket, headers: html, body: "<!doctype html><html><body>\(images)</body></html>")
             } else {
+                if imageDelayMillis > 0 { usleep(imageDelayMillis * 1000) }   // a backend thread per connection: others go on
                 try TestBackend.respond(socket, headers: ["Content-Type: image/gif", "Cache-Control: no-store", "X-Backend: \(name)"],
                                         body: gif)
             }
@@ -70,6 +71,34 @@ struct BrowserTests {
                                                       mode: ["mode": "GRADUAL", "percentageTransitionPerRequest": 0.4]))
         try waitUntil("GRADUAL to govern") { try proxy.api("GET", "/status").1.contains("gradualThreshold") }
 
+        let versions = try Self.loadPages(proxy: proxy, v1: v1, v2: v2)
+        #expect(v1.requests.contains { $0.target == "/top.html" }, "the first page came from v1 (threshold 0)")
+        #expect(versions[Self.frames - 1] == ["v2"], "the browser moved to v2 by the last page")
+    }
+
+    @Test("a staged plan (20 %, 60 %, all): every page comes from one version and the browser never moves back")
+    func planStepsKeepPagesWhole() throws {
+        // Slow images stretch the 12 page loads over the plan's steps (about 4 s).
+        let v1 = try Self.site("v1", imageDelayMillis: 60)
+        let v2 = try Self.site("v2", imageDelayMillis: 60)
+        let proxy = try ProxyProcess(config: ProxyProcess.config(clusters: [
+            ProxyProcess.cluster(ports: [v1.port], version: "1.0", uuid: "v1"),
+        ]))
+        defer { proxy.stop(); v1.stop(); v2.stop() }
+        _ = try proxy.putCluster(ProxyProcess.cluster(ports: [v2.port], version: "2.0", uuid: "v2", mode: [
+            "steps": [["mode": "GRADUAL", "percent": 20, "holdSeconds": 1], ["mode": "GRADUAL", "percent": 60, "holdSeconds": 1],
+                      ["mode": "INSTANT"]],
+        ]))
+        let versions = try Self.loadPages(proxy: proxy, v1: v1, v2: v2)
+        let (_, state) = try proxy.api("GET", "/configuration/cluster/v2")
+        #expect(state.contains(#""state":"completed""#), "the plan ran to its end during the page loads: \(state)")
+        #expect(versions[Self.frames - 1] == ["v2"], "the browser moved to v2 by the last page")
+    }
+
+    /// Loads `/top.html` (12 pages one after another) in headless Chromium with a fresh
+    /// profile, and checks that each page and its images came from one version and that the
+    /// browser never went back from v2 to v1. Returns the versions of each page.
+    static func loadPages(proxy: ProxyProcess, v1: TestBackend, v2: TestBackend) throws -> [Int: Set<String>] {
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: profile) }
         let (status, dom) = try run("/usr/bin/timeout", [
@@ -77,27 +106,26 @@ struct BrowserTests {
             "--virtual-time-budget=60000", "--dump-dom", "http://127.0.0.1:\(proxy.port)/top.html",
         ])
         #expect(status == 0, "chromium exit status")
-        #expect(dom.contains("loaded \(Self.frames)"), "every page loaded: \(dom.prefix(300))")
+        #expect(dom.contains("loaded \(frames)"), "every page loaded: \(dom.prefix(300))")
 
         // Which versions served each page load (its document and its images).
         var versions: [Int: Set<String>] = [:]
         var counts: [Int: Int] = [:]
         for (name, backend) in [("v1", v1), ("v2", v2)] {
             for request in backend.requests {
-                guard let k = Self.pageLoad(request.target) else { continue }
+                guard let k = pageLoad(request.target) else { continue }
                 versions[k, default: []].insert(name)
                 counts[k, default: 0] += 1
             }
         }
-        #expect(versions.count == Self.frames)
-        for k in 0..<Self.frames {
-            #expect(counts[k] == 1 + Self.images, "page \(k): every request reached a backend once")
+        #expect(versions.count == frames)
+        for k in 0..<frames {
+            #expect(counts[k] == 1 + images, "page \(k): every request reached a backend once")
             #expect(versions[k]?.count == 1, "page \(k) was served by \(versions[k] ?? [])")
         }
-        #expect(v1.requests.contains { $0.target == "/top.html" }, "the first page came from v1 (threshold 0)")
-        #expect(versions[Self.frames - 1] == ["v2"], "the browser moved to v2 by the last page")
-        let moved = (0..<Self.frames).first { versions[$0] == ["v2"] } ?? -1
-        let after = (moved..<Self.frames).allSatisfy { versions[$0] == ["v2"] }
+        let moved = (0..<frames).first { versions[$0] == ["v2"] } ?? frames
+        let after = (moved..<frames).allSatisfy { versions[$0] == ["v2"] }
         #expect(after, "once moved, the browser never went back: \(versions.sorted { $0.key < $1.key })")
+        return versions
     }
 }
