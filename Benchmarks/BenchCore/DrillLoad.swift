@@ -30,8 +30,11 @@ public enum DrillCheck: Equatable, Sendable {
 public struct DrillTally: Equatable, Sendable {
     /// Exchanges attempted (every one ends in one of the four checks).
     public var requests = 0
+    /// Responses with status 500 or above.
     public var serverErrors = 0
+    /// Responses with another status than 200, or a body other than v1's.
     public var wrongBodies = 0
+    /// Exchanges that got no valid response (connect failure, reset, close, timeout, malformed).
     public var connectionErrors = 0
     /// When the first bad exchange ended (monotonic nanoseconds), nil when there was none.
     public var firstBadNanos: UInt64?

@@ -2,7 +2,14 @@ import Foundation
 
 /// One drill scenario: which new version is rolled out over v1.
 public enum DrillScenario: String, CaseIterable, Sendable {
-    case good, errors, slow, divergent
+    /// v2 answers exactly like v1: the plan must complete.
+    case good
+    /// v2 answers 503 to 5 % of requests: the error gate must roll it back.
+    case errors
+    /// v2 answers 50 ms later: the latency gate must roll it back.
+    case slow
+    /// v2 answers a different 200 body for one path in ten: the divergence gate must roll it back.
+    case divergent
 
     /// The backend kind of its new version.
     var kind: DrillBackendKind {
@@ -72,9 +79,12 @@ public struct DrillPlan: Equatable, Sendable {
 public struct RolloutStatus: Equatable, Sendable {
     /// pending, progressing, paused, completed or rolledBack.
     public var state: String
+    /// The current step (as the API counts it) and the number of steps.
     public var step: Int?
     public var steps: Int?
+    /// The new version's share of traffic, per cent.
     public var percent: Double?
+    /// Why the plan rolled back (it names the gate).
     public var reason: String?
     /// The gate that rolled the plan back: the `gate` field when the API gives one, else the
     /// gate named in `reason`.
@@ -157,7 +167,9 @@ public enum DrillOutcome: Equatable, Sendable {
 
 /// One scenario's figures and verdict.
 public struct DrillScenarioResult: Equatable, Sendable {
+    /// Which new version was rolled out.
     public var scenario: DrillScenario
+    /// How the plan ended.
     public var outcome: DrillOutcome
     /// Seconds from the PUT of the plan to the outcome (nil without one).
     public var secondsToDecision: Double?
@@ -201,7 +213,9 @@ public struct DrillScenarioResult: Equatable, Sendable {
 
 /// The whole drill's report: the table, the JSON, the exit status.
 public struct DrillReport: Equatable, Sendable {
+    /// The plan every scenario ran.
     public var plan: DrillPlan
+    /// One result per scenario, in the order run.
     public var results: [DrillScenarioResult]
 
     public init(plan: DrillPlan, results: [DrillScenarioResult]) {
