@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "ComparatorTests", dependencies: ["Comparator"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Reactor", "Syscalls"]),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),
-        .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore"]),
+        .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore", "switchyard"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Syscalls", "switchyard"]),
     ]
 )

@@ -4,7 +4,8 @@ import Syscalls
 import Glibc
 #endif
 
-/// The `switchyard-bench` command line: a wrk-compatible load run, or `compare`.
+/// The `switchyard-bench` command line: a wrk-compatible load run, or a subcommand (`compare`,
+/// `idle`, `versions`, `comparator`, `backend`, `drill`).
 public enum BenchCommand {
     /// Runs the command; returns the process exit status.
     public static func main(_ arguments: [String]) -> Int32 {
@@ -16,6 +17,9 @@ public enum BenchCommand {
         }
         if arguments.first == "versions" {
             return VersionsCommand.main(Array(arguments.dropFirst()))
+        }
+        if arguments.first == "drill" {
+            return DrillCommand.main(Array(arguments.dropFirst()))
         }
         if arguments.first == "comparator" {
             return ComparatorBench.main(Array(arguments.dropFirst()))

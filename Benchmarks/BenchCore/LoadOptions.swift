@@ -253,6 +253,7 @@ Usage: switchyard-bench <options> <url>
        switchyard-bench idle -n N URL [--pid PID]      (memory per idle keep-alive connection)
        switchyard-bench backend [--port N]             (the built-in benchmark backend)
        switchyard-bench comparator                     (the CONCURRENT comparator alone)
+       switchyard-bench drill [--plan FILE] [--json]   (a staged rollout drill; see --help)
   Options:
     -c, --connections <N>  Connections to keep open   (default 10)
     -d, --duration    <T>  Duration of test           (default 10s)

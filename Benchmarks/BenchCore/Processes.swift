@@ -114,6 +114,12 @@ final class Cleanup: Sendable {
         for directory in directories { try? FileManager.default.removeItem(atPath: directory) }
     }
 
+    /// Removes one directory now and forgets it.
+    func remove(directory: String) {
+        state.withLock { $0.directories.removeAll { $0 == directory } }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
     /// Stops one child now and forgets it.
     func stop(_ child: ChildProcess) {
         state.withLock { $0.children.removeAll { $0 === child } }
