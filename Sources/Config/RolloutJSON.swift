@@ -76,13 +76,15 @@ enum RolloutJSON {
 
     /// Reads `analysis`: nil when absent; otherwise at least one gate (`maxErrorRatio` 0-1,
     /// `maxLatencyRatio` above 0, `maxDivergenceRatio` 0-1), `latencyPercentile` (above 0,
-    /// at most 100, default 99; only with `maxLatencyRatio`), `windowSeconds` (1-3600,
+    /// at most 100, default 99) and `latencyFloorMillis` (0-60000, default 5), both only with
+    /// `maxLatencyRatio`, `windowSeconds` (1-3600,
     /// default 30) and `minRequests` (default 50).
     static func analysis(_ fields: inout Fields) throws(ConfigError) -> Analysis? {
         guard var f = try fields.object("analysis") else { return nil }
         let maxError = try f.number("maxErrorRatio", in: 0...1)
         let maxLatency = try f.number("maxLatencyRatio", above: 0, atMost: maxLatencyRatio)
         let percentile = try f.number("latencyPercentile", above: 0, atMost: 100)
+        let floor = try f.number("latencyFloorMillis", in: 0...60_000)
         let maxDivergence = try f.number("maxDivergenceRatio", in: 0...1)
         let window = try f.int("windowSeconds", in: 1...maxWindowSeconds)
         let minRequests = try f.int("minRequests", in: 0...maxMinRequests)
@@ -91,10 +93,12 @@ enum RolloutJSON {
             throw fields.fail("analysis", "must set at least one gate: maxErrorRatio, maxLatencyRatio or maxDivergenceRatio")
         }
         if percentile != nil, maxLatency == nil { throw f.fail("latencyPercentile", "only allowed with maxLatencyRatio") }
+        if floor != nil, maxLatency == nil { throw f.fail("latencyFloorMillis", "only allowed with maxLatencyRatio") }
         return Analysis(maxErrorRatio: maxError, maxLatencyRatio: maxLatency,
                         latencyPercentile: percentile ?? Analysis.defaultLatencyPercentile,
                         maxDivergenceRatio: maxDivergence, windowSeconds: window ?? Analysis.defaultWindowSeconds,
-                        minRequests: minRequests ?? Analysis.defaultMinRequests)
+                        minRequests: minRequests ?? Analysis.defaultMinRequests,
+                        latencyFloorMillis: floor ?? Analysis.defaultLatencyFloorMillis)
     }
 
     /// Reads a cluster's `ignoreBodyFor`: an array of at most 100 path patterns, each
@@ -147,6 +151,7 @@ enum RolloutJSON {
         if let l = a.maxLatencyRatio {
             o["maxLatencyRatio"] = l
             o["latencyPercentile"] = a.latencyPercentile
+            o["latencyFloorMillis"] = a.latencyFloorMillis
         }
         if let l = a.maxDivergenceRatio { o["maxDivergenceRatio"] = l }
         return o

@@ -172,6 +172,9 @@ final class ClientSession: EventHandler {
         } else if shadow?.fd == eventFD {
             if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
                 shadow!.ready.readable = true
+                // Its answer started arriving now, even if it waits in the socket until the
+                // served side is decided: that is its own latency, not the comparator's pace.
+                if let comparison, comparison.mirroredAnswerAt == 0 { comparison.mirroredAnswerAt = worker.loop.now }
             }
             if events.contains(.writable) || events.contains(.error) || events.contains(.hangup) { shadow!.ready.writable = true }
             if events.contains(.readHangup) || events.contains(.hangup) { shadow!.ready.hungUp = true }

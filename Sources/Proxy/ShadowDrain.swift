@@ -22,6 +22,8 @@ final class PendingComparison {
     var mirroredCounted = false
     /// Bodies are not compared for this path (the new cluster's `ignoreBodyFor`).
     var bodyIgnored = false
+    /// When the mirrored version's answer first became readable (0: not yet seen).
+    var mirroredAnswerAt: UInt64 = 0
     private var open = 2
     let start: UInt64
     let requestID: String
@@ -207,7 +209,8 @@ final class ShadowDrain: EventHandler, DeadlineHandler, TapWaiter {
     private func countMirroredOutcome(status: Int) {
         guard !comparison.mirroredCounted, let cluster = comparison.mirrored else { return }
         comparison.mirroredCounted = true
-        worker.recordMirroredOutcome(cluster: cluster, status: status, latencyNanos: worker.loop.now &- comparison.start)
+        let answered = comparison.mirroredAnswerAt != 0 ? comparison.mirroredAnswerAt : worker.loop.now
+        worker.recordMirroredOutcome(cluster: cluster, status: status, latencyNanos: answered &- comparison.start)
     }
 
     private func finish(complete: Bool, failure: String?) {

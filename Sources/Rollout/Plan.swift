@@ -74,6 +74,8 @@ public struct Analysis: Equatable, Sendable {
     public static let defaultWindowSeconds = 30
     /// Default `minRequests`.
     public static let defaultMinRequests = 50
+    /// Default `latencyFloorMillis`.
+    public static let defaultLatencyFloorMillis = 5.0
 
     /// Highest acceptable share of the new version's exchanges that failed (5xx, connect
     /// failures, resets, timeouts), 0...1.
@@ -82,6 +84,9 @@ public struct Analysis: Equatable, Sendable {
     public var maxLatencyRatio: Double?
     /// The latency percentile compared by the latency gate (e.g. 99).
     public var latencyPercentile: Double
+    /// Latencies below this many milliseconds count as this much in the latency ratio, so
+    /// that the jitter of fast answers (0.3 ms against 0.6 ms) does not fail the gate.
+    public var latencyFloorMillis: Double
     /// Highest acceptable share of compared exchanges whose answers diverged (CONCURRENT), 0...1.
     public var maxDivergenceRatio: Double?
     /// Length of the sliding window the driver measures, in seconds.
@@ -96,8 +101,10 @@ public struct Analysis: Equatable, Sendable {
         latencyPercentile: Double = Analysis.defaultLatencyPercentile,
         maxDivergenceRatio: Double? = nil,
         windowSeconds: Int = Analysis.defaultWindowSeconds,
-        minRequests: Int = Analysis.defaultMinRequests
+        minRequests: Int = Analysis.defaultMinRequests,
+        latencyFloorMillis: Double = Analysis.defaultLatencyFloorMillis
     ) {
+        self.latencyFloorMillis = latencyFloorMillis
         self.maxErrorRatio = maxErrorRatio
         self.maxLatencyRatio = maxLatencyRatio
         self.latencyPercentile = latencyPercentile

@@ -114,7 +114,7 @@ extension Analysis {
     /// ratio), nothing compared (divergence ratio).
     public func readings(_ window: WindowStats) -> [GateReading] {
         limits.map { gate, limit in
-            GateReading(gate: gate, value: Self.value(of: gate, in: window), limit: limit)
+            GateReading(gate: gate, value: Self.value(of: gate, in: window, latencyFloorMicros: Int(latencyFloorMillis * 1000)), limit: limit)
         }
     }
 
@@ -131,13 +131,13 @@ extension Analysis {
         return .passed
     }
 
-    static func value(of gate: Gate, in w: WindowStats) -> Double? {
+    static func value(of gate: Gate, in w: WindowStats, latencyFloorMicros floor: Int = 0) -> Double? {
         switch gate {
         case .errorRatio:
             return w.new.requests > 0 ? Double(w.new.errors) / Double(w.new.requests) : nil
         case .latencyRatio:
-            guard let new = w.new.latencyMicros, let old = w.old.latencyMicros, old > 0 else { return nil }
-            return Double(new) / Double(old)
+            guard let new = w.new.latencyMicros, let old = w.old.latencyMicros, max(old, floor) > 0 else { return nil }
+            return Double(max(new, floor)) / Double(max(old, floor))
         case .divergenceRatio:
             return w.compared > 0 ? Double(w.divergent) / Double(w.compared) : nil
         }

@@ -272,7 +272,10 @@ struct JSONOut {
         if let a = spec.rollout?.analysis {
             field("analysis", &opened)
             var inner = false
-            if a.maxLatencyRatio != nil { field("latencyPercentile", &inner); number(a.latencyPercentile) }
+            if a.maxLatencyRatio != nil {
+                field("latencyFloorMillis", &inner); number(a.latencyFloorMillis)
+                field("latencyPercentile", &inner); number(a.latencyPercentile)
+            }
             if let l = a.maxDivergenceRatio { field("maxDivergenceRatio", &inner); number(l) }
             if let l = a.maxErrorRatio { field("maxErrorRatio", &inner); number(l) }
             if let l = a.maxLatencyRatio { field("maxLatencyRatio", &inner); number(l) }

@@ -65,7 +65,7 @@ let planErrorCases: [BodyErrorCase] = [
     BodyErrorCase(json: planBody(#""mode":"INSTANT","analysis":{}"#), error: "\(A): must set at least one gate: \(gateList)"),
     BodyErrorCase(json: planBody(#""mode":"INSTANT","analysis":{"windowSeconds":10}"#), error: "\(A): must set at least one gate: \(gateList)"),
     BodyErrorCase(json: planBody(#""mode":"INSTANT","analysis":{"maxErorRatio":0.1}"#),
-                  error: "\(A).maxErorRatio: unknown field (expected one of: latencyPercentile, maxDivergenceRatio, maxErrorRatio, maxLatencyRatio, minRequests, windowSeconds)"),
+                  error: "\(A).maxErorRatio: unknown field (expected one of: latencyFloorMillis, latencyPercentile, maxDivergenceRatio, maxErrorRatio, maxLatencyRatio, minRequests, windowSeconds)"),
     BodyErrorCase(json: planBody(#""mode":"INSTANT","analysis":{"maxErrorRatio":1.5}"#), error: "\(A).maxErrorRatio: must be a number between 0 and 1"),
     BodyErrorCase(json: planBody(#""mode":"INSTANT","analysis":{"maxDivergenceRatio":true}"#),
                   error: "\(A).maxDivergenceRatio: must be a number between 0 and 1"),
@@ -178,7 +178,7 @@ func planBodies(_ c: BodyCase) throws {
                                              analysis: Analysis(maxErrorRatio: 0.01, maxLatencyRatio: 1.5), retireOld: true),
                         ignoreBodyFor: ["/time", "/random*"])
     let text = String(decoding: ClusterJSON.renderOne(s, failed: nil), as: UTF8.self)
-    #expect(text == #"{"cluster":{"ignoreBodyFor":["/time","/random*"],"servers":[{"hostname":"127.0.0.1","port":1034}],"state":"active","upgradeTransition":{"analysis":{"latencyPercentile":99,"maxErrorRatio":0.01,"maxLatencyRatio":1.5,"minRequests":50,"windowSeconds":30},"mirrorUnsafeMethods":false,"retireOld":true,"steps":[{"holdSeconds":60,"minRequests":10,"mode":"CONCURRENT","serve":"old"},{"holdSeconds":0,"minRequests":0,"mode":"GRADUAL","percent":12.5},{"holdSeconds":0,"minRequests":0,"mode":"INSTANT"}]},"uuid":"p","version":"2"}}"#)
+    #expect(text == #"{"cluster":{"ignoreBodyFor":["/time","/random*"],"servers":[{"hostname":"127.0.0.1","port":1034}],"state":"active","upgradeTransition":{"analysis":{"latencyFloorMillis":5,"latencyPercentile":99,"maxErrorRatio":0.01,"maxLatencyRatio":1.5,"minRequests":50,"windowSeconds":30},"mirrorUnsafeMethods":false,"retireOld":true,"steps":[{"holdSeconds":60,"minRequests":10,"mode":"CONCURRENT","serve":"old"},{"holdSeconds":0,"minRequests":0,"mode":"GRADUAL","percent":12.5},{"holdSeconds":0,"minRequests":0,"mode":"INSTANT"}]},"uuid":"p","version":"2"}}"#)
 
     let gates = ClusterSpec(uuid: "g", version: "1", servers: local1034, mode: .session, sessionTimeout: 60,
                             rollout: RolloutPlan(analysis: Analysis(maxDivergenceRatio: 0.02, windowSeconds: 10, minRequests: 5)))

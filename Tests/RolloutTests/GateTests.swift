@@ -11,7 +11,8 @@ func window(new n: Int = 100, errors e: Int = 0, newLatency nl: Int? = 1_000,
                 compared: c, divergent: d, newTotal: total)
 }
 
-let allGates = Analysis(maxErrorRatio: 0.05, maxLatencyRatio: 1.5, maxDivergenceRatio: 0.1, windowSeconds: 30, minRequests: 20)
+let allGates = Analysis(maxErrorRatio: 0.05, maxLatencyRatio: 1.5, maxDivergenceRatio: 0.1, windowSeconds: 30, minRequests: 20,
+                        latencyFloorMillis: 0)
 
 struct GateCase: CustomTestStringConvertible, Sendable {
     var name: String
@@ -59,8 +60,14 @@ let gateCases: [GateCase] = [
     GateCase(name: "a gate without a limit is not applied", analysis: Analysis(maxDivergenceRatio: 0.1, minRequests: 20),
              window: window(errors: 100, newLatency: 90_000), judgement: .passed, values: [nil]),
     GateCase(name: "minRequests 0 with no requests: judged, nothing measurable, passes",
-             analysis: Analysis(maxErrorRatio: 0, maxLatencyRatio: 1, minRequests: 0),
+             analysis: Analysis(maxErrorRatio: 0, maxLatencyRatio: 1, minRequests: 0, latencyFloorMillis: 0),
              window: window(new: 0, newLatency: nil, old: 0, oldLatency: nil), judgement: .passed, values: [nil, nil]),
+    GateCase(name: "latency floor: fast answers count as 5 ms, so their jitter passes",
+             analysis: Analysis(maxLatencyRatio: 1.5, minRequests: 20),
+             window: window(newLatency: 2_400, oldLatency: 800), judgement: .passed, values: [1]),
+    GateCase(name: "latency floor: a new version 50 ms slower still fails",
+             analysis: Analysis(maxLatencyRatio: 1.5, minRequests: 20),
+             window: window(newLatency: 51_000, oldLatency: 1_000), judgement: failure(.latencyRatio, 10.2, 1.5), values: [10.2]),
     GateCase(name: "a limit of 0 fails on one error", analysis: Analysis(maxErrorRatio: 0, minRequests: 1),
              window: window(errors: 1), judgement: failure(.errorRatio, 0.01, 0), values: [0.01]),
 ]
