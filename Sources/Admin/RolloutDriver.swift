@@ -199,7 +199,7 @@ public final class RolloutDriver: Sendable {
                 case .instant: new.state.setPlannedRoute(.instant)
                 }
             case .route(.allNew):
-                new.state.setPlannedRoute(.instant)
+                new.state.setPlannedRoute(.completed)
             case .route(.allOld):
                 // The failed flag sends every exchange back to the old version at once; the
                 // registry's tick makes it durable, and a restart restores it from the plan too.

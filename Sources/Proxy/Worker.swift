@@ -69,6 +69,9 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var planned: [Bool] = []
     /// The mode of each cluster's definition (candidates' modes change while a plan governs).
     private var specModes: [UpgradeMode] = []
+    /// For each cluster: its plan judges divergence, so exchanges its GRADUAL and INSTANT
+    /// steps send to it are mirrored to the old version and compared too.
+    private var mirrorsSteps: [Bool] = []
     private var clusterBackends: [[Int]] = []
     private var roundRobin: [Int] = []
     private var instantCookie: [String] = []
@@ -136,6 +139,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         candidates = next.clusters.map { RouteCandidate($0.spec, state: $0.state) }
         planned = next.clusters.map { !($0.spec.rollout?.steps.isEmpty ?? true) }
         specModes = next.clusters.map(\.spec.mode)
+        mirrorsSteps = next.clusters.map { $0.spec.rollout?.analysis?.maxDivergenceRatio != nil }
         clusterBackends = next.clusters.map { cluster in cluster.addresses.map { backendID(for: $0) } }
         roundRobin = next.clusters.map { Int.random(in: 0..<max(1, $0.addresses.count)) }
         instantCookie = next.clusters.map { "\(settings.cookieNames.session)=\($0.spec.uuid); Path=/; HttpOnly; SameSite=Lax" }
@@ -174,12 +178,14 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         var shadow: Int?
         var servesOld = false
         var threshold: Double?
+        var mirrorNew = false
         if planned[latest], let step = snapshot.clusters[latest].state.plannedRoute {
             // A plan's last step (and its end) moves every client, each on its next page load:
             // GRADUAL at 100 %, so a page that started on the old version ends there.
-            candidates[latest].mode = step == .instant ? .gradual : step.mode
-            if step == .instant { threshold = 100 }
+            candidates[latest].mode = step == .instant || step == .completed ? .gradual : step.mode
+            if step == .instant || step == .completed { threshold = 100 }
             servesOld = step == .concurrentServeOld
+            mirrorNew = mirrorsSteps[latest] && (step == .gradual || step == .instant)
         } else {
             candidates[latest].mode = specModes[latest]
         }
@@ -215,6 +221,11 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
                 shadow = decision.shadow == nil ? nil : latest
             } else {
                 servesOld = false
+            }
+            if mirrorNew && chosen == latest && decision.effectiveMode == .gradual && request.method.isIdempotent {
+                // A plan that judges divergence compares what the new version serves with
+                // the old version's answer (the client gets the new one unless it fails).
+                shadow = candidates[(latest + 1)...].firstIndex { $0.usable }
             }
             appendSetCookieLines(decision, sessionCookieLine: instantCookieBytes[chosen], names: settings.cookieNames,
                                  dates: &expiresDates, to: &cookies)

@@ -188,15 +188,17 @@ public enum PlanRoute: Int, Sendable {
     case concurrentServeNew = 2
     /// GRADUAL at a fixed percentage (the cluster's threshold).
     case gradual = 3
-    /// Every exchange to the new version.
+    /// Every exchange to the new version (the plan's last step).
     case instant = 4
+    /// The plan is completed: every exchange to the new version, nothing mirrored any more.
+    case completed = 5
 
     /// The upgrade mode routing follows for this step.
     public var mode: UpgradeMode {
         switch self {
         case .concurrentServeOld, .concurrentServeNew: .concurrent
         case .gradual: .gradual
-        case .instant: .instant
+        case .instant, .completed: .instant
         }
     }
 }
