@@ -23,9 +23,12 @@ public struct ExchangeWindow: Equatable, Sendable {
         self.divergent = divergent
     }
 
-    /// The latency `percentile` (0–100) in µs; nil without samples.
+    /// The latency `percentile` (0–100) in µs; nil without samples. The ten slowest
+    /// exchanges of the window are never the answer, so that a few cold connections (a new
+    /// version's first exchanges) do not decide a p99 of a small window; with 1 000 samples
+    /// or more a p99 is unaffected.
     public func latencyMicros(percentile: Double) -> UInt64? {
-        LatencyHistogram.percentile(percentile, of: latency)
+        LatencyHistogram.percentile(percentile, of: latency, sparingSlowest: 10)
     }
 }
 

@@ -41,12 +41,14 @@ public final class LatencyHistogram: Sendable {
 
     /// The `percentile` (0–100) of the values counted in `counts` (a histogram or the
     /// difference of two): the upper bound of the bucket that holds it, in µs; nil when the
-    /// counts are empty.
-    public static func percentile(_ percentile: Double, of counts: [Int]) -> UInt64? {
+    /// counts are empty. With `sparingSlowest` n, the n slowest values are never the answer
+    /// (a p99 of 150 samples would otherwise be the second slowest: one cold connection).
+    public static func percentile(_ percentile: Double, of counts: [Int], sparingSlowest spared: Int = 0) -> UInt64? {
         let total = counts.reduce(0, +)
         guard total > 0 else { return nil }
         // The rank of the value: the smallest k with k ≥ p% of the total (at least 1).
-        let rank = max(1, Int((Double(total) * min(max(percentile, 0), 100) / 100).rounded(.up)))
+        var rank = max(1, Int((Double(total) * min(max(percentile, 0), 100) / 100).rounded(.up)))
+        if spared > 0 { rank = max(1, min(rank, total - spared)) }
         var seen = 0
         for (i, n) in counts.enumerated() {
             seen += n

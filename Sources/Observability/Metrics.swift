@@ -45,9 +45,11 @@ public final class ClusterMetrics: Sendable {
         latencies = (0..<max(1, reactors)).map { _ in LatencyHistogram() }
     }
 
-    /// Records one finished exchange on reactor `reactor`: its status and latency.
+    /// Records one finished exchange on reactor `reactor`: its status, its latency (the
+    /// Prometheus duration histogram) and its time to the response head (the fine
+    /// histogram that rollout gates compare; the whole latency when not given).
     @inline(__always)
-    public func record(reactor: Int, status: Int, latencyNanos: UInt64) {
+    public func record(reactor: Int, status: Int, latencyNanos: UInt64, headNanos: UInt64? = nil) {
         let block = blocks[reactor]
         block.add(ClusterCounter.responses + min(4, max(0, status / 100 - 1)))
         let micros = latencyNanos / 1000
@@ -55,7 +57,7 @@ public final class ClusterMetrics: Sendable {
         while bucket < latencyBucketBoundsNanos.count && latencyNanos > latencyBucketBoundsNanos[bucket] { bucket += 1 }
         block.add(ClusterCounter.latencyBuckets + bucket)
         block.add(ClusterCounter.latencySumMicros, Int(micros))
-        latencies[reactor].record(micros: micros)
+        latencies[reactor].record(micros: (headNanos ?? latencyNanos) / 1000)
     }
 
     /// The fine latency histogram summed over all reactors (`LatencyHistogram.bucketCount` counts).

@@ -104,6 +104,9 @@ final class ClientSession: EventHandler {
     /// CONCURRENT serving old (a rollout's dark launch): the old version answers the client
     /// whatever happens; the new one is never served, only compared.
     var darkLaunch = false
+    /// When the served version's final response head arrived (0: not yet): its latency as
+    /// rollout gates judge it, apart from how fast the client takes the body.
+    var responseHeadAt: UInt64 = 0
     /// The served response was chosen (its head arrived).
     var decided = false
 
@@ -339,6 +342,7 @@ final class ClientSession: EventHandler {
         headHeldInBuffer = request.headLength
         servedSide = choice.servesOld ? 0 : 1
         darkLaunch = choice.servesOld
+        responseHeadAt = 0
         decided = false
         if let mirror = choice.shadow, !request.upgrade,
            let link = worker.acquireConnection(backendID: mirror.backendID, for: self) {
@@ -686,6 +690,7 @@ final class ClientSession: EventHandler {
             headHeldInBuffer = 0
         }
         let isInterim = response.status >= 100 && response.status < 200 && response.status != 101
+        if !isInterim { responseHeadAt = worker.loop.now }
         var flow: BodyFlow
         if isInterim {
             if response.status == 100 { continueRelayed = true }
@@ -794,7 +799,8 @@ final class ClientSession: EventHandler {
         endComparison(servedComplete: true, reason: requestDone ? nil : "request not fully sent")
         let latency = worker.loop.now &- exchangeStart
         if let cluster {
-            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: latency)
+            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: latency,
+                                 headNanos: responseHeadAt != 0 ? responseHeadAt &- exchangeStart : nil)
         }
         let reusable = response.keepAlive && requestDone && !requestBodyWithdrawn && (backendBuffer?.readableCount ?? 0) == 0
             && { if case .untilClose = response.framing { return false }; return true }()

@@ -365,8 +365,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     }
 
     /// Accounting for a finished exchange: metrics, rollback window, GRADUAL progress.
-    func recordOutcome(cluster: ClusterRuntime, status: Int, latencyNanos: UInt64) {
-        cluster.metrics.record(reactor: id, status: status, latencyNanos: latencyNanos)
+    func recordOutcome(cluster: ClusterRuntime, status: Int, latencyNanos: UInt64, headNanos: UInt64? = nil) {
+        cluster.metrics.record(reactor: id, status: status, latencyNanos: latencyNanos, headNanos: headNanos)
         let success = status < 500
         let latest = snapshot.clusters.first { !$0.state.isFailed }
         // A plan's GRADUAL steps hold their percentage: exchanges do not raise it.

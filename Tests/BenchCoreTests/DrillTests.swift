@@ -441,6 +441,35 @@ private func connect(_ backend: DrillBackend) throws -> Int32 {
         #expect(report.table().contains("divergent: the proxy reported no rollout for v2 within 1 s"))
     }
 
+    @Test("the drill on a short plan that starts with a dark launch: good completes, the others roll back unseen")
+    func darkLaunchDrill() throws {
+        let plan = #"{"steps":[{"mode":"CONCURRENT","holdSeconds":1,"minRequests":30},{"mode":"GRADUAL","percent":50,"holdSeconds":1},"#
+            + #"{"mode":"INSTANT"}],"analysis":{"maxErrorRatio":0.01,"maxLatencyRatio":1.5,"maxDivergenceRatio":0.01,"windowSeconds":2,"minRequests":20}}"#
+        var o = try Self.options(plan: plan, timeout: 20, scenarios: [.good, .errors, .slow, .divergent])
+        o.rate = 300
+        let report = Drill(o, binary: try Self.binary()).run { _ in }
+        for r in report.results {
+            #expect(r.passed, "\(r.scenario): \(r.outcome)")
+            #expect(r.tally.bad == 0, "\(r.scenario): \(r.tally.bad) bad responses reached clients")
+        }
+        let gates = report.results.dropFirst().map { $0.lastRollout?.gate }
+        #expect(gates == ["errorRatio", "latencyRatio", "divergenceRatio"], "\(gates)")
+    }
+
+    @Test("the drill on a plan that starts with GRADUAL: bad versions roll back within the window plus a second")
+    func gradualDrill() throws {
+        let plan = #"{"steps":[{"mode":"GRADUAL","percent":20,"holdSeconds":30},{"mode":"INSTANT"}],"#
+            + #""analysis":{"maxErrorRatio":0.01,"maxLatencyRatio":1.5,"maxDivergenceRatio":0.01,"windowSeconds":2,"minRequests":20}}"#
+        var o = try Self.options(plan: plan, timeout: 20, scenarios: [.errors, .slow, .divergent])
+        o.rate = 300
+        let report = Drill(o, binary: try Self.binary()).run { _ in }
+        for r in report.results {
+            #expect(r.passed, "\(r.scenario): \(r.outcome)")
+            let seconds = try #require(r.secondsFromFirstBad, "\(r.scenario): no time from the first bad exchange")
+            #expect(seconds <= 2 + 1, "\(r.scenario): rolled back \(seconds) s after the first bad exchange")
+        }
+    }
+
     @Test func aPlanTheProxyRefusesIsAnError() throws {
         let o = try Self.options(plan: "{\"mode\":\"SIDEWAYS\"}", timeout: 1, scenarios: [.errors])
         let report = Drill(o, binary: try Self.binary()).run { _ in }

@@ -32,4 +32,15 @@ struct LatencyHistogramTests {
         #expect(LatencyHistogram.percentile(100, of: counts)! >= 100_000)
         #expect(LatencyHistogram.percentile(99, of: [Int](repeating: 0, count: LatencyHistogram.bucketCount)) == nil)
     }
+
+    @Test("sparing the slowest: a few outliers in a small sample do not make its p99")
+    func sparingSlowest() {
+        var counts = [Int](repeating: 0, count: LatencyHistogram.bucketCount)
+        counts[LatencyHistogram.bucket(micros: 1_000)] = 140
+        counts[LatencyHistogram.bucket(micros: 60_000)] = 10   // ten cold connections
+        #expect(LatencyHistogram.percentile(99, of: counts)! >= 60_000)
+        #expect(LatencyHistogram.percentile(99, of: counts, sparingSlowest: 10)! < 1_200)
+        counts[LatencyHistogram.bucket(micros: 60_000)] = 11
+        #expect(LatencyHistogram.percentile(99, of: counts, sparingSlowest: 10)! >= 60_000, "an eleventh is no longer spared")
+    }
 }
