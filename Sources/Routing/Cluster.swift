@@ -57,6 +57,8 @@ public struct ClusterSpec: Sendable, Equatable {
     public var percentageTransitionPerRequest: Double?
     /// Whether non-idempotent requests are mirrored too (CONCURRENT only).
     public var mirrorUnsafeMethods: Bool
+    /// Active health checks and the readiness gate; nil: no probes, ready at once.
+    public var healthCheck: HealthCheckSpec?
 
     /// Creates a cluster description; no validation happens here (see the Config module).
     public init(
@@ -66,7 +68,8 @@ public struct ClusterSpec: Sendable, Equatable {
         mode: UpgradeMode = .instant,
         sessionTimeout: Int? = nil,
         percentageTransitionPerRequest: Double? = nil,
-        mirrorUnsafeMethods: Bool = false
+        mirrorUnsafeMethods: Bool = false,
+        healthCheck: HealthCheckSpec? = nil
     ) {
         self.uuid = uuid
         self.version = version
@@ -75,5 +78,6 @@ public struct ClusterSpec: Sendable, Equatable {
         self.sessionTimeout = sessionTimeout
         self.percentageTransitionPerRequest = percentageTransitionPerRequest
         self.mirrorUnsafeMethods = mirrorUnsafeMethods
+        self.healthCheck = healthCheck
     }
 }
