@@ -21,11 +21,18 @@ public struct StoredCluster: Equatable, Sendable {
     public var failure: StoredFailure?
     /// GRADUAL threshold in percent (0...100), as last recorded.
     public var threshold: Double
+    /// Passed its readiness gate (always true without a health check). State written before
+    /// health checks existed has no such field and reads as true.
+    public var ready: Bool
+    /// Servers drained by the operator, in the order of the definition.
+    public var drained: [ServerAddress]
 
-    public init(spec: ClusterSpec, failure: StoredFailure? = nil, threshold: Double = 0) {
+    public init(spec: ClusterSpec, failure: StoredFailure? = nil, threshold: Double = 0, ready: Bool? = nil, drained: [ServerAddress] = []) {
         self.spec = spec
         self.failure = failure
         self.threshold = threshold
+        self.ready = ready ?? (spec.healthCheck == nil)
+        self.drained = drained
     }
 }
 
@@ -41,6 +48,10 @@ public enum StateChange: Equatable, Sendable {
     case readmitted(uuid: String)
     /// GRADUAL progress: the cluster's threshold in percent.
     case threshold(uuid: String, percent: Double)
+    /// The cluster passed its readiness gate (enough backends up).
+    case ready(uuid: String)
+    /// A server of the cluster drained (`drained`) or enabled again.
+    case drain(uuid: String, server: ServerAddress, drained: Bool)
 }
 
 /// The whole durable state: clusters in order of addition (a replaced cluster counts as
@@ -71,6 +82,13 @@ public struct StoredState: Equatable, Sendable {
         old.servers == new.servers && old.version == new.version && old.mode == new.mode
     }
 
+    /// Whether replacing `old` by `new` keeps the readiness `old` reached: a definition
+    /// without a health check is ready at once; one with a health check stays ready only when
+    /// the old one was ready, not failed, and had the same servers.
+    public static func keepsReadiness(_ old: StoredCluster, _ new: ClusterSpec) -> Bool {
+        new.healthCheck == nil || (old.ready && old.failure == nil && old.spec.servers == new.servers)
+    }
+
     /// Applies one change and advances the sequence number. Changes naming a cluster that
     /// is not there change nothing but the sequence (they cannot arise from the registry,
     /// which validates first, and replaying them must not fail).
@@ -81,7 +99,9 @@ public struct StoredState: Equatable, Sendable {
             if let i = index(of: spec.uuid) {
                 let old = clusters.remove(at: i)
                 let threshold = Self.keepsProgress(old.spec, spec) ? old.threshold : 0
-                clusters.append(StoredCluster(spec: spec, failure: nil, threshold: threshold))
+                clusters.append(StoredCluster(spec: spec, failure: nil, threshold: threshold,
+                                              ready: Self.keepsReadiness(old, spec),
+                                              drained: old.drained.filter { spec.servers.contains($0) }))
             } else {
                 clusters.append(StoredCluster(spec: spec))
             }
@@ -93,6 +113,16 @@ public struct StoredState: Equatable, Sendable {
             if let i = index(of: uuid) { clusters[i].failure = nil }
         case .threshold(let uuid, let percent):
             if let i = index(of: uuid) { clusters[i].threshold = min(max(percent, 0), 100) }
+        case .ready(let uuid):
+            if let i = index(of: uuid) { clusters[i].ready = true }
+        case .drain(let uuid, let server, let drained):
+            guard let i = index(of: uuid), clusters[i].spec.servers.contains(server) else { break }
+            clusters[i].drained.removeAll { $0 == server }
+            if drained {
+                // Kept in the order of the definition.
+                let listed = Set(clusters[i].drained + [server])
+                clusters[i].drained = clusters[i].spec.servers.filter { listed.contains($0) }
+            }
         }
     }
 }

@@ -18,11 +18,21 @@ let specC = ClusterSpec(uuid: "c", version: "2.0", servers: [ServerAddress(hostn
 let specD = ClusterSpec(uuid: "d", version: "3", servers: [ServerAddress(hostname: "127.0.0.1", port: 1005)],
                         mode: .concurrent, mirrorUnsafeMethods: true)
 
+let specE = ClusterSpec(uuid: "e", version: "4", servers: [ServerAddress(hostname: "127.0.0.1", port: 1006), ServerAddress(hostname: "::1", port: 1007)],
+                        healthCheck: HealthCheckSpec(path: "/ready", intervalSeconds: 0.25, expectStatus: StatusExpectation(low: 200, high: 399),
+                                                     minHealthy: 2, readyTimeoutSeconds: 30))
+let specF = ClusterSpec(uuid: "f", version: "5", servers: [ServerAddress(hostname: "127.0.0.1", port: 1008)], healthCheck: HealthCheckSpec())
+
 /// A sequence of changes touching every record type.
 let sampleChanges: [StateChange] = [
     .put(specA), .put(specB), .threshold(uuid: "b", percent: 12.5), .put(specC),
     .failed(uuid: "c", reason: "failure ratio 12/20 over 10s \"quoted\"", time: 1_764_000_000),
     .put(specD), .delete(uuid: "a"), .readmitted(uuid: "c"), .threshold(uuid: "b", percent: 37.000001),
+    .put(specE), .drain(uuid: "e", server: ServerAddress(hostname: "::1", port: 1007), drained: true), .ready(uuid: "e"),
+    .drain(uuid: "c", server: ServerAddress(hostname: "localhost", port: 1004), drained: true),
+    .drain(uuid: "c", server: ServerAddress(hostname: "::1", port: 1003), drained: true),
+    .drain(uuid: "c", server: ServerAddress(hostname: "localhost", port: 1004), drained: false),
+    .put(specF),
 ]
 
 func applied(_ changes: [StateChange], to start: StoredState = StoredState()) -> StoredState {
@@ -73,6 +83,10 @@ struct FrameTests {
             case .failed(let uuid, let reason, let time): o["op"] = "failed"; o["uuid"] = uuid; o["reason"] = reason; o["time"] = Int(time)
             case .readmitted(let uuid): o["op"] = "readmitted"; o["uuid"] = uuid
             case .threshold(let uuid, let percent): o["op"] = "threshold"; o["uuid"] = uuid; o["percent"] = percent
+            case .ready(let uuid): o["op"] = "ready"; o["uuid"] = uuid
+            case .drain(let uuid, let server, let drained):
+                o["op"] = drained ? "drained" : "enabled"; o["uuid"] = uuid
+                o["server"] = ["hostname": server.hostname, "port": server.port] as [String: Any]
             }
             #expect(String(decoding: Records.encode(change, sequence: UInt64(i)), as: UTF8.self) == String(decoding: JSONText.encode(o), as: UTF8.self))
             #expect((try? Records.decode(Records.encode(change, sequence: UInt64(i))).change) == change)
@@ -81,6 +95,8 @@ struct FrameTests {
         let entries: [Any] = state.clusters.map { c -> Any in
             var e: [String: Any] = ["cluster": generic(c.spec), "threshold": c.threshold]
             if let f = c.failure { e["failure"] = ["reason": f.reason, "time": Int(f.time)] as [String: Any] }
+            if !c.ready { e["ready"] = false }
+            if !c.drained.isEmpty { e["drained"] = c.drained.map { ["hostname": $0.hostname, "port": $0.port] as [String: Any] } }
             return e
         }
         let snapshot: [String: Any] = ["op": "snapshot", "seq": Int(state.sequence), "clusters": entries]
@@ -271,6 +287,47 @@ struct JournalStoreTests {
             payload[i] = UInt8.random(in: 0...255, using: &rng)
             _ = try? Records.decode(payload)
             _ = try? Records.decodeSnapshot(payload)
+        }
+    }
+
+    @Test("health: a new cluster with a health check starts not ready; drains follow the servers; ready is kept only while servers stay")
+    func readinessAndDrains() throws {
+        var s = applied([.put(specA), .put(specE)])
+        #expect(s.clusters.map(\.ready) == [true, false])
+        let v6 = ServerAddress(hostname: "::1", port: 1007)
+        s.apply(.drain(uuid: "e", server: v6, drained: true))
+        s.apply(.drain(uuid: "e", server: ServerAddress(hostname: "127.0.0.1", port: 9), drained: true))  // not listed: ignored
+        s.apply(.drain(uuid: "e", server: ServerAddress(hostname: "127.0.0.1", port: 1006), drained: true))
+        #expect(s.clusters[1].drained == specE.servers)  // in the order of the definition
+        s.apply(.drain(uuid: "e", server: ServerAddress(hostname: "127.0.0.1", port: 1006), drained: false))
+        s.apply(.ready(uuid: "e"))
+        #expect(s.clusters[1].ready && s.clusters[1].drained == [v6])
+        // Same servers, another option: still ready, drains kept.
+        var e2 = specE
+        e2.version = "4.0.1"
+        s.apply(.put(e2))
+        #expect(s.clusters[1].ready && s.clusters[1].drained == [v6])
+        // Other servers: the gate again; drains of servers no longer listed go.
+        var e3 = specE
+        e3.servers = [ServerAddress(hostname: "127.0.0.1", port: 1006)]
+        s.apply(.put(e3))
+        #expect(!s.clusters[1].ready && s.clusters[1].drained.isEmpty)
+        // A failed cluster re-admitted by PUT passes the gate again.
+        s.apply(.ready(uuid: "e"))
+        s.apply(.failed(uuid: "e", reason: "no healthy backend", time: 1))
+        s.apply(.put(e3))
+        #expect(!s.clusters[1].ready)
+        // Without a health check a cluster is ready at once.
+        var plain = e3
+        plain.healthCheck = nil
+        s.apply(.put(plain))
+        #expect(s.clusters[1].ready)
+        // Snapshots from before health checks (no ready, no drained) read as ready, nothing drained.
+        let old = #"{"clusters":[{"cluster":{"servers":[{"hostname":"127.0.0.1","port":1001}],"upgradeTransition":{"mode":"INSTANT"},"uuid":"a","version":"1.0"},"threshold":0}],"op":"snapshot","seq":3}"#
+        let back = try Records.decodeSnapshot(Array(old.utf8))
+        #expect(back.clusters == [StoredCluster(spec: specA, ready: true)])
+        #expect(throws: Records.DecodeError.self) {
+            try Records.decode(Array(#"{"op":"drained","seq":1,"uuid":"e","server":{"hostname":"h"}}"#.utf8))
         }
     }
 
