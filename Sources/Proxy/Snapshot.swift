@@ -16,13 +16,19 @@ public final class ClusterRuntime: Sendable {
     public let metrics: ClusterMetrics
     /// Order of addition (ties between equal versions go to the later one).
     public let sequence: UInt64
+    /// Readiness gate, probe verdicts and drained backends, shared by all workers; belongs
+    /// to this definition (a replacement gets its own, carrying over what still applies).
+    public let health: ClusterHealth
 
-    public init(spec: ClusterSpec, addresses: [SocketAddress], state: ClusterState, metrics: ClusterMetrics, sequence: UInt64) {
+    /// Creates a cluster; without `health`, one that is ready and has no backend excluded.
+    public init(spec: ClusterSpec, addresses: [SocketAddress], state: ClusterState, metrics: ClusterMetrics, sequence: UInt64,
+                health: ClusterHealth? = nil) {
         self.spec = spec
         self.addresses = addresses
         self.state = state
         self.metrics = metrics
         self.sequence = sequence
+        self.health = health ?? ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: false, pendingSince: 0)
     }
 }
 
