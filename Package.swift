@@ -37,7 +37,7 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Routing"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Config", "Routing"]),
-        .testTarget(name: "AdminTests", dependencies: ["Admin", "Store", "Proxy", "Routing", "Config"]),
+        .testTarget(name: "AdminTests", dependencies: ["Admin", "Store", "Proxy", "Routing", "Config", "Observability"]),
         .testTarget(name: "ComparatorTests", dependencies: ["Comparator"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Reactor", "Syscalls"]),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),

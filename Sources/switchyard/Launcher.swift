@@ -186,7 +186,7 @@ enum Launcher {
             var fields: KeyValuePairs<String, String> = [:]
             fields = ["version": cluster.spec.version, "uuid": cluster.spec.uuid, "mode": cluster.spec.mode.rawValue,
                       "servers": cluster.spec.servers.map(\.description).joined(separator: ","),
-                      "state": cluster.state.failure.map { "failed (\($0.reason))" } ?? "active",
+                      "state": cluster.state.failure.map { "failed (\($0.reason))" } ?? (cluster.health.isPending ? "pending" : "active"),
                       "gradualThreshold": cluster.spec.mode == .gradual ? String(cluster.state.gradualThreshold) : "-"]
             Log.notice("serving_cluster", fields)
         }
@@ -254,6 +254,8 @@ enum Launcher {
         // Failed marks and GRADUAL progress come from the reactors through shared atomics;
         // the control plane records them once a second (never a store write on a reactor).
         control.every(1_000_000_000) { registry.tick() }
+        // Health checks and readiness gates run on the control-plane thread too.
+        HealthChecker(loop: control.loop, registry: registry, metrics: metrics).start()
         Log.notice("started", ["proxy": "\(config.proxyHost):\(proxy.port)", "api": "\(config.adminHost):\(control.port)",
                                "workers": String(workers), "clusters": String(snapshot.clusters.count),
                                "nofile": String(fileLimit), "stateDir": stateDir ?? "none"])
