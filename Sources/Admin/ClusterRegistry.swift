@@ -326,6 +326,11 @@ public final class ClusterRegistry: @unchecked Sendable {
         }
     }
 
+    /// The generation of the current snapshot (cheap: no snapshot is built).
+    public var generation: UInt64 {
+        contents.withLock { $0.generation }
+    }
+
     /// The current snapshot (clusters latest first).
     public var snapshot: Snapshot {
         contents.withLock { Snapshot(generation: $0.generation, clusters: $0.clusters) }

@@ -64,6 +64,9 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
     private var targets: [ObjectIdentifier: [Target]] = [:]
     /// Targets with a probe in flight, by descriptor.
     private var probing: [Int32: Target] = [:]
+    /// The registry's clusters as of `generation` (re-read only when it changes).
+    private var clusters: [ClusterRuntime] = []
+    private var generation: UInt64?
 
     /// Creates the checker; `start` puts it on `loop`.
     public init(loop: EventLoop, registry: ClusterRegistry, metrics: ProxyMetrics) {
@@ -83,8 +86,12 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
     /// Starts due probes, fails probes past their deadline, follows new and removed cluster
     /// definitions, and decides the readiness gates.
     public func checkDeadline(now: UInt64) {
-        let clusters = registry.snapshot.clusters
-        reconcile(clusters, now: now)
+        let current = registry.generation
+        if current != generation {
+            generation = current
+            clusters = registry.snapshot.clusters
+            reconcile(clusters, now: now)
+        }
         for list in targets.values {
             for target in list {
                 if let probe = target.probe, now >= probe.deadline {
@@ -262,7 +269,7 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
             Log.warning("backend_unhealthy", fields)
             guard !cluster.health.isPending, !cluster.state.isFailed, cluster.health.allDown else { return }
             // As for connect failures: only when an older version can take the traffic.
-            let others = registry.snapshot.clusters.contains { $0 !== cluster && !$0.state.isFailed && !$0.health.isPending }
+            let others = clusters.contains { $0 !== cluster && !$0.state.isFailed && !$0.health.isPending }
             if others { fail(cluster, reason: "no healthy backend", detail: "every backend failed its health check") }
         case .unknown:
             break

@@ -66,6 +66,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// Each cluster's routing word (`ClusterHealth.word`: readiness gate and excluded
     /// backends) as read by the current `route`, so choosing a backend reads it no more.
     private var healthWords: [UInt64] = []
+    /// Each cluster's shared health (held here so routing reaches it in one step).
+    private var clusterHealth: [ClusterHealth] = []
     /// Scratch for the sweep: which backends some cluster still sends exchanges to.
     private var backendWanted: [Bool] = []
     private var instantCookie: [String] = []
@@ -131,6 +133,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         clusterBackends = next.clusters.map { cluster in cluster.addresses.map { backendID(for: $0) } }
         roundRobin = next.clusters.map { Int.random(in: 0..<max(1, $0.addresses.count)) }
         healthWords = [UInt64](repeating: 0, count: next.clusters.count)
+        clusterHealth = next.clusters.map(\.health)
         instantCookie = next.clusters.map { "\(settings.cookieNames.session)=\($0.spec.uuid); Path=/; HttpOnly; SameSite=Lax" }
         instantCookieBytes = instantCookie.map { Array($0.utf8) }
     }
@@ -154,7 +157,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         for i in candidates.indices {
             let cluster = snapshot.clusters[i]
             // One atomic load: the readiness gate and every backend's probe/drain verdict.
-            let word = cluster.health.word
+            let word = clusterHealth[i].word
             healthWords[i] = word
             let usable = !cluster.state.isFailed && !ClusterHealth.isPending(word) && hasLiveBackend(cluster: i, now: now)
             candidates[i].usable = usable
@@ -206,8 +209,12 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// Whether some backend of the cluster is neither marked down by this worker (passive)
     /// nor excluded by `healthWords[cluster]` (probes say down, or drained).
     private func hasLiveBackend(cluster: Int, now: UInt64) -> Bool {
-        let health = snapshot.clusters[cluster].health
+        let health = clusterHealth[cluster]
         let word = healthWords[cluster]
+        if health.excludesNone(word) {
+            for id in clusterBackends[cluster] where backends[id].downUntil <= now { return true }
+            return false
+        }
         for (k, id) in clusterBackends[cluster].enumerated() where backends[id].downUntil <= now && !health.isExcluded(k, word: word) {
             return true
         }
@@ -218,12 +225,13 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private func pickBackend(cluster: Int, now: UInt64) -> Int? {
         let ids = clusterBackends[cluster]
         guard !ids.isEmpty else { return nil }
-        let health = snapshot.clusters[cluster].health
+        let health = clusterHealth[cluster]
         let word = healthWords[cluster]
+        let all = health.excludesNone(word)
         for _ in 0..<ids.count {
             roundRobin[cluster] = (roundRobin[cluster] + 1) % ids.count
             let id = ids[roundRobin[cluster]]
-            if backends[id].downUntil <= now && !health.isExcluded(roundRobin[cluster], word: word) { return id }
+            if backends[id].downUntil <= now && (all || !health.isExcluded(roundRobin[cluster], word: word)) { return id }
         }
         return nil
     }
@@ -333,7 +341,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     func recordOutcome(cluster: ClusterRuntime, status: Int, latencyNanos: UInt64) {
         cluster.metrics.record(reactor: id, status: status, latencyNanos: latencyNanos)
         let success = status < 500
-        let latest = snapshot.clusters.first { !$0.state.isFailed && !$0.health.isPending }
+        let latest = snapshot.clusters.first { !$0.state.isFailed && !ClusterHealth.isPending($0.health.word) }
         if let latest, latest.spec.mode == .gradual, success {
             latest.state.advanceGradual(by: latest.spec.percentageTransitionPerRequest ?? 0)
         }

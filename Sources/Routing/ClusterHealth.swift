@@ -41,16 +41,18 @@ public final class ClusterHealth: Sendable {
     /// Monotonic nanoseconds at which the readiness gate started.
     public let pendingSince: UInt64
 
-    static let pendingBit: UInt64 = 1 << 63
-    static let firstWordServers = 63
+    @usableFromInline static let pendingBit: UInt64 = 1 << 63
+    @usableFromInline static let firstWordServers = 63
 
-    private let first = Atomic<UInt64>(0)
-    private let more: [Word]
+    // Read by the reactors' inlined accessors, written only under `details`' lock.
+    @usableFromInline let first = Atomic<UInt64>(0)
+    @usableFromInline let more: [Word]
     private let details: Lock<[Detail]>
 
     /// A separately allocated atomic word (for servers past the 63rd).
-    final class Word: Sendable {
-        let value = Atomic<UInt64>(0)
+    @usableFromInline final class Word: Sendable {
+        @usableFromInline let value = Atomic<UInt64>(0)
+        init() {}
     }
 
     /// What the control plane keeps per backend.
@@ -92,15 +94,21 @@ public final class ClusterHealth: Sendable {
     // MARK: Reactors (hot path)
 
     /// The routing word: one relaxed atomic load. See `isPending(_:)` and `isExcluded(_:word:)`.
-    @inline(__always)
+    /// Inlined into the reactors (another module), like the two functions below.
+    @inlinable @inline(__always)
     public var word: UInt64 { first.load(ordering: .relaxed) }
 
     /// Whether a routing word says the cluster is waiting for its readiness gate.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func isPending(_ word: UInt64) -> Bool { word & pendingBit != 0 }
 
+    /// Whether a routing word excludes no server at all (the usual case): then no server
+    /// needs to be looked at one by one, for clusters of up to 63 servers.
+    @inlinable @inline(__always)
+    public func excludesNone(_ word: UInt64) -> Bool { word & ~Self.pendingBit == 0 && more.isEmpty }
+
     /// Whether server `index` gets no new exchanges, given the routing word just read.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func isExcluded(_ index: Int, word: UInt64) -> Bool {
         if index < Self.firstWordServers { return word & (1 << UInt64(index)) != 0 }
         let k = index - Self.firstWordServers
