@@ -64,6 +64,10 @@ public final class AdminAPI: Sendable {
                 guard request.method == "POST" else { return methodNotAllowed("POST") }
                 return rolloutCommand(command, uuid: String(parts[0]))
             }
+            if parts.count == 4, parts[1] == "servers", parts[3] == "drain" || parts[3] == "enable", !parts[0].isEmpty {
+                guard request.method == "POST" else { return methodNotAllowed("POST") }
+                return drainServer(String(parts[0]), server: String(parts[2]), drain: parts[3] == "drain")
+            }
             guard !id.isEmpty, !id.contains("/") else { return .text(404, "no such path: \(path)") }
             switch request.method {
             case "GET": return getCluster(id)
@@ -145,18 +149,57 @@ public final class AdminAPI: Sendable {
         }
     }
 
+    /// `POST /configuration/cluster/{id}/servers/{host}:{port}/drain` (or `/enable`): 202,
+    /// 404 for an unknown cluster or server, 400 for a malformed server, 500 when the
+    /// change cannot be made durable. IPv6 hosts come in brackets (`[::1]:8080`), raw or
+    /// percent-encoded.
+    private func drainServer(_ id: String, server text: String, drain: Bool) -> AdminResponse {
+        guard let server = Self.parseServer(text) else {
+            return .text(400, "server: must be host:port (IPv6 in brackets: [::1]:8080), not \"\(text)\"")
+        }
+        do {
+            switch try registry.setDrained(uuid: id, server: server, drained: drain) {
+            case .done: return .text(202, "\(server) \(drain ? "drained" : "enabled")")
+            case .noCluster: return .text(404, "no cluster with uuid \(id)")
+            case .noServer: return .text(404, "cluster \(id) has no server \(server)")
+            }
+        } catch {
+            return .text(500, error.description)
+        }
+    }
+
+    /// `host:port` or `[v6]:port`, percent-escapes decoded; nil when malformed.
+    static func parseServer(_ raw: String) -> ServerAddress? {
+        guard let text = raw.removingPercentEncoding, let colon = text.lastIndex(of: ":"),
+              let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+            guard host.contains(":") else { return nil }
+        } else if host.contains(":") {
+            return nil
+        }
+        guard !host.isEmpty else { return nil }
+        return ServerAddress(hostname: host, port: port)
+    }
+
+    /// What the API shows of a cluster besides its definition.
+    private func live(_ cluster: ClusterRuntime) -> ClusterJSON.Live {
+        ClusterJSON.Live(failure: cluster.state.failure, pending: cluster.health.isPending, backends: cluster.health.backends)
+    }
+
     private func listClusters() -> AdminResponse {
         let snapshot = registry.snapshot
         let statuses = rollouts?.statuses() ?? [:]
-        let list: [Any] = snapshot.clusters.map { Self.render(cluster: $0, rollout: statuses[$0.spec.uuid]) }
+        let list: [Any] = snapshot.clusters.map { render(cluster: $0, rollout: statuses[$0.spec.uuid]) }
         return .json(200, JSONText.encode(list))
     }
 
     /// `{"cluster": {…}}` as GET shows it, with the rollout when the cluster has one.
-    static func render(cluster: ClusterRuntime, rollout: RolloutStatus?) -> [String: Any] {
-        var entry = ClusterJSON.render(cluster.spec, failed: cluster.state.failure)
+    private func render(cluster: ClusterRuntime, rollout: RolloutStatus?) -> [String: Any] {
+        var entry = ClusterJSON.render(cluster.spec, live: live(cluster))
         if let rollout, var inner = entry["cluster"] as? [String: Any] {
-            inner["rollout"] = render(rollout)
+            inner["rollout"] = Self.render(rollout)
             entry["cluster"] = inner
         }
         return entry
@@ -196,7 +239,7 @@ public final class AdminAPI: Sendable {
         guard let cluster = registry.snapshot.clusters.first(where: { $0.spec.uuid == id }) else {
             return .text(404, "no cluster with uuid \(id)")
         }
-        return .json(200, JSONText.encode(Self.render(cluster: cluster, rollout: rollouts?.status(id))))
+        return .json(200, JSONText.encode(render(cluster: cluster, rollout: rollouts?.status(id))))
     }
 
     // MARK: Status and metrics
@@ -208,7 +251,7 @@ public final class AdminAPI: Sendable {
                 "uuid": cluster.spec.uuid,
                 "version": cluster.spec.version,
                 "mode": cluster.spec.mode.rawValue,
-                "state": cluster.state.isFailed ? "failed" : "active",
+                "state": live(cluster).state,
                 "servers": cluster.spec.servers.map(\.description),
                 "requests": cluster.metrics.sum(ClusterCounter.requests),
                 "responses": [
@@ -222,6 +265,17 @@ public final class AdminAPI: Sendable {
             ]
             if cluster.spec.mode == .gradual { entry["gradualThreshold"] = cluster.state.gradualThreshold }
             if let status = rollouts?.status(cluster.spec.uuid) { entry["rollout"] = Self.render(status) }
+            var backends: [String: Any] = [:]
+            for b in cluster.health.backends {
+                var detail: [String: Any] = ["status": b.status, "drained": b.drained]
+                if cluster.spec.healthCheck != nil {
+                    detail["probe"] = b.probe.name
+                    detail["probesPassed"] = b.passed
+                    detail["probesFailed"] = b.failed
+                }
+                backends[b.server.description] = detail
+            }
+            entry["backends"] = backends
             if let failure = cluster.state.failure {
                 entry["failure"] = ["reason": failure.reason, "time": iso8601(unixSeconds: failure.time)]
             }
@@ -241,7 +295,7 @@ public final class AdminAPI: Sendable {
             "uptimeSeconds": Int(Clock.unixSeconds() - started),
         ]
         var result = status
-        if let latest = snapshot.clusters.first(where: { !$0.state.isFailed }) { result["latest"] = latest.spec.uuid }
+        if let latest = snapshot.clusters.first(where: { !$0.state.isFailed && !$0.health.isPending }) { result["latest"] = latest.spec.uuid }
         return JSONText.encode(result)
     }
 
@@ -308,6 +362,22 @@ public final class AdminAPI: Sendable {
         for (c, l) in zip(snapshot.clusters, labels) { out += "switchyard_backend_errors_total{\(l)} \(c.metrics.sum(ClusterCounter.backendErrors))\n" }
         family("switchyard_cluster_failed", "gauge", "1 when the cluster was marked failed (rolled back).")
         for (c, l) in zip(snapshot.clusters, labels) { out += "switchyard_cluster_failed{\(l)} \(c.state.isFailed ? 1 : 0)\n" }
+        family("switchyard_cluster_pending", "gauge", "1 while the cluster waits for its readiness gate (no traffic yet).")
+        for (c, l) in zip(snapshot.clusters, labels) { out += "switchyard_cluster_pending{\(l)} \(c.health.isPending && !c.state.isFailed ? 1 : 0)\n" }
+        let backendRows = zip(snapshot.clusters, labels).flatMap { c, l in
+            c.health.backends.map { (cluster: c, labels: "\(l),backend=\"\(escape($0.server.description))\"", view: $0) }
+        }
+        family("switchyard_backend_up", "gauge", "1 when the backend's health check passes (healthyThreshold in a row), 0 when it fails or has no verdict yet; clusters with a health check only.")
+        for row in backendRows where row.cluster.spec.healthCheck != nil {
+            out += "switchyard_backend_up{\(row.labels)} \(row.view.probe == .up ? 1 : 0)\n"
+        }
+        family("switchyard_backend_drained", "gauge", "1 while the backend is drained (no new exchanges).")
+        for row in backendRows { out += "switchyard_backend_drained{\(row.labels)} \(row.view.drained ? 1 : 0)\n" }
+        family("switchyard_health_probes_total", "counter", "Health check probes by result.")
+        for row in backendRows where row.cluster.spec.healthCheck != nil {
+            out += "switchyard_health_probes_total{\(row.labels),result=\"pass\"} \(row.view.passed)\n"
+            out += "switchyard_health_probes_total{\(row.labels),result=\"fail\"} \(row.view.failed)\n"
+        }
         family("switchyard_gradual_threshold_percent", "gauge", "GRADUAL threshold: share of client buckets sent to the latest version.")
         for (c, l) in zip(snapshot.clusters, labels) where c.spec.mode == .gradual {
             out += "switchyard_gradual_threshold_percent{\(l)} \(c.state.gradualThreshold)\n"

@@ -31,6 +31,14 @@ public enum DeleteOutcome: Equatable, Sendable {
     case lastActive
 }
 
+/// What `setDrained` did.
+public enum DrainOutcome: Equatable, Sendable {
+    /// Recorded (or already so).
+    case done
+    case noCluster
+    case noServer
+}
+
 /// Where the registry's start-up state came from.
 public struct StartReport: Sendable {
     /// "state" (the state directory held state) or "config" (the file seeded it, or no store).
@@ -124,8 +132,15 @@ public final class ClusterRegistry: @unchecked Sendable {
                 let runtimeState = ClusterState(policy: policy)
                 if let f = stored.failure { _ = runtimeState.markFailed(reason: f.reason, at: f.time) }
                 runtimeState.setGradualThreshold(stored.threshold)
+                // A cluster that had not passed its readiness gate waits for it again (its
+                // timeout counts from now); drained backends stay drained.
+                let health = ClusterHealth(servers: stored.spec.servers, check: stored.spec.healthCheck,
+                                           pending: !stored.ready, pendingSince: Clock.nanoseconds())
+                for server in stored.drained {
+                    if let i = health.index(of: server) { health.setDrained(true, server: i) }
+                }
                 return ClusterRuntime(spec: stored.spec, addresses: addresses, state: runtimeState,
-                                      metrics: ClusterMetrics(reactors: reactors), sequence: c.sequence)
+                                      metrics: ClusterMetrics(reactors: reactors), sequence: c.sequence, health: health)
             }
             c.generation += 1
             return Snapshot(generation: c.generation, clusters: c.clusters)
@@ -176,6 +191,8 @@ public final class ClusterRegistry: @unchecked Sendable {
                 return .failure(error)
             }
             c.sequence += 1
+            // The store decided whether the definition starts behind its readiness gate.
+            let ready = c.model.index(of: spec.uuid).map { c.model.clusters[$0].ready } ?? (spec.healthCheck == nil)
             if let index = c.clusters.firstIndex(where: { $0.spec.uuid == spec.uuid }) {
                 let old = c.clusters.remove(at: index)
                 let progress = old.state.gradualThreshold
@@ -185,14 +202,19 @@ public final class ClusterRegistry: @unchecked Sendable {
                 // A plan that starts again takes no exchange until the driver starts it.
                 if let i = c.model.index(of: spec.uuid), c.model.clusters[i].rollout == nil { old.state.setPlannedRoute(nil) }
                 // Replacing counts as the most recent addition (it wins a version tie).
-                c.clusters.append(ClusterRuntime(spec: spec, addresses: addresses, state: old.state, metrics: old.metrics, sequence: c.sequence))
+                let health = ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: !ready,
+                                           pendingSince: Clock.nanoseconds(), previous: old.health)
+                c.clusters.append(ClusterRuntime(spec: spec, addresses: addresses, state: old.state, metrics: old.metrics, sequence: c.sequence,
+                                                 health: health))
                 Log.notice("cluster_replaced", ["uuid": spec.uuid, "version": spec.version, "mode": spec.mode.rawValue,
-                                                "gradualProgress": keep ? "kept" : "reset"])
+                                                "gradualProgress": keep ? "kept" : "reset", "state": ready ? "active" : "pending"])
             } else {
+                let health = ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: !ready, pendingSince: Clock.nanoseconds())
                 c.clusters.append(ClusterRuntime(spec: spec, addresses: addresses, state: ClusterState(policy: policy),
-                                                 metrics: ClusterMetrics(reactors: reactors), sequence: c.sequence))
+                                                 metrics: ClusterMetrics(reactors: reactors), sequence: c.sequence, health: health))
                 Log.notice("cluster_added", ["uuid": spec.uuid, "version": spec.version, "mode": spec.mode.rawValue,
-                                             "servers": spec.servers.map(\.description).joined(separator: ",")])
+                                             "servers": spec.servers.map(\.description).joined(separator: ","),
+                                             "state": ready ? "active" : "pending"])
             }
             compactIfWanted(&c)
             c.generation += 1
@@ -238,8 +260,38 @@ public final class ClusterRegistry: @unchecked Sendable {
         }
     }
 
-    /// Records what the data plane changed since the last tick: clusters marked failed (by a
-    /// reactor, through the shared `ClusterState`) and GRADUAL thresholds that moved. Called
+    /// Drains (no new exchanges; exchanges in flight finish; workers close pooled idle
+    /// connections to it) or re-enables one server of a cluster. Durable before it takes
+    /// effect, like every change; no new snapshot is needed (workers read the shared word).
+    public func setDrained(uuid: String, server: ServerAddress, drained: Bool) throws(RegistryError) -> DrainOutcome {
+        let result = contents.withLock { c -> Result<DrainOutcome, StoreError> in
+            guard let cluster = c.clusters.first(where: { $0.spec.uuid == uuid }) else { return .success(.noCluster) }
+            guard let index = cluster.health.index(of: server) else { return .success(.noServer) }
+            let listed = cluster.spec.servers[index]
+            let current = cluster.health.backends[index].drained
+            if current == drained { return .success(.done) }
+            do throws(StoreError) {
+                try record(.drain(uuid: uuid, server: listed, drained: drained), in: &c)
+            } catch {
+                return .failure(error)
+            }
+            cluster.health.setDrained(drained, server: index)
+            Log.notice(drained ? "backend_drained" : "backend_enabled",
+                       ["uuid": uuid, "version": cluster.spec.version, "backend": listed.description])
+            compactIfWanted(&c)
+            return .success(.done)
+        }
+        switch result {
+        case .success(let outcome): return outcome
+        case .failure(let error):
+            Log.error("state_write_failed", ["change": drained ? "drain" : "enable", "uuid": uuid, "error": error.description])
+            throw .store(error)
+        }
+    }
+
+    /// Records what the data plane and the health checker changed since the last tick:
+    /// clusters marked failed (through the shared `ClusterState`), GRADUAL thresholds that
+    /// moved, and clusters that passed their readiness gate. Called
     /// once a second on the control-plane thread, so a threshold is journaled at most once a
     /// second per cluster and reactors never write to the store. Returns the changes recorded.
     @discardableResult
@@ -256,6 +308,9 @@ public final class ClusterRegistry: @unchecked Sendable {
                 let threshold = cluster.state.gradualThreshold
                 if cluster.spec.mode == .gradual, threshold != stored.threshold {
                     changes.append(.threshold(uuid: cluster.spec.uuid, percent: threshold))
+                }
+                if !stored.ready, !cluster.health.isPending {
+                    changes.append(.ready(uuid: cluster.spec.uuid))
                 }
             }
             var recorded: [StateChange] = []
@@ -295,6 +350,11 @@ public final class ClusterRegistry: @unchecked Sendable {
     /// The rollout progress the store holds for a cluster, if any.
     public func storedRollout(uuid: String) -> RolloutProgress? {
         contents.withLock { c in c.model.index(of: uuid).flatMap { c.model.clusters[$0].rollout } }
+    }
+
+    /// The generation of the current snapshot (cheap: no snapshot is built).
+    public var generation: UInt64 {
+        contents.withLock { $0.generation }
     }
 
     /// The current snapshot (clusters latest first).

@@ -142,6 +142,8 @@ public final class RolloutDriver: Sendable {
             var actions: [Rollout.Action]
             if let stored = registry.storedRollout(uuid: uuid) {
                 actions = rollout.restore(stored, now: now)
+            } else if cluster.health.isPending {
+                actions = []   // the readiness gate holds the plan: it starts when the cluster is ready
             } else {
                 actions = rollout.ready(now: now)
             }
@@ -152,6 +154,16 @@ public final class RolloutDriver: Sendable {
             perform(actions, new: cluster, old: olderUsable(than: cluster, in: clusters), snapshot: clusters)
         }
         for uuid in s.entries.keys where !live.contains(uuid) { s.entries[uuid] = nil }
+        // Plans held by a readiness gate start once their cluster has passed it.
+        for cluster in clusters where !cluster.health.isPending {
+            guard var entry = s.entries[cluster.spec.uuid], entry.rollout.phase == .pending else { continue }
+            let old = olderUsable(than: cluster, in: clusters)
+            var actions = entry.rollout.ready(now: now)
+            actions += entry.rollout.tick(now: now, window: stats(s.windows, plan: entry.rollout.plan, new: cluster.spec.uuid,
+                                                                 old: old?.spec.uuid))
+            s.entries[cluster.spec.uuid] = entry
+            perform(actions, new: cluster, old: old, snapshot: clusters)
+        }
     }
 
     /// The plan that runs: the latest cluster not marked failed, when it has a plan, and

@@ -45,10 +45,11 @@ public enum ClusterJSON {
     /// the mode (`mode` may be left out, or must name it), `retireOld` is allowed,
     /// `sessionTimeout` and `percentageTransitionPerRequest` are not, and
     /// `mirrorUnsafeMethods` needs a CONCURRENT step; `analysis` is allowed with or
-    /// without steps. `ignoreBodyFor` lists path patterns (see `RolloutJSON`).
+    /// without steps. `ignoreBodyFor` lists path patterns (see `RolloutJSON`);
+    /// `healthCheck` is optional (see `parseHealthCheck`).
     /// `uuid` is 1–64 characters of `[A-Za-z0-9._-]`,
-    /// generated when absent. `state`, `failure` and `rollout` (as GET writes them)
-    /// are accepted and ignored, so a body read with GET can be PUT back; other
+    /// generated when absent. `state`, `failure`, `backends` and `rollout` (as GET writes
+    /// them) are accepted and ignored, so a body read with GET can be PUT back; other
     /// unknown fields are errors.
     public static func parseCluster(
         _ object: [String: Any], path: String, resolve: (String) -> Bool, newUUID: () -> String
@@ -102,6 +103,11 @@ public enum ClusterJSON {
         }
         spec.ignoreBodyFor = try RolloutJSON.ignoreBodyFor(&fields)
 
+        // healthCheck
+        if var check = try fields.object("healthCheck") {
+            spec.healthCheck = try parseHealthCheck(&check, servers: servers.count)
+        }
+
         // uuid
         if let uuid = try fields.string("uuid") {
             guard isValidUUID(uuid) else {
@@ -116,6 +122,7 @@ public enum ClusterJSON {
         _ = fields.raw("state")
         _ = fields.raw("failure")
         _ = fields.raw("rollout")
+        _ = fields.raw("backends")
         try fields.rejectUnknown()
         return spec
     }
@@ -208,6 +215,62 @@ public enum ClusterJSON {
         try fields.rejectUnknown()
     }
 
+    /// Longest health check path, and the bounds of its times in seconds.
+    static let maxHealthPathLength = 1024
+    static let healthSecondsRange = 0.1...86_400.0
+
+    /// Parses a `healthCheck` object; every field is optional (defaults in `HealthCheckSpec`).
+    /// `path` starts with `/` and has no spaces or control characters; `intervalSeconds`,
+    /// `timeoutSeconds` and `readyTimeoutSeconds` are numbers from 0.1 to 86400 (fractions
+    /// allowed); the thresholds are integers 1–100; `expectStatus` is `"2xx"`, `"204"`,
+    /// `"200-399"` or an integer code; `minHealthy` is 1 to the number of servers.
+    static func parseHealthCheck(_ fields: inout Fields, servers: Int) throws(ConfigError) -> HealthCheckSpec {
+        var check = HealthCheckSpec()
+        if let path = try fields.string("path") {
+            guard path.first == "/", path.utf8.count <= maxHealthPathLength,
+                  path.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+                throw fields.fail("path", "must start with / and be at most \(maxHealthPathLength) printable characters without spaces")
+            }
+            check.path = path
+        }
+        func seconds(_ key: String) throws(ConfigError) -> Double? {
+            guard let v = fields.raw(key) else { return nil }
+            guard let d = doubleValue(v), healthSecondsRange.contains(d) else {
+                throw fields.fail(key, "must be a number of seconds from 0.1 to 86400")
+            }
+            return d
+        }
+        if let d = try seconds("intervalSeconds") { check.intervalSeconds = d }
+        if let d = try seconds("timeoutSeconds") { check.timeoutSeconds = d }
+        if let d = try seconds("readyTimeoutSeconds") { check.readyTimeoutSeconds = d }
+        if let n = try fields.int("healthyThreshold", in: 1...100) { check.healthyThreshold = n }
+        if let n = try fields.int("unhealthyThreshold", in: 1...100) { check.unhealthyThreshold = n }
+        switch fields.raw("expectStatus") {
+        case nil: break
+        case let text as String:
+            guard let e = StatusExpectation(parsing: text) else {
+                throw fields.fail("expectStatus", "must be a status class like \"2xx\", a code like \"204\" or a range like \"200-399\" (codes 100-599)")
+            }
+            check.expectStatus = e
+        case let v:
+            guard let code = intValue(v), (100...599).contains(code) else {
+                throw fields.fail("expectStatus", "must be a status class like \"2xx\", a code like \"204\" or a range like \"200-399\" (codes 100-599)")
+            }
+            check.expectStatus = StatusExpectation(low: code, high: code)
+        }
+        if let n = try fields.int("minHealthy", in: 1...max(1, servers)) { check.minHealthy = n }
+        try fields.rejectUnknown()
+        return check
+    }
+
+    /// The API form of a health check: every field, defaults included.
+    public static func render(_ check: HealthCheckSpec) -> [String: Any] {
+        ["path": check.path, "intervalSeconds": check.intervalSeconds, "timeoutSeconds": check.timeoutSeconds,
+         "healthyThreshold": check.healthyThreshold, "unhealthyThreshold": check.unhealthyThreshold,
+         "expectStatus": check.expectStatus.description, "minHealthy": check.minHealthy,
+         "readyTimeoutSeconds": check.readyTimeoutSeconds]
+    }
+
     /// Whether a uuid given by a user is acceptable: 1–64 characters of `[A-Za-z0-9._-]`.
     public static func isValidUUID(_ s: String) -> Bool {
         !s.isEmpty && s.utf8.count <= maxUUIDLength && s.utf8.allSatisfy { b in
@@ -217,15 +280,40 @@ public enum ClusterJSON {
         }
     }
 
+    /// What the API shows of a cluster besides its definition.
+    public struct Live {
+        /// Reason and unix time of the failure, nil unless marked failed.
+        public var failure: (reason: String, time: Int64)?
+        /// Waiting for its readiness gate (shown when not failed).
+        public var pending: Bool
+        /// Each backend's status; nil leaves `backends` out.
+        public var backends: [BackendHealthView]?
+
+        public init(failure: (reason: String, time: Int64)? = nil, pending: Bool = false, backends: [BackendHealthView]? = nil) {
+            self.failure = failure
+            self.pending = pending
+            self.backends = backends
+        }
+
+        /// `failed`, `pending` or `active`.
+        public var state: String { failure != nil ? "failed" : pending ? "pending" : "active" }
+    }
+
     /// The API form of a cluster:
-    /// `{"cluster":{"servers":[…],"upgradeTransition":{"mode":…, options},"uuid":…,"version":…,
-    /// "state":"active"|"failed","failure":{"reason":…,"time":"<ISO 8601>"}}}`,
-    /// `failure` only when failed. Only the options of the cluster's mode are
-    /// written; a plan is written as `steps` and `retireOld` (without `mode`, which its
-    /// first step gives) with `mirrorUnsafeMethods` when a step is CONCURRENT; `analysis`
-    /// and `ignoreBodyFor` when given. `JSONText.encode` writes keys sorted, so output is
-    /// deterministic.
+    /// `{"cluster":{"servers":[…],"upgradeTransition":{"mode":…, options},"healthCheck":{…},"uuid":…,"version":…,
+    /// "state":"active"|"pending"|"failed","failure":{"reason":…,"time":"<ISO 8601>"},
+    /// "backends":{"host:port":"up"|"down"|"drained"|"unknown"}}}`,
+    /// `failure` only when failed, `healthCheck` only when the cluster has one. Only the
+    /// options of the cluster's mode are written; a plan is written as `steps` and
+    /// `retireOld` (without `mode`, which its first step gives) with `mirrorUnsafeMethods`
+    /// when a step is CONCURRENT; `analysis` and `ignoreBodyFor` when given.
+    /// `JSONText.encode` writes keys sorted, so output is deterministic.
     public static func render(_ spec: ClusterSpec, failed: (reason: String, time: Int64)?) -> [String: Any] {
+        render(spec, live: Live(failure: failed))
+    }
+
+    /// The API form of a cluster with its live state (see `render(_:failed:)`).
+    public static func render(_ spec: ClusterSpec, live: Live) -> [String: Any] {
         var transition: [String: Any] = [:]
         if let plan = spec.rollout, !plan.steps.isEmpty {
             transition["steps"] = plan.steps.map { RolloutJSON.render($0) as Any }
@@ -246,11 +334,17 @@ public enum ClusterJSON {
             "upgradeTransition": transition,
             "uuid": spec.uuid,
             "version": spec.version,
-            "state": failed == nil ? "active" : "failed",
+            "state": live.state,
         ]
         if !spec.ignoreBodyFor.isEmpty { cluster["ignoreBodyFor"] = spec.ignoreBodyFor }
-        if let failed {
+        if let check = spec.healthCheck { cluster["healthCheck"] = render(check) }
+        if let failed = live.failure {
             cluster["failure"] = ["reason": failed.reason, "time": iso8601(unixSeconds: failed.time)] as [String: Any]
+        }
+        if let backends = live.backends {
+            var statuses: [String: Any] = [:]
+            for b in backends { statuses[b.server.description] = b.status }
+            cluster["backends"] = statuses
         }
         return ["cluster": cluster]
     }
@@ -260,10 +354,20 @@ public enum ClusterJSON {
         JSONText.encode(render(spec, failed: failed))
     }
 
+    /// One rendered cluster with its live state as JSON bytes.
+    public static func renderOne(_ spec: ClusterSpec, live: Live) -> [UInt8] {
+        JSONText.encode(render(spec, live: live))
+    }
+
     /// A JSON array of rendered clusters, in the order given (the API lists
     /// latest first; see `orderLatestFirst`).
     public static func renderList(_ clusters: [(spec: ClusterSpec, failed: (reason: String, time: Int64)?)]) -> [UInt8] {
         JSONText.encode(clusters.map { render($0.spec, failed: $0.failed) as Any })
+    }
+
+    /// A JSON array of rendered clusters with their live state, in the order given.
+    public static func renderList(live clusters: [(spec: ClusterSpec, live: Live)]) -> [UInt8] {
+        JSONText.encode(clusters.map { render($0.spec, live: $0.live) as Any })
     }
 }
 

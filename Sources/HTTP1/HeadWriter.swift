@@ -53,6 +53,19 @@ public enum HeadWriter {
         }
     }
 
+    /// Appends a health check request to `out`: `GET target HTTP/1.1`, `Host: host`,
+    /// `User-Agent: switchyard-health`, `Connection: close`, and the empty line. The caller
+    /// checks that `target` and `host` hold no spaces or control characters.
+    public static func appendProbeRequest(target: String, host: String, to out: inout [UInt8]) {
+        emit(to: &out) { (w: inout ByteSink) in
+            w.put("GET ")
+            w.put(target)
+            w.put(" HTTP/1.1\r\nHost: ")
+            w.put(host)
+            w.put("\r\nUser-Agent: switchyard-health\r\nConnection: close\r\n\r\n")
+        }
+    }
+
     /// Appends the response head to send to the client to `out`.
     ///
     /// Writes `HTTP/1.1 <status> <reason>` (the received reason, or the standard phrase when it was

@@ -18,14 +18,20 @@ public final class ClusterRuntime: Sendable {
     public let sequence: UInt64
     /// uuid, version and mode as access log records copy them.
     public let accessText: AccessClusterText
+    /// Readiness gate, probe verdicts and drained backends, shared by all workers; belongs
+    /// to this definition (a replacement gets its own, carrying over what still applies).
+    public let health: ClusterHealth
 
-    public init(spec: ClusterSpec, addresses: [SocketAddress], state: ClusterState, metrics: ClusterMetrics, sequence: UInt64) {
+    /// Creates a cluster; without `health`, one that is ready and has no backend excluded.
+    public init(spec: ClusterSpec, addresses: [SocketAddress], state: ClusterState, metrics: ClusterMetrics, sequence: UInt64,
+                health: ClusterHealth? = nil) {
         self.spec = spec
         self.addresses = addresses
         self.state = state
         self.metrics = metrics
         self.sequence = sequence
         accessText = AccessClusterText(uuid: spec.uuid, version: spec.version, mode: spec.mode.rawValue)
+        self.health = health ?? ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: false, pendingSince: 0)
     }
 }
 

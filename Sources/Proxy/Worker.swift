@@ -74,6 +74,13 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var mirrorsSteps: [Bool] = []
     private var clusterBackends: [[Int]] = []
     private var roundRobin: [Int] = []
+    /// Each cluster's routing word (`ClusterHealth.word`: readiness gate and excluded
+    /// backends) as read by the current `route`, so choosing a backend reads it no more.
+    private var healthWords: [UInt64] = []
+    /// Each cluster's shared health (held here so routing reaches it in one step).
+    private var clusterHealth: [ClusterHealth] = []
+    /// Scratch for the sweep: which backends some cluster still sends exchanges to.
+    private var backendWanted: [Bool] = []
     private var instantCookie: [String] = []
     /// `instantCookie` as bytes, for the cookie lines of the other modes.
     private var instantCookieBytes: [[UInt8]] = []
@@ -142,6 +149,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         mirrorsSteps = next.clusters.map { $0.spec.rollout?.analysis?.maxDivergenceRatio != nil }
         clusterBackends = next.clusters.map { cluster in cluster.addresses.map { backendID(for: $0) } }
         roundRobin = next.clusters.map { Int.random(in: 0..<max(1, $0.addresses.count)) }
+        healthWords = [UInt64](repeating: 0, count: next.clusters.count)
+        clusterHealth = next.clusters.map(\.health)
         instantCookie = next.clusters.map { "\(settings.cookieNames.session)=\($0.spec.uuid); Path=/; HttpOnly; SameSite=Lax" }
         instantCookieBytes = instantCookie.map { Array($0.utf8) }
     }
@@ -165,8 +174,11 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         var previous = -1
         for i in candidates.indices {
             let cluster = snapshot.clusters[i]
-            // A planned cluster takes no exchange before its plan has started (readiness).
-            let usable = !cluster.state.isFailed && hasLiveBackend(cluster: i, now: now)
+            // One atomic load: the readiness gate and every backend's probe/drain verdict.
+            let word = clusterHealth[i].word
+            healthWords[i] = word
+            // A planned cluster takes no exchange before its plan has started either.
+            let usable = !cluster.state.isFailed && !ClusterHealth.isPending(word) && hasLiveBackend(cluster: i, now: now)
                 && !(planned[i] && cluster.state.plannedRoute == nil)
             candidates[i].usable = usable
             if usable {
@@ -250,18 +262,32 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         out.append(13); out.append(10)
     }
 
+    /// Whether some backend of the cluster is neither marked down by this worker (passive)
+    /// nor excluded by `healthWords[cluster]` (probes say down, or drained).
     private func hasLiveBackend(cluster: Int, now: UInt64) -> Bool {
-        for id in clusterBackends[cluster] where backends[id].downUntil <= now { return true }
+        let health = clusterHealth[cluster]
+        let word = healthWords[cluster]
+        if health.excludesNone(word) {
+            for id in clusterBackends[cluster] where backends[id].downUntil <= now { return true }
+            return false
+        }
+        for (k, id) in clusterBackends[cluster].enumerated() where backends[id].downUntil <= now && !health.isExcluded(k, word: word) {
+            return true
+        }
         return false
     }
 
+    /// The next backend of the cluster in round-robin order that `hasLiveBackend` would accept.
     private func pickBackend(cluster: Int, now: UInt64) -> Int? {
         let ids = clusterBackends[cluster]
         guard !ids.isEmpty else { return nil }
+        let health = clusterHealth[cluster]
+        let word = healthWords[cluster]
+        let all = health.excludesNone(word)
         for _ in 0..<ids.count {
             roundRobin[cluster] = (roundRobin[cluster] + 1) % ids.count
             let id = ids[roundRobin[cluster]]
-            if backends[id].downUntil <= now { return id }
+            if backends[id].downUntil <= now && (all || !health.isExcluded(roundRobin[cluster], word: word)) { return id }
         }
         return nil
     }
@@ -349,6 +375,9 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         counters.add(ProxyCounter.backendConnectFailures)
         cluster.metrics.blocks[id].add(ClusterCounter.connectFailures)
         cluster.state.record(success: false, nowMillis: Clock.unixMillis())
+        if let index = snapshot.clusters.firstIndex(where: { $0 === cluster }) {
+            healthWords[index] = cluster.health.word
+        }
         if let index = snapshot.clusters.firstIndex(where: { $0 === cluster }), !hasLiveBackend(cluster: index, now: now) {
             markFailed(cluster, reason: "no healthy backend")
         } else {
@@ -368,7 +397,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     func recordOutcome(cluster: ClusterRuntime, status: Int, latencyNanos: UInt64, headNanos: UInt64? = nil) {
         cluster.metrics.record(reactor: id, status: status, latencyNanos: latencyNanos, headNanos: headNanos)
         let success = status < 500
-        let latest = snapshot.clusters.first { !$0.state.isFailed }
+        let latest = snapshot.clusters.first { !$0.state.isFailed && !ClusterHealth.isPending($0.health.word) }
         // A plan's GRADUAL steps hold their percentage: exchanges do not raise it.
         if let latest, latest.spec.mode == .gradual, success, latest.spec.rollout?.steps.isEmpty ?? true {
             latest.state.advanceGradual(by: latest.spec.percentageTransitionPerRequest ?? 0)
@@ -394,7 +423,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// Marks a cluster failed when an older usable cluster can take its traffic.
     private func markFailed(_ cluster: ClusterRuntime, reason: String) {
         guard !cluster.state.isFailed else { return }
-        let others = snapshot.clusters.contains { $0 !== cluster && !$0.state.isFailed }
+        let others = snapshot.clusters.contains { $0 !== cluster && !$0.state.isFailed && !$0.health.isPending }
         guard others else { return }
         if cluster.state.markFailed(reason: reason, at: Clock.unixSeconds()) {
             metrics.rollbacks.add(1, ordering: .relaxed)
@@ -513,12 +542,35 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// lines collected since the last sweep to the writer.
     public func checkDeadline(now: UInt64) {
         accessLog?.flush()
+        closeIdleToExcludedBackends()
         for id in backends.indices where !backends[id].idle.isEmpty {
             while let first = backends[id].idle.first, now &- first.since > settings.backendIdleNanos {
                 backends[id].idle.removeFirst()
                 idleOwner[Int(first.fd)] = -1
                 loop.close(first.fd)
             }
+        }
+    }
+
+    /// Closes the pooled idle connections of backends that no cluster of the snapshot sends
+    /// new exchanges to (drained, or down by their probes, everywhere they are listed):
+    /// nobody would take them, and a drained backend should see its connections go.
+    private func closeIdleToExcludedBackends() {
+        guard backends.contains(where: { !$0.idle.isEmpty }) else { return }
+        if backendWanted.count != backends.count { backendWanted = [Bool](repeating: false, count: backends.count) }
+        for id in backendWanted.indices { backendWanted[id] = false }
+        for (c, cluster) in snapshot.clusters.enumerated() {
+            let word = cluster.health.word
+            for (k, id) in clusterBackends[c].enumerated() where !cluster.health.isExcluded(k, word: word) {
+                backendWanted[id] = true
+            }
+        }
+        for id in backends.indices where !backendWanted[id] && !backends[id].idle.isEmpty {
+            for idle in backends[id].idle {
+                idleOwner[Int(idle.fd)] = -1
+                loop.close(idle.fd)
+            }
+            backends[id].idle.removeAll()
         }
     }
 

@@ -66,6 +66,8 @@ public struct ClusterSpec: Sendable, Equatable {
     /// Path patterns whose response bodies are not compared in CONCURRENT (`/time`,
     /// `/random*`: a `*` only at the end, matching any rest).
     public var ignoreBodyFor: [String]
+    /// Active health checks and the readiness gate; nil: no probes, ready at once.
+    public var healthCheck: HealthCheckSpec?
 
     /// Creates a cluster description; no validation happens here (see the Config module).
     public init(
@@ -77,7 +79,8 @@ public struct ClusterSpec: Sendable, Equatable {
         percentageTransitionPerRequest: Double? = nil,
         mirrorUnsafeMethods: Bool = false,
         rollout: RolloutPlan? = nil,
-        ignoreBodyFor: [String] = []
+        ignoreBodyFor: [String] = [],
+        healthCheck: HealthCheckSpec? = nil
     ) {
         self.uuid = uuid
         self.version = version
@@ -88,6 +91,7 @@ public struct ClusterSpec: Sendable, Equatable {
         self.mirrorUnsafeMethods = mirrorUnsafeMethods
         self.rollout = rollout
         self.ignoreBodyFor = ignoreBodyFor
+        self.healthCheck = healthCheck
     }
 
     /// Whether the bodies of answers to `path` (the request target without its query) are

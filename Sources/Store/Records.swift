@@ -18,6 +18,12 @@ import Routing
 ///
 /// Records written before rollouts existed read unchanged: a cluster without a plan writes no
 /// plan fields, and a snapshot entry without `rollout` has no rollout progress.
+/// - `{"op":"ready","seq":N,"uuid":…}`
+/// - `{"op":"drained"|"enabled","seq":N,"server":{"hostname":…,"port":…},"uuid":…}`
+/// - snapshot: `{"op":"snapshot","seq":N,"clusters":[{"cluster":{…},"threshold":…,"failure":{"reason":…,"time":…},
+///   "ready":false,"drained":[{"hostname":…,"port":…}]}]}` (`ready` only when false, `drained` only when not empty)
+///
+/// Journals and snapshots written before `ready` and `drained` existed read as "ready, nothing drained".
 public enum Records {
     /// Why a payload could not be read (its checksum was right, so this is a bug or a file
     /// from a newer version, never a torn write).
@@ -63,6 +69,15 @@ public enum Records {
             w.key("state"); w.string(progress.phase.rawValue)
             w.key("step"); w.raw(String(progress.step))
             w.key("uuid"); w.string(uuid)
+        case .ready(let uuid):
+            w.key("op", first: true); w.string("ready")
+            w.key("seq"); w.raw(String(sequence))
+            w.key("uuid"); w.string(uuid)
+        case .drain(let uuid, let server, let drained):
+            w.key("op", first: true); w.string(drained ? "drained" : "enabled")
+            w.key("seq"); w.raw(String(sequence))
+            w.key("server"); w.server(server)
+            w.key("uuid"); w.string(uuid)
         }
         w.bytes.append(UInt8(ascii: "}"))
         return w.bytes
@@ -76,12 +91,22 @@ public enum Records {
         for (i, c) in state.clusters.enumerated() {
             if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
             w.key("cluster", first: true); w.cluster(c.spec)
+            if !c.drained.isEmpty {
+                w.key("drained")
+                w.bytes.append(UInt8(ascii: "["))
+                for (k, server) in c.drained.enumerated() {
+                    if k > 0 { w.bytes.append(UInt8(ascii: ",")) }
+                    w.server(server)
+                }
+                w.bytes.append(UInt8(ascii: "]"))
+            }
             if let f = c.failure {
                 w.key("failure")
                 w.key("reason", first: true); w.string(f.reason)
                 w.key("time"); w.raw(String(f.time))
                 w.bytes.append(UInt8(ascii: "}"))
             }
+            if !c.ready { w.key("ready"); w.raw("false") }
             if let r = c.rollout {
                 w.key("rollout"); w.progress(r)
             }
@@ -122,6 +147,13 @@ public enum Records {
             return (seq, .threshold(uuid: try uuid(), percent: p))
         case "rollout":
             return (seq, .rollout(uuid: try uuid(), progress: try progress(o, "rollout")))
+        case "ready":
+            return (seq, .ready(uuid: try uuid()))
+        case "drained", "enabled":
+            guard let s = o["server"] as? [String: Any], let server = server(s) else {
+                throw DecodeError(description: "\(op!): needs server {hostname, port}")
+            }
+            return (seq, .drain(uuid: try uuid(), server: server, drained: op == "drained"))
         default:
             throw DecodeError(description: "unknown record type \(op.map { "\"\($0)\"" } ?? "(none)")")
         }
@@ -148,6 +180,19 @@ public enum Records {
             if let r = e["rollout"] {
                 guard let r = r as? [String: Any] else { throw DecodeError(description: "snapshot: bad rollout entry") }
                 stored.rollout = try progress(r, "snapshot rollout")
+            }
+            if let ready = e["ready"] {
+                guard let r = ready as? Bool else { throw DecodeError(description: "snapshot: bad ready entry") }
+                stored.ready = r
+            } else {
+                stored.ready = true
+            }
+            if let list = e["drained"] {
+                guard let servers = list as? [Any] else { throw DecodeError(description: "snapshot: bad drained entry") }
+                for s in servers {
+                    guard let o = s as? [String: Any], let server = server(o) else { throw DecodeError(description: "snapshot: bad drained entry") }
+                    stored.drained.append(server)
+                }
             }
             guard state.index(of: stored.spec.uuid) == nil else { throw DecodeError(description: "snapshot: duplicate uuid \(stored.spec.uuid)") }
             state.clusters.append(stored)
@@ -190,6 +235,12 @@ public enum Records {
         return RolloutProgress(phase: state, step: step, percent: percent, reason: reason)
     }
 
+    /// `{"hostname":…,"port":…}`, or nil.
+    private static func server(_ o: [String: Any]) -> ServerAddress? {
+        guard let host = o["hostname"] as? String, let port = o["port"] as? Int, (1...65535).contains(port) else { return nil }
+        return ServerAddress(hostname: host, port: port)
+    }
+
     private static func number(_ v: Any?) -> Double? {
         if let i = v as? Int { return Double(i) }
         if let d = v as? Double, d.isFinite { return d }
@@ -229,27 +280,45 @@ struct JSONOut {
 
     mutating func string(_ s: String) { JSONText.writeString(s, into: &bytes) }
 
+    /// `{"hostname":…,"port":…}`.
+    mutating func server(_ server: ServerAddress) {
+        key("hostname", first: true); string(server.hostname)
+        key("port"); raw(String(server.port))
+        bytes.append(UInt8(ascii: "}"))
+    }
+
     /// A cluster in the API form without its state (the body `PUT` accepts), keys in the
     /// order `JSONText.encode` writes `ClusterJSON.render`'s.
     mutating func cluster(_ spec: ClusterSpec) {
-        if spec.ignoreBodyFor.isEmpty {
-            key("servers", first: true)
-        } else {
-            key("ignoreBodyFor", first: true)
+        var first = true
+        if let check = spec.healthCheck {
+            key("healthCheck", first: true)
+            key("expectStatus", first: true); string(check.expectStatus.description)
+            key("healthyThreshold"); raw(String(check.healthyThreshold))
+            key("intervalSeconds"); number(check.intervalSeconds)
+            key("minHealthy"); raw(String(check.minHealthy))
+            key("path"); string(check.path)
+            key("readyTimeoutSeconds"); number(check.readyTimeoutSeconds)
+            key("timeoutSeconds"); number(check.timeoutSeconds)
+            key("unhealthyThreshold"); raw(String(check.unhealthyThreshold))
+            bytes.append(UInt8(ascii: "}"))
+            first = false
+        }
+        if !spec.ignoreBodyFor.isEmpty {
+            key("ignoreBodyFor", first: first)
+            first = false
             bytes.append(UInt8(ascii: "["))
             for (i, pattern) in spec.ignoreBodyFor.enumerated() {
                 if i > 0 { bytes.append(UInt8(ascii: ",")) }
                 string(pattern)
             }
             bytes.append(UInt8(ascii: "]"))
-            key("servers")
         }
+        key("servers", first: first)
         bytes.append(UInt8(ascii: "["))
-        for (i, server) in spec.servers.enumerated() {
+        for (i, s) in spec.servers.enumerated() {
             if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            key("hostname", first: true); string(server.hostname)
-            key("port"); raw(String(server.port))
-            bytes.append(UInt8(ascii: "}"))
+            server(s)
         }
         bytes.append(UInt8(ascii: "]"))
         key("upgradeTransition")

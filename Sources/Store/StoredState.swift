@@ -25,12 +25,20 @@ public struct StoredCluster: Equatable, Sendable {
     /// The rollout's progress as last recorded (clusters with a plan or gates); nil before
     /// the first record.
     public var rollout: RolloutProgress?
+    /// Passed its readiness gate (always true without a health check). State written before
+    /// health checks existed has no such field and reads as true.
+    public var ready: Bool
+    /// Servers drained by the operator, in the order of the definition.
+    public var drained: [ServerAddress]
 
-    public init(spec: ClusterSpec, failure: StoredFailure? = nil, threshold: Double = 0, rollout: RolloutProgress? = nil) {
+    public init(spec: ClusterSpec, failure: StoredFailure? = nil, threshold: Double = 0, rollout: RolloutProgress? = nil,
+                ready: Bool? = nil, drained: [ServerAddress] = []) {
         self.spec = spec
         self.failure = failure
         self.threshold = threshold
         self.rollout = rollout
+        self.ready = ready ?? (spec.healthCheck == nil)
+        self.drained = drained
     }
 }
 
@@ -48,6 +56,10 @@ public enum StateChange: Equatable, Sendable {
     case threshold(uuid: String, percent: Double)
     /// Rollout progress: the cluster's rollout state, step, percentage and reason.
     case rollout(uuid: String, progress: RolloutProgress)
+    /// The cluster passed its readiness gate (enough backends up).
+    case ready(uuid: String)
+    /// A server of the cluster drained (`drained`) or enabled again.
+    case drain(uuid: String, server: ServerAddress, drained: Bool)
 }
 
 /// The whole durable state: clusters in order of addition (a replaced cluster counts as
@@ -84,6 +96,13 @@ public struct StoredState: Equatable, Sendable {
         keepsProgress(old, new) && old.rollout == new.rollout
     }
 
+    /// Whether replacing `old` by `new` keeps the readiness `old` reached: a definition
+    /// without a health check is ready at once; one with a health check stays ready only when
+    /// the old one was ready, not failed, and had the same servers.
+    public static func keepsReadiness(_ old: StoredCluster, _ new: ClusterSpec) -> Bool {
+        new.healthCheck == nil || (old.ready && old.failure == nil && old.spec.servers == new.servers)
+    }
+
     /// Applies one change and advances the sequence number. Changes naming a cluster that
     /// is not there change nothing but the sequence (they cannot arise from the registry,
     /// which validates first, and replaying them must not fail).
@@ -96,7 +115,9 @@ public struct StoredState: Equatable, Sendable {
                 let threshold = Self.keepsProgress(old.spec, spec) ? old.threshold : 0
                 // A PUT after a rollback is a new attempt: the plan starts again.
                 let rollout = Self.keepsRollout(old.spec, spec) && old.rollout?.phase != .rolledBack ? old.rollout : nil
-                clusters.append(StoredCluster(spec: spec, failure: nil, threshold: threshold, rollout: rollout))
+                clusters.append(StoredCluster(spec: spec, failure: nil, threshold: threshold, rollout: rollout,
+                                              ready: Self.keepsReadiness(old, spec),
+                                              drained: old.drained.filter { spec.servers.contains($0) }))
             } else {
                 clusters.append(StoredCluster(spec: spec))
             }
@@ -110,6 +131,16 @@ public struct StoredState: Equatable, Sendable {
             if let i = index(of: uuid) { clusters[i].threshold = min(max(percent, 0), 100) }
         case .rollout(let uuid, let progress):
             if let i = index(of: uuid) { clusters[i].rollout = progress }
+        case .ready(let uuid):
+            if let i = index(of: uuid) { clusters[i].ready = true }
+        case .drain(let uuid, let server, let drained):
+            guard let i = index(of: uuid), clusters[i].spec.servers.contains(server) else { break }
+            clusters[i].drained.removeAll { $0 == server }
+            if drained {
+                // Kept in the order of the definition.
+                let listed = Set(clusters[i].drained + [server])
+                clusters[i].drained = clusters[i].spec.servers.filter { listed.contains($0) }
+            }
         }
     }
 }

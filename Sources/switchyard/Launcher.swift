@@ -187,7 +187,7 @@ enum Launcher {
             var fields: KeyValuePairs<String, String> = [:]
             fields = ["version": cluster.spec.version, "uuid": cluster.spec.uuid, "mode": cluster.spec.mode.rawValue,
                       "servers": cluster.spec.servers.map(\.description).joined(separator: ","),
-                      "state": cluster.state.failure.map { "failed (\($0.reason))" } ?? "active",
+                      "state": cluster.state.failure.map { "failed (\($0.reason))" } ?? (cluster.health.isPending ? "pending" : "active"),
                       "gradualThreshold": cluster.spec.mode == .gradual ? String(cluster.state.gradualThreshold) : "-"]
             Log.notice("serving_cluster", fields)
         }
@@ -261,6 +261,8 @@ enum Launcher {
             rollouts.tick()
         }
         control.loop.execute { rollouts.clustersChanged() }   // plans restored from the state directory
+        // Health checks and readiness gates run on the control-plane thread too.
+        HealthChecker(loop: control.loop, registry: registry, metrics: metrics).start()
         Log.notice("started", ["proxy": "\(config.proxyHost):\(proxy.port)", "api": "\(config.adminHost):\(control.port)",
                                "workers": String(workers), "clusters": String(snapshot.clusters.count),
                                "nofile": String(fileLimit), "stateDir": stateDir ?? "none"])

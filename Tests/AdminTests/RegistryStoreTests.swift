@@ -1,5 +1,6 @@
-import Admin
+@testable import Admin
 import Config
+import Observability
 import Proxy
 import Routing
 import Store
@@ -114,4 +115,51 @@ struct RegistryStoreTests {
         #expect(state.gradualThreshold == 0)
         #expect(store.appended.count == 2)
     }
+}
+
+@Suite("Readiness and drain in the registry")
+struct RegistryHealthTests {
+    @Test("a PUT with a health check starts pending; the tick journals readiness; drain is journaled before it applies, IPv6 in brackets")
+    func readinessAndDrain() throws {
+        let store = MemoryStore()
+        let registry = ClusterRegistry(reactors: 1, policy: RollbackPolicy(), store: store)
+        _ = try registry.start(seed: [spec("v1", "1.0")])
+        var v2 = ClusterSpec(uuid: "v2", version: "2.0", servers: [ServerAddress(hostname: "127.0.0.1", port: 1002),
+                                                                    ServerAddress(hostname: "::1", port: 1003)])
+        v2.healthCheck = HealthCheckSpec(healthyThreshold: 1)
+        try registry.put(v2)
+        let live = try #require(registry.snapshot.clusters.first { $0.spec.uuid == "v2" })
+        #expect(live.health.isPending)
+        #expect(registry.storedState.clusters.last?.ready == false)
+        #expect(registry.tick().isEmpty)
+        _ = live.health.record(.status(200), server: 0)
+        live.health.markReady()
+        #expect(registry.tick() == [.ready(uuid: "v2")])
+
+        let api = AdminAPI(registry: registry, metrics: ProxyMetrics(reactors: 1), token: nil, workers: 1)
+        func post(_ path: String) -> Int {
+            api.handle(AdminRequest(method: "POST", path: path, query: "", headers: [], body: [])).status
+        }
+        #expect(post("/configuration/cluster/v2/servers/[::1]:1003/drain") == 202)
+        #expect(store.appended.last?.1 == .drain(uuid: "v2", server: ServerAddress(hostname: "::1", port: 1003), drained: true))
+        #expect(live.health.backends.map(\.status) == ["up", "drained"])
+        #expect(ClusterHealthCheck.excluded(live.health, 1))
+        // Already drained: nothing more is journaled.
+        let count = store.appended.count
+        #expect(post("/configuration/cluster/v2/servers/%5B::1%5D:1003/drain") == 202)
+        #expect(store.appended.count == count)
+        #expect(post("/configuration/cluster/v2/servers/[::1]:1003/enable") == 202)
+        #expect(live.health.backends.map(\.status) == ["up", "unknown"])
+        #expect(post("/configuration/cluster/v2/servers/[::2]:1003/enable") == 404)
+        #expect(post("/configuration/cluster/v3/servers/[::1]:1003/enable") == 404)
+        // A store that fails: 500, nothing changes.
+        store.failAppends = true
+        #expect(post("/configuration/cluster/v2/servers/127.0.0.1:1002/drain") == 500)
+        #expect(live.health.backends[0].drained == false)
+    }
+}
+
+/// Reads the routing word as a worker does.
+enum ClusterHealthCheck {
+    static func excluded(_ health: ClusterHealth, _ index: Int) -> Bool { health.isExcluded(index, word: health.word) }
 }

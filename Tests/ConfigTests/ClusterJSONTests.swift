@@ -114,7 +114,7 @@ let bodyErrorCases: [BodyErrorCase] = [
     BodyErrorCase(json: body(#""uuid":"a/b""#), error: "cluster.uuid: must be 1 to 64 characters from A-Z a-z 0-9 . _ -"),
     BodyErrorCase(json: body(#""uuid":5"#), error: "cluster.uuid: must be a string"),
     BodyErrorCase(json: body(#""verison":"1.0""#),
-                  error: "cluster.verison: unknown field (expected one of: failure, ignoreBodyFor, rollout, servers, state, upgradeTransition, uuid, version)"),
+                  error: "cluster.verison: unknown field (expected one of: backends, failure, healthCheck, ignoreBodyFor, rollout, servers, state, upgradeTransition, uuid, version)"),
     BodyErrorCase(json: #"{"cluster":{"servers":[{"port":1}]},"extra":1}"#, error: "extra: unknown field (expected one of: cluster)"),
     BodyErrorCase(json: #"{"cluster":{"servers":[{"port":1,"port":2}]}}"#,
                   error: "json: duplicate key \"port\" at line 1, column 34 (byte 33)"),
@@ -217,6 +217,12 @@ let roundTripSpecs: [ClusterSpec] = [
     ClusterSpec(uuid: "g2", version: "3", servers: local1034, mode: .gradual, percentageTransitionPerRequest: 5),
     ClusterSpec(uuid: "c", version: "9.9.9", servers: local1034, mode: .concurrent, mirrorUnsafeMethods: true),
     ClusterSpec(uuid: "q", version: "quote\"back\\slash", servers: local1034, mode: .concurrent),
+    ClusterSpec(uuid: "h", version: "4", servers: local1034, healthCheck: HealthCheckSpec()),
+    ClusterSpec(uuid: "h2", version: "4.1", servers: local1034 + [ServerAddress(hostname: "::1", port: 9)], mode: .gradual,
+                percentageTransitionPerRequest: 1,
+                healthCheck: HealthCheckSpec(path: "/ready?deep=1", intervalSeconds: 0.2, timeoutSeconds: 0.15, healthyThreshold: 1,
+                                             unhealthyThreshold: 5, expectStatus: StatusExpectation(low: 200, high: 399),
+                                             minHealthy: 2, readyTimeoutSeconds: 7.5)),
 ]
 
 @Test(arguments: roundTripSpecs)
@@ -244,4 +250,70 @@ struct ZeroRNG: RandomNumberGenerator {
     #expect(u == u.lowercased())
     #expect(ClusterJSON.isValidUUID(u))
     #expect(makeUUID() != u)
+}
+
+// MARK: healthCheck
+
+let H = "cluster.healthCheck"
+
+let healthErrorCases: [BodyErrorCase] = [
+    BodyErrorCase(json: body(#""healthCheck":true"#), error: "\(H): must be an object"),
+    BodyErrorCase(json: body(#""healthCheck":{"path":"healthz"}"#),
+                  error: "\(H).path: must start with / and be at most 1024 printable characters without spaces"),
+    BodyErrorCase(json: body(#""healthCheck":{"path":"/a b"}"#),
+                  error: "\(H).path: must start with / and be at most 1024 printable characters without spaces"),
+    BodyErrorCase(json: body(#""healthCheck":{"path":5}"#), error: "\(H).path: must be a string"),
+    BodyErrorCase(json: body(#""healthCheck":{"intervalSeconds":0}"#), error: "\(H).intervalSeconds: must be a number of seconds from 0.1 to 86400"),
+    BodyErrorCase(json: body(#""healthCheck":{"intervalSeconds":0.05}"#), error: "\(H).intervalSeconds: must be a number of seconds from 0.1 to 86400"),
+    BodyErrorCase(json: body(#""healthCheck":{"intervalSeconds":"2"}"#), error: "\(H).intervalSeconds: must be a number of seconds from 0.1 to 86400"),
+    BodyErrorCase(json: body(#""healthCheck":{"timeoutSeconds":-1}"#), error: "\(H).timeoutSeconds: must be a number of seconds from 0.1 to 86400"),
+    BodyErrorCase(json: body(#""healthCheck":{"readyTimeoutSeconds":100000}"#),
+                  error: "\(H).readyTimeoutSeconds: must be a number of seconds from 0.1 to 86400"),
+    BodyErrorCase(json: body(#""healthCheck":{"healthyThreshold":0}"#), error: "\(H).healthyThreshold: must be an integer between 1 and 100"),
+    BodyErrorCase(json: body(#""healthCheck":{"unhealthyThreshold":1.5}"#), error: "\(H).unhealthyThreshold: must be an integer between 1 and 100"),
+    BodyErrorCase(json: body(#""healthCheck":{"expectStatus":"2yy"}"#),
+                  error: #"\#(H).expectStatus: must be a status class like "2xx", a code like "204" or a range like "200-399" (codes 100-599)"#),
+    BodyErrorCase(json: body(#""healthCheck":{"expectStatus":700}"#),
+                  error: #"\#(H).expectStatus: must be a status class like "2xx", a code like "204" or a range like "200-399" (codes 100-599)"#),
+    BodyErrorCase(json: body(#""healthCheck":{"minHealthy":2}"#), error: "\(H).minHealthy: must be an integer between 1 and 1"),
+    BodyErrorCase(json: body(#""healthCheck":{"minHealthy":0}"#, servers: #"[{"port":1},{"port":2}]"#),
+                  error: "\(H).minHealthy: must be an integer between 1 and 2"),
+    BodyErrorCase(json: body(#""healthCheck":{"interval":2}"#),
+                  error: "\(H).interval: unknown field (expected one of: expectStatus, healthyThreshold, intervalSeconds, minHealthy, path, readyTimeoutSeconds, timeoutSeconds, unhealthyThreshold)"),
+]
+
+@Test(arguments: healthErrorCases)
+func healthCheckErrors(_ c: BodyErrorCase) {
+    do {
+        _ = try parseBody(c.json)
+        Issue.record("accepted: \(c.json)")
+    } catch {
+        #expect(error.description == c.error)
+    }
+}
+
+@Test func healthCheckDefaultsAndValues() throws {
+    #expect(try parseBody(body()).healthCheck == nil)
+    #expect(try parseBody(body(#""healthCheck":{}"#)).healthCheck == HealthCheckSpec())
+    #expect(HealthCheckSpec() == HealthCheckSpec(path: "/healthz", intervalSeconds: 2, timeoutSeconds: 1, healthyThreshold: 2,
+                                                 unhealthyThreshold: 3, expectStatus: StatusExpectation(low: 200, high: 299),
+                                                 minHealthy: 1, readyTimeoutSeconds: 120))
+    let check = try #require(try parseBody(body(#""healthCheck":{"path":"/up","intervalSeconds":0.2,"expectStatus":204,"minHealthy":2}"#,
+                                                servers: #"[{"port":1},{"port":2}]"#)).healthCheck)
+    #expect(check.path == "/up" && check.intervalSeconds == 0.2 && check.minHealthy == 2)
+    #expect(check.expectStatus == StatusExpectation(low: 204, high: 204))
+    #expect(try parseBody(body(#""healthCheck":{"expectStatus":"200-399"}"#)).healthCheck?.expectStatus == StatusExpectation(low: 200, high: 399))
+}
+
+@Test func renderHealthCheckAndLiveState() throws {
+    let spec = ClusterSpec(uuid: "h", version: "1", servers: local1034 + [ServerAddress(hostname: "::1", port: 9)],
+                           healthCheck: HealthCheckSpec(intervalSeconds: 0.5))
+    let backends = [BackendHealthView(server: spec.servers[0], probe: .up, drained: false, passed: 2, failed: 0),
+                    BackendHealthView(server: spec.servers[1], probe: .down, drained: true, passed: 0, failed: 3)]
+    let text = String(decoding: ClusterJSON.renderOne(spec, live: ClusterJSON.Live(pending: true, backends: backends)), as: UTF8.self)
+    #expect(text == #"{"cluster":{"backends":{"127.0.0.1:1034":"up","[::1]:9":"drained"},"healthCheck":{"expectStatus":"2xx","healthyThreshold":2,"intervalSeconds":0.5,"minHealthy":1,"path":"/healthz","readyTimeoutSeconds":120,"timeoutSeconds":1,"unhealthyThreshold":3},"servers":[{"hostname":"127.0.0.1","port":1034},{"hostname":"::1","port":9}],"state":"pending","upgradeTransition":{"mode":"INSTANT"},"uuid":"h","version":"1"}}"#)
+    // What GET answers can be PUT back.
+    #expect(try ClusterJSON.parseClusterBody(Array(text.utf8), resolve: resolve, newUUID: { "x" }) == spec)
+    // Failed wins over pending.
+    #expect(ClusterJSON.Live(failure: ("not ready", 1), pending: true).state == "failed")
 }

@@ -123,3 +123,16 @@ func writtenResponse(_ text: String, method: HTTPMethod = .get, extra: [String] 
     let notModified = writtenResponse("HTTP/1.1 304 Not Modified\r\nContent-Length: 0012\r\n\r\n")
     #expect(notModified == "HTTP/1.1 304 Not Modified\r\nContent-Length: 0012\r\n\r\n")
 }
+
+@Test func probeRequestIsAValidRequestThatClosesTheConnection() {
+    var out: [UInt8] = Array("x".utf8)
+    HeadWriter.appendProbeRequest(target: "/healthz?deep=1", host: "[::1]:8080", to: &out)
+    let text = String(decoding: out.dropFirst(), as: UTF8.self)
+    #expect(text == "GET /healthz?deep=1 HTTP/1.1\r\nHost: [::1]:8080\r\nUser-Agent: switchyard-health\r\nConnection: close\r\n\r\n")
+    // Our own parser reads it as a bodiless GET that asks to close.
+    var parser = HeadParser()
+    var head = RequestHead()
+    let status = Array(text.utf8).withUnsafeBytes { parser.parseRequest($0, into: &head) }
+    #expect(status == .complete(headLength: text.utf8.count))
+    #expect(head.method == .get && !head.keepAlive && head.framing == .none)
+}

@@ -31,6 +31,11 @@ let specE = ClusterSpec(uuid: "e", version: "4", servers: [ServerAddress(hostnam
                         ignoreBodyFor: ["/time", "/random*"])
 let specF = ClusterSpec(uuid: "f", version: "5", servers: [ServerAddress(hostname: "127.0.0.1", port: 1007)], mode: .session,
                         sessionTimeout: 30, rollout: RolloutPlan(analysis: Analysis(maxErrorRatio: 0.05)))
+/// Health checks: a gate on two servers, and the defaults.
+let specG = ClusterSpec(uuid: "g", version: "4", servers: [ServerAddress(hostname: "127.0.0.1", port: 1010), ServerAddress(hostname: "::1", port: 1011)],
+                        healthCheck: HealthCheckSpec(path: "/ready", intervalSeconds: 0.25, expectStatus: StatusExpectation(low: 200, high: 399),
+                                                     minHealthy: 2, readyTimeoutSeconds: 30))
+let specH = ClusterSpec(uuid: "h", version: "5", servers: [ServerAddress(hostname: "127.0.0.1", port: 1012)], healthCheck: HealthCheckSpec())
 
 /// A sequence of changes touching every record type.
 let sampleChanges: [StateChange] = [
@@ -42,6 +47,11 @@ let sampleChanges: [StateChange] = [
     .rollout(uuid: "e", progress: RolloutProgress(phase: .rolledBack, step: 2, percent: 0,
                                                   reason: "errorRatio 0.05 above limit 0.01 (requests new 200, old 1800)")),
     .threshold(uuid: "b", percent: 37.000001),
+    .put(specG), .drain(uuid: "g", server: ServerAddress(hostname: "::1", port: 1011), drained: true), .ready(uuid: "g"),
+    .drain(uuid: "c", server: ServerAddress(hostname: "localhost", port: 1004), drained: true),
+    .drain(uuid: "c", server: ServerAddress(hostname: "::1", port: 1003), drained: true),
+    .drain(uuid: "c", server: ServerAddress(hostname: "localhost", port: 1004), drained: false),
+    .put(specH),
 ]
 
 func applied(_ changes: [StateChange], to start: StoredState = StoredState()) -> StoredState {
@@ -106,6 +116,10 @@ struct FrameTests {
             case .rollout(let uuid, let p):
                 o["op"] = "rollout"; o["uuid"] = uuid; o["state"] = p.phase.rawValue; o["step"] = p.step
                 o["percent"] = p.percent; o["reason"] = p.reason
+            case .ready(let uuid): o["op"] = "ready"; o["uuid"] = uuid
+            case .drain(let uuid, let server, let drained):
+                o["op"] = drained ? "drained" : "enabled"; o["uuid"] = uuid
+                o["server"] = ["hostname": server.hostname, "port": server.port] as [String: Any]
             }
             #expect(String(decoding: Records.encode(change, sequence: UInt64(i)), as: UTF8.self) == String(decoding: JSONText.encode(o), as: UTF8.self))
             #expect((try? Records.decode(Records.encode(change, sequence: UInt64(i))).change) == change)
@@ -121,6 +135,8 @@ struct FrameTests {
                 o["reason"] = r.reason
                 e["rollout"] = o
             }
+            if !c.ready { e["ready"] = false }
+            if !c.drained.isEmpty { e["drained"] = c.drained.map { ["hostname": $0.hostname, "port": $0.port] as [String: Any] } }
             return e
         }
         let snapshot: [String: Any] = ["op": "snapshot", "seq": Int(state.sequence), "clusters": entries]
@@ -311,6 +327,47 @@ struct JournalStoreTests {
             payload[i] = UInt8.random(in: 0...255, using: &rng)
             _ = try? Records.decode(payload)
             _ = try? Records.decodeSnapshot(payload)
+        }
+    }
+
+    @Test("health: a new cluster with a health check starts not ready; drains follow the servers; ready is kept only while servers stay")
+    func readinessAndDrains() throws {
+        var s = applied([.put(specA), .put(specG)])
+        #expect(s.clusters.map(\.ready) == [true, false])
+        let v6 = ServerAddress(hostname: "::1", port: 1011)
+        s.apply(.drain(uuid: "g", server: v6, drained: true))
+        s.apply(.drain(uuid: "g", server: ServerAddress(hostname: "127.0.0.1", port: 9), drained: true))  // not listed: ignored
+        s.apply(.drain(uuid: "g", server: ServerAddress(hostname: "127.0.0.1", port: 1010), drained: true))
+        #expect(s.clusters[1].drained == specG.servers)  // in the order of the definition
+        s.apply(.drain(uuid: "g", server: ServerAddress(hostname: "127.0.0.1", port: 1010), drained: false))
+        s.apply(.ready(uuid: "g"))
+        #expect(s.clusters[1].ready && s.clusters[1].drained == [v6])
+        // Same servers, another option: still ready, drains kept.
+        var e2 = specG
+        e2.version = "4.0.1"
+        s.apply(.put(e2))
+        #expect(s.clusters[1].ready && s.clusters[1].drained == [v6])
+        // Other servers: the gate again; drains of servers no longer listed go.
+        var e3 = specG
+        e3.servers = [ServerAddress(hostname: "127.0.0.1", port: 1010)]
+        s.apply(.put(e3))
+        #expect(!s.clusters[1].ready && s.clusters[1].drained.isEmpty)
+        // A failed cluster re-admitted by PUT passes the gate again.
+        s.apply(.ready(uuid: "g"))
+        s.apply(.failed(uuid: "g", reason: "no healthy backend", time: 1))
+        s.apply(.put(e3))
+        #expect(!s.clusters[1].ready)
+        // Without a health check a cluster is ready at once.
+        var plain = e3
+        plain.healthCheck = nil
+        s.apply(.put(plain))
+        #expect(s.clusters[1].ready)
+        // Snapshots from before health checks (no ready, no drained) read as ready, nothing drained.
+        let old = #"{"clusters":[{"cluster":{"servers":[{"hostname":"127.0.0.1","port":1001}],"upgradeTransition":{"mode":"INSTANT"},"uuid":"a","version":"1.0"},"threshold":0}],"op":"snapshot","seq":3}"#
+        let back = try Records.decodeSnapshot(Array(old.utf8))
+        #expect(back.clusters == [StoredCluster(spec: specA, ready: true)])
+        #expect(throws: Records.DecodeError.self) {
+            try Records.decode(Array(#"{"op":"drained","seq":1,"uuid":"e","server":{"hostname":"h"}}"#.utf8))
         }
     }
 

@@ -56,6 +56,8 @@ final class TestBackend: @unchecked Sendable {
     var requests: [Request] { recorded.withLock { $0 } }
     /// Connections accepted so far.
     var connections: Int { accepted.load(ordering: .relaxed) }
+    /// Connections open now (accepted and not yet closed by either side).
+    var openConnections: Int { open.withLock { $0.count } }
 
     /// The exact bytes received on connection `id` up to the end of its latest complete request.
     func wireBytes(connection id: Int) -> [UInt8] { wire.withLock { $0[id] ?? [] } }
