@@ -132,6 +132,24 @@ struct RolloutTests {
         for _ in 0..<5 { #expect(try ClientConnection(port: proxy.port).get("/").header("X-Backend") == "v1") }
     }
 
+    @Test("a 2014 mode with an analysis gains its gates: GRADUAL routes as before and rolls back on errors")
+    func gatesOnlyPlan() throws {
+        let v1 = try Self.version("v1")
+        let v2 = try Self.version("v2", failEvery: 4)
+        let proxy = try start(v1)
+        defer { proxy.stop(); v1.stop(); v2.stop() }
+        try put(proxy, v2, plan: ["mode": "GRADUAL", "percentageTransitionPerRequest": 5,
+                                  "analysis": ["maxErrorRatio": 0.05, "windowSeconds": 5, "minRequests": 10]])
+        #expect(try rollout(proxy, "v2")["state"] as? String == "progressing")
+        try waitUntil("the gate to roll v2 back", timeout: 20) {
+            for _ in 0..<10 { _ = try ClientConnection(port: proxy.port).get("/") }
+            return try rollout(proxy, "v2")["state"] as? String == "rolledBack"
+        }
+        #expect(!v2.requests.isEmpty, "GRADUAL sent clients to v2 as in 2014")
+        #expect((try rollout(proxy, "v2")["reason"] as? String)?.hasPrefix("errorRatio") == true)
+        for _ in 0..<5 { #expect(try ClientConnection(port: proxy.port).get("/").header("X-Backend") == "v1") }
+    }
+
     @Test("a proxy killed mid-plan comes back at the same step and percentage")
     func restartMidPlan() throws {
         let v1 = try Self.version("v1")
