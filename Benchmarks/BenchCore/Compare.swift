@@ -27,22 +27,7 @@ public enum CompareCommand {
             printOut(compareUsage + "\n")
             return 0
         }
-        // Signals go to one thread that cleans up; the mask is inherited by every thread started
-        // from here on, and children get an empty mask (see ChildProcess.spawn).
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-        let blocked = signals
-        _ = ReactorThread.start {
-            var set = blocked
-            var received: Int32 = 0
-            sigwait(&set, &received)
-            printError("switchyard-bench compare: \(received == SIGINT ? "SIGINT" : "SIGTERM"), stopping")
-            Cleanup.shared.run()
-            _exit(130)
-        }
+        Cleanup.onSignals("switchyard-bench compare")
         let finished = DoneFlag()
         let limit = options.effectiveTimeLimit
         let watchdog = ReactorThread.start { [finished] in

@@ -140,21 +140,7 @@ public enum DrillCommand {
             printError("switchyard-bench drill: \(error) (see --help)")
             return 2
         }
-        // Signals go to one thread that stops the children; see CompareCommand.main.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-        let blocked = signals
-        _ = ReactorThread.start {
-            var set = blocked
-            var received: Int32 = 0
-            sigwait(&set, &received)
-            printError("switchyard-bench drill: \(received == SIGINT ? "SIGINT" : "SIGTERM"), stopping")
-            Cleanup.shared.run()
-            _exit(130)
-        }
+        Cleanup.onSignals("switchyard-bench drill")
         let report = Drill(options, binary: binary).run { printError($0) }
         printOut(options.json ? report.json().text() : report.table())
         Cleanup.shared.run()

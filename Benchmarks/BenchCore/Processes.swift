@@ -1,5 +1,6 @@
 import Foundation
 import HTTP1
+import Reactor
 import Synchronization
 import Syscalls
 #if canImport(Glibc)
@@ -124,6 +125,26 @@ final class Cleanup: Sendable {
     func stop(_ child: ChildProcess) {
         state.withLock { $0.children.removeAll { $0 === child } }
         child.stop()
+    }
+
+    /// Hands SIGINT and SIGTERM to one thread that cleans up and exits 130 (`command` names the
+    /// tool in its line). The mask is inherited by every thread started from here on, and
+    /// children get an empty mask (see `ChildProcess.spawn`). Call before starting threads.
+    static func onSignals(_ command: String) {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        let blocked = signals
+        _ = ReactorThread.start {
+            var set = blocked
+            var received: Int32 = 0
+            sigwait(&set, &received)
+            printError("\(command): \(received == SIGINT ? "SIGINT" : "SIGTERM"), stopping")
+            shared.run()
+            _exit(130)
+        }
     }
 }
 

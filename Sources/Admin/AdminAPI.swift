@@ -442,17 +442,17 @@ public final class AdminAPI: Sendable {
                     out += "switchyard_rollout_state{cluster=\"\(escape(uuid))\",state=\"\(phase.rawValue)\"} \(phase == s.state ? 1 : 0)\n"
                 }
             }
-            family("switchyard_rollout_gate_value", "gauge", "Each gate's value on the rollout's last window.")
-            for (uuid, s) in rolloutStatuses {
-                for reading in s.gates {
-                    guard let value = reading.value else { continue }
-                    out += "switchyard_rollout_gate_value{cluster=\"\(escape(uuid))\",gate=\"\(reading.gate.rawValue)\"} \(value)\n"
-                }
-            }
-            family("switchyard_rollout_gate_limit", "gauge", "Each gate's limit.")
-            for (uuid, s) in rolloutStatuses {
-                for reading in s.gates {
-                    out += "switchyard_rollout_gate_limit{cluster=\"\(escape(uuid))\",gate=\"\(reading.gate.rawValue)\"} \(reading.limit)\n"
+            let gateFamilies: [(name: String, help: String, value: (GateReading) -> Double?)] = [
+                ("switchyard_rollout_gate_value", "Each gate's value on the rollout's last window.", { $0.value }),
+                ("switchyard_rollout_gate_limit", "Each gate's limit.", { $0.limit }),
+            ]
+            for metric in gateFamilies {
+                family(metric.name, "gauge", metric.help)
+                for (uuid, s) in rolloutStatuses {
+                    for reading in s.gates {
+                        guard let value = metric.value(reading) else { continue }
+                        out += "\(metric.name){cluster=\"\(escape(uuid))\",gate=\"\(reading.gate.rawValue)\"} \(value)\n"
+                    }
                 }
             }
         }
