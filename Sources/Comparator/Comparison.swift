@@ -51,15 +51,19 @@ public struct ComparisonRecord: Sendable {
     public var bodyLengths: (old: UInt64, new: UInt64)
     public var bodyDigestEqual: Bool
     public var firstDifferenceOffset: UInt64?
+    /// Why the bodies were not compared (nil when they were): only their lengths are known.
+    public var bodyNotCompared: String?
     public var headerDifferences: [String]
     public var unixTime: Int64
     public var clusters: (old: String, new: String)
     /// The exchange's X-Request-Id (as forwarded to both versions).
     public var requestID = ""
 
-    /// True when the two responses differ in status, compared headers or body.
+    /// True when the two responses differ in status, compared headers or body (a body that
+    /// was not compared counts as a difference only when the lengths differ).
     public var divergent: Bool {
-        old.status != new.status || !bodyDigestEqual || !headerDifferences.isEmpty || old.complete != new.complete
+        let bodiesDiffer = bodyNotCompared == nil ? !bodyDigestEqual : bodyLengths.old != bodyLengths.new
+        return old.status != new.status || bodiesDiffer || !headerDifferences.isEmpty || old.complete != new.complete
     }
 
     public init(method: String, target: String, old: ResponseSummary, new: ResponseSummary, servedBy: String,
@@ -72,6 +76,7 @@ public struct ComparisonRecord: Sendable {
         self.bodyLengths = (comparator.lengths.0, comparator.lengths.1)
         self.bodyDigestEqual = comparator.bodiesEqual && old.complete && new.complete
         self.firstDifferenceOffset = comparator.firstDifferenceOffset
+        self.bodyNotCompared = comparator.notCompared
         self.headerDifferences = Self.headerDifferences(old.headers, new.headers)
         if old.framing != new.framing { headerDifferences.insert("framing: \(old.framing) vs \(new.framing)", at: 0) }
         self.unixTime = unixTime

@@ -339,7 +339,7 @@ final class ClientSession: EventHandler {
             comparison = PendingComparison(method: String(decoding: buffer.readable[request.methodRange], as: UTF8.self),
                                            target: String(decoding: buffer.readable[request.targetRange], as: UTF8.self),
                                            clusters: (mirror.cluster.spec.uuid, choice.cluster.spec.uuid), start: exchangeStart,
-                                           requestID: String(decoding: requestID, as: UTF8.self))
+                                           requestID: String(decoding: requestID, as: UTF8.self), pools: worker.pools)
         }
         connect(backendID: choice.backendID)
     }
