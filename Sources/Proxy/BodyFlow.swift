@@ -46,7 +46,7 @@ enum FlowFailure: Equatable {
     case noPipe
 }
 
-/// The drained side of a comparison: it pauses when it runs a window ahead of the served
+/// The drained side of a comparison: it pauses when it has caught up with the served
 /// response, and is asked to catch up whenever the served response moves.
 protocol TapWaiter: AnyObject {
     func catchUp()
@@ -58,12 +58,13 @@ protocol TapWaiter: AnyObject {
 /// The served response is never slowed, and it is spliced like any other: its flow duplicates
 /// each spliced stretch with `tee(2)` into the tap's *backlog* pipe (`absorb`) before splicing
 /// it to the client, so the served body is copied into user space once, by the comparison,
-/// instead of twice (read and write). The drained response is read through its buffer; each
-/// piece is compared directly (`memcmp`) against as many served bytes read from the backlog,
-/// so the drained response may lag behind by up to a pipe's capacity and the two are still
-/// compared in lock-step, with no copy into the comparator's ring. When it lags further (the
-/// backlog is full), the backlog is fed to the comparator at once: the exact offset is given
-/// up and digests decide (see `StreamComparator`).
+/// instead of twice (read and write). The drained response is read (into the worker's scratch
+/// buffer, up to 256 KiB at a time) only as far as the served one has come; each piece is
+/// compared directly (`memcmp`) against as many served bytes read from the backlog, so the
+/// drained response may lag behind by up to a pipe's capacity and the two are still compared
+/// in lock-step, with no copy into the comparator's ring. When it lags further (the backlog
+/// is full), the backlog is fed to the comparator at once: the exact offset is given up and
+/// digests decide (see `StreamComparator`).
 ///
 /// Served bytes that are read through a buffer instead (those that arrived with the head)
 /// are fed in pieces, and after each piece the drained response is given the chance to catch
