@@ -187,12 +187,25 @@ struct BodyFlowTests {
     /// whenever the served one moves. The backends write `served` and `drained` in pieces of
     /// `piece` bytes, the drained backend only up to `drainedHeld` bytes until the served body is
     /// complete (a previous version that falls behind). Returns what the client received.
-    func servedAndDrained(served: [UInt8], drained: [UInt8], piece: Int, drainedHeld: Int = .max,
+    func servedAndDrained(served: [UInt8], drained: [UInt8], piece: Int, drainedHeld: Int = .max, servedChunk: Int? = nil,
                           tap: BodyTap, pools: ResourcePools) -> (client: [UInt8], servedStatus: FlowStatus, drainedStatus: FlowStatus) {
         let newBackend = SocketPair(), oldBackend = SocketPair(), client = SocketPair()
         defer { newBackend.close(); oldBackend.close(); client.close() }
         let buffer = ByteBuffer(capacity: 16384), drainBuffer = ByteBuffer(capacity: 16384)
+        // With `servedChunk`, the served backend sends its body chunked, in chunks of that size.
+        var servedWire = served
         var servedFlow = BodyFlow(framing: .contentLength(UInt64(served.count)))
+        if let servedChunk {
+            servedWire = []
+            var i = 0
+            while i < served.count {
+                let n = min(servedChunk, served.count - i)
+                servedWire += Array("\(String(n, radix: 16))\r\n".utf8) + served[i..<i + n] + Array("\r\n".utf8)
+                i += n
+            }
+            servedWire += Array("0\r\n\r\n".utf8)
+            servedFlow = BodyFlow(framing: .chunked)
+        }
         var drainedFlow = BodyFlow(framing: .contentLength(UInt64(drained.count)))
         var drainedReady = Readiness(readable: true, writable: true)
         var drainedStatus = FlowStatus.needsSource
@@ -220,12 +233,12 @@ struct BodyFlowTests {
         var got: [UInt8] = []
         var sentNew = 0, sentOld = 0
         for _ in 0..<100_000 {
-            if sentNew < served.count {
-                let n = min(piece, served.count - sentNew)
-                put(newBackend.b, Array(served[sentNew..<sentNew + n]))
+            if sentNew < servedWire.count {
+                let n = min(piece, servedWire.count - sentNew)
+                put(newBackend.b, Array(servedWire[sentNew..<sentNew + n]))
                 sentNew += n
             }
-            let limit = sentNew == served.count && servedStatus == .finished ? drained.count : min(drained.count, drainedHeld)
+            let limit = sentNew == servedWire.count && servedStatus == .finished ? drained.count : min(drained.count, drainedHeld)
             if sentOld < limit {
                 let n = min(piece, limit - sentOld)
                 put(oldBackend.b, Array(drained[sentOld..<sentOld + n]))
@@ -268,6 +281,17 @@ struct BodyFlowTests {
             #expect(!tap.comparator.bodiesEqual)
             #expect(tap.comparator.firstDifferenceOffset == UInt64(offset), "offset \(offset)")
             #expect(tap.comparator.lengths == (400_000, 400_000))
+        }
+        // A chunked served body: chunk data is spliced and teed, size lines read through the
+        // buffer; the comparator sees the data alone, in order.
+        for chunk in [1000, 70_000] {
+            var changed = body
+            changed[123_456] ^= 2
+            let chunked = BodyTap(pools: pools)
+            let r = servedAndDrained(served: body, drained: changed, piece: 20_000, servedChunk: chunk, tap: chunked, pools: pools)
+            #expect(String(decoding: r.client.suffix(5), as: UTF8.self) == "0\r\n\r\n")
+            #expect(chunked.comparator.lengths == (400_000, 400_000), "chunks of \(chunk)")
+            #expect(chunked.comparator.firstDifferenceOffset == 123_456, "chunks of \(chunk)")
         }
         let shorter = BodyTap(pools: pools)
         let r = servedAndDrained(served: body, drained: Array(body[0..<300_000]), piece: 25_000, tap: shorter, pools: pools)
