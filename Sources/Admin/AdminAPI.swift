@@ -328,6 +328,7 @@ public final class AdminAPI: Sendable {
                 "new": summary(r.new),
             ]
             entry["firstDifferenceOffset"] = r.firstDifferenceOffset.map { Int($0) as Any } ?? NSNull()
+            if let reason = r.bodyNotCompared { entry["bodyNotCompared"] = reason }
             return entry
         }
         var pairs: [String: Any] = [:]

@@ -51,6 +51,8 @@ public struct ComparisonRecord: Sendable {
     public var bodyLengths: (old: UInt64, new: UInt64)
     public var bodyDigestEqual: Bool
     public var firstDifferenceOffset: UInt64?
+    /// Why the bodies were not compared (nil when they were): only their lengths are known.
+    public var bodyNotCompared: String?
     public var headerDifferences: [String]
     public var unixTime: Int64
     public var clusters: (old: String, new: String)
@@ -59,10 +61,12 @@ public struct ComparisonRecord: Sendable {
     /// The path is one whose bodies are not compared (the new cluster's `ignoreBodyFor`).
     public var bodyIgnored = false
 
-    /// True when the two responses differ in status, compared headers or body (unless bodies
-    /// are ignored for the path).
+    /// True when the two responses differ in status, compared headers or body (a body that
+    /// was not compared counts as a difference only when the lengths differ; bodies of a path
+    /// in `ignoreBodyFor` never count).
     public var divergent: Bool {
-        old.status != new.status || (!bodyDigestEqual && !bodyIgnored) || !headerDifferences.isEmpty || old.complete != new.complete
+        let bodiesDiffer = bodyIgnored ? false : bodyNotCompared == nil ? !bodyDigestEqual : bodyLengths.old != bodyLengths.new
+        return old.status != new.status || bodiesDiffer || !headerDifferences.isEmpty || old.complete != new.complete
     }
 
     public init(method: String, target: String, old: ResponseSummary, new: ResponseSummary, servedBy: String,
@@ -75,6 +79,7 @@ public struct ComparisonRecord: Sendable {
         self.bodyLengths = (comparator.lengths.0, comparator.lengths.1)
         self.bodyDigestEqual = comparator.bodiesEqual && old.complete && new.complete
         self.firstDifferenceOffset = comparator.firstDifferenceOffset
+        self.bodyNotCompared = comparator.notCompared
         self.headerDifferences = Self.headerDifferences(old.headers, new.headers)
         if old.framing != new.framing { headerDifferences.insert("framing: \(old.framing) vs \(new.framing)", at: 0) }
         self.unixTime = unixTime

@@ -37,6 +37,8 @@ public struct StreamComparator: Sendable {
     /// Offset from which both digests run (set when lock-step is lost): every byte before it
     /// was compared equal.
     public private(set) var digestStart: UInt64?
+    /// Why the bodies were not compared, when the comparison was given up (`giveUp`).
+    public private(set) var notCompared: String?
 
     public init(window: Int = 4096) {
         self.window = max(0, window)
@@ -47,7 +49,7 @@ public struct StreamComparator: Sendable {
         guard !bytes.isEmpty else { return }
         let start = side == 0 ? counts.0 : counts.1
         if side == 0 { counts.0 += UInt64(bytes.count) } else { counts.1 += UInt64(bytes.count) }
-        guard firstDifference == nil else { return }
+        guard firstDifference == nil, notCompared == nil else { return }
         guard lockStep else {
             if side == 0 { digests.0.update(bytes) } else { digests.1.update(bytes) }
             return
@@ -92,10 +94,56 @@ public struct StreamComparator: Sendable {
         appendPending(rest)
     }
 
+    /// Feeds `bytes` on `side` and the same number of `other` bytes on the other side. When
+    /// both sides stand at the same offset (nothing pending) the two are compared directly,
+    /// without keeping either in the ring. Otherwise both are fed in alternating pieces, the
+    /// lagging side first, so the lead between them never grows (lock-step is kept whenever
+    /// it held before).
+    public mutating func feedPair(side: Int, _ bytes: UnsafeRawBufferPointer, other: UnsafeRawBufferPointer) {
+        precondition(bytes.count == other.count, "feedPair needs the same number of bytes on both sides")
+        guard !bytes.isEmpty else { return }
+        guard lockStep, firstDifference == nil, notCompared == nil, pendingCount == 0, counts.0 == counts.1,
+              !ended.0, !ended.1 else {
+            let mine = side == 0 ? counts.0 : counts.1
+            let theirs = side == 0 ? counts.1 : counts.0
+            let (first, second) = mine <= theirs ? (bytes, other) : (other, bytes)
+            let firstSide = mine <= theirs ? side : 1 - side
+            let piece = max(1, window / 2)
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(offset + piece, bytes.count)
+                feed(side: firstSide, UnsafeRawBufferPointer(rebasing: first[offset..<end]))
+                feed(side: 1 - firstSide, UnsafeRawBufferPointer(rebasing: second[offset..<end]))
+                offset = end
+            }
+            return
+        }
+        if let i = Self.firstMismatch(bytes, other) { firstDifference = counts.0 + UInt64(i) }
+        counts.0 += UInt64(bytes.count)
+        counts.1 += UInt64(bytes.count)
+    }
+
+    /// False once the outcome no longer depends on the bytes (a difference was found, or the
+    /// comparison was given up): from then on only lengths are counted, with `feedLength`.
+    public var needsBytes: Bool { firstDifference == nil && notCompared == nil }
+
+    /// Counts `count` bytes on `side` without looking at them (only when `needsBytes` is false).
+    public mutating func feedLength(side: Int, count: Int) {
+        precondition(!needsBytes, "bytes are still compared")
+        if side == 0 { counts.0 += UInt64(count) } else { counts.1 += UInt64(count) }
+    }
+
+    /// Stops comparing the bodies (`reason` says why); lengths are still counted.
+    public mutating func giveUp(_ reason: String) {
+        guard notCompared == nil else { return }
+        notCompared = reason
+        clearPending()
+    }
+
     /// How many more bytes `side` may feed before lock-step would be lost. A side that does
     /// not have to keep pace (the response nobody waits for) can pause when this reaches 0.
     public func room(forSide side: Int) -> Int {
-        guard firstDifference == nil, lockStep else { return .max }
+        guard firstDifference == nil, notCompared == nil, lockStep else { return .max }
         let mine = side == 0 ? counts.0 : counts.1
         let other = side == 0 ? counts.1 : counts.0
         if mine >= other { return max(0, window - Int(mine - other)) }
@@ -106,7 +154,7 @@ public struct StreamComparator: Sendable {
     /// earlier bytes equal, the difference is at that end.
     public mutating func end(side: Int) {
         if side == 0 { ended.0 = true } else { ended.1 = true }
-        guard firstDifference == nil, lockStep, pendingCount > 0, leader != side else { return }
+        guard firstDifference == nil, notCompared == nil, lockStep, pendingCount > 0, leader != side else { return }
         firstDifference = side == 0 ? counts.0 : counts.1
         clearPending()
     }
@@ -119,7 +167,7 @@ public struct StreamComparator: Sendable {
     /// True when both bodies had the same length and no difference was seen: compared equal
     /// throughout in lock-step, or equal digests of what could not be compared.
     public var bodiesEqual: Bool {
-        guard counts.0 == counts.1, firstDifference == nil else { return false }
+        guard counts.0 == counts.1, firstDifference == nil, notCompared == nil else { return false }
         if lockStep { return pendingCount == 0 }
         return digests.0 == digests.1
     }
@@ -128,7 +176,7 @@ public struct StreamComparator: Sendable {
     /// shorter body when one is a prefix of the other (and lock-step held throughout).
     public var firstDifferenceOffset: UInt64? {
         if let firstDifference { return firstDifference }
-        guard lockStep, !bodiesEqual else { return nil }
+        guard lockStep, notCompared == nil, !bodiesEqual else { return nil }
         if counts.0 != counts.1 { return min(counts.0, counts.1) }
         return nil
     }

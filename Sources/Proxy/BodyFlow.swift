@@ -46,24 +46,49 @@ enum FlowFailure: Equatable {
     case noPipe
 }
 
-/// The drained side of a comparison: it pauses when it runs a window ahead of the served
+/// The drained side of a comparison: it pauses when it has caught up with the served
 /// response, and is asked to catch up whenever the served response moves.
 protocol TapWaiter: AnyObject {
     func catchUp()
 }
 
 /// Receives body bytes as flows move them (the CONCURRENT comparator). Side 0 is the
-/// previous version, side 1 the latest. The served response is never slowed: its bytes are
-/// fed in pieces, and after each piece the drained response is given the chance to catch up
-/// (it reads what its backend already sent, up to the comparator's room), so the two stay in
-/// lock-step whenever the other version keeps pace.
+/// previous version, side 1 the latest.
+///
+/// The served response is never slowed, and it is spliced like any other: its flow duplicates
+/// each spliced stretch with `tee(2)` into the tap's *backlog* pipe (`absorb`) before splicing
+/// it to the client, so the served body is copied into user space once, by the comparison,
+/// instead of twice (read and write). The drained response is read (into the worker's scratch
+/// buffer, up to 256 KiB at a time) only as far as the served one has come; each piece is
+/// compared directly (`memcmp`) against as many served bytes read from the backlog, so the
+/// drained response may lag behind by up to a pipe's capacity and the two are still compared
+/// in lock-step, with no copy into the comparator's ring. When it lags further (the backlog
+/// is full), the backlog is fed to the comparator at once: the exact offset is given up and
+/// digests decide (see `StreamComparator`).
+///
+/// Served bytes that are read through a buffer instead (those that arrived with the head)
+/// are fed in pieces, and after each piece the drained response is given the chance to catch
+/// up (it reads what its backend already sent, up to the comparator's room).
 final class BodyTap {
-    /// Lock-step window: the most either side may run ahead of the other.
+    /// Lock-step window: the most either side may run ahead of the other in the comparator.
     static let window = 32768
     var comparator = StreamComparator(window: BodyTap.window)
+    private let pools: ResourcePools
     private var finished = [false, false]
+    /// `comparator.end` was called for the side.
+    private var ended = [false, false]
     private weak var drainer: TapWaiter?
     private var drainSide = -1
+    /// The side whose spliced bytes are duplicated into the backlog (the served one); -1 until
+    /// it first splices.
+    private var teeSide = -1
+    /// Served bytes duplicated with `tee` and not yet fed to the comparator, in order.
+    private var backlog: Pipe?
+
+    /// `pools` lends the backlog pipe and the buffers its bytes are read into.
+    init(pools: ResourcePools) {
+        self.pools = pools
+    }
 
     /// Registers the drained side.
     func drained(side: Int, by waiter: TapWaiter) {
@@ -71,8 +96,15 @@ final class BodyTap {
         drainSide = side
     }
 
+    /// Body bytes of `side` read through a buffer.
     func feed(side: Int, _ bytes: UnsafeRawBufferPointer) {
-        guard side != drainSide, drainer != nil else {
+        if side == drainSide {
+            feedDrained(bytes)
+            return
+        }
+        // The served side's buffered bytes come after anything it spliced before them.
+        flushBacklog()
+        guard drainer != nil else {
             comparator.feed(side: side, bytes)
             return
         }
@@ -86,16 +118,178 @@ final class BodyTap {
         }
     }
 
-    /// Bytes `side` may still feed without breaking lock-step.
-    func room(side: Int) -> Int {
-        finished[1 - side] ? .max : comparator.room(forSide: side)
+    /// The served flow spliced `pipe.count` body bytes into `pipe`: duplicates them into the
+    /// backlog (without consuming them) and lets the drained side catch up. Returns how many
+    /// bytes at the front of `pipe` were accounted for (at least one): the flow sends exactly
+    /// those on, then calls again for the rest. Never waits: a full backlog is fed to the
+    /// comparator there and then.
+    func absorb(side: Int, from pipe: Pipe) -> Int {
+        teeSide = side
+        let count = pipe.count
+        guard comparator.needsBytes else {
+            comparator.feedLength(side: side, count: count)
+            return count
+        }
+        if backlog == nil {
+            do {
+                backlog = try pools.takePipe()
+            } catch {
+                return giveUp("no pipe for the comparison", side: side, count: count)
+            }
+        }
+        for attempt in 0..<3 {
+            guard let backlog else { break }
+            let result: IOResult<Int>
+            do {
+                result = try Splice.duplicate(from: pipe.readFD, to: backlog.writeFD, count: count)
+            } catch {
+                return giveUp("tee failed: \(error)", side: side, count: count)
+            }
+            if case .done(let n) = result, n > 0 {
+                backlog.count += n
+                if finished[1 - side] || !comparator.lockStep {
+                    // Nothing left to pace against: digest (or count) right away.
+                    flushBacklog()
+                } else {
+                    drainer?.catchUp()
+                }
+                return n
+            }
+            // The backlog is full: the drained response is a whole pipe behind. It may
+            // catch up with what already arrived; if not, the comparator takes the backlog.
+            if attempt == 0 { drainer?.catchUp() } else { flushBacklog() }
+            if !comparator.needsBytes {
+                comparator.feedLength(side: side, count: count)
+                return count
+            }
+        }
+        return giveUp("the comparison's pipe stayed full", side: side, count: count)
     }
 
-    /// A side will feed no more (its response ended or failed).
+    /// Bytes `side` may still feed without breaking lock-step. The drained side may take as
+    /// many as the served side has given (in the backlog, or ahead in the comparator) and no
+    /// more, so its bytes are compared as they are read, never kept; it is asked to catch up
+    /// whenever the served side moves, and runs free once the served body is compared to its end.
+    func room(side: Int) -> Int {
+        guard side == drainSide else { return finished[1 - side] ? .max : comparator.room(forSide: side) }
+        let queued = backlog?.count ?? 0
+        if finished[1 - side] && queued == 0 { return .max }
+        guard comparator.needsBytes, comparator.lockStep else { return .max }
+        let (old, new) = comparator.lengths
+        let (mine, served) = side == 0 ? (old, new) : (new, old)
+        return queued + Int(served > mine ? min(served - mine, UInt64(comparator.window)) : 0)
+    }
+
+    /// A side will feed no more (its response ended or failed). The served side's end waits
+    /// until the drained side has been compared against its backlog.
     func finish(side: Int) {
+        guard !finished[side] else { return }
         finished[side] = true
-        comparator.end(side: side)
+        if side == teeSide {
+            if finished[1 - side] || drainer == nil { flushBacklog() }
+        } else {
+            ended[side] = true
+            comparator.end(side: side)
+            flushBacklog()
+        }
+        endServedIfDue()
         if side != drainSide { drainer?.catchUp() }
+        if finished[0] && finished[1] { dropBacklog() }
+    }
+
+    // MARK: The backlog
+
+    /// Compares drained bytes against the served bytes waiting in the backlog, directly; what
+    /// the backlog does not cover is fed on its own (the drained side then leads).
+    private func feedDrained(_ bytes: UnsafeRawBufferPointer) {
+        var rest = bytes
+        let served = 1 - drainSide
+        // Served bytes already in the comparator (those read through a buffer) come first.
+        let (old, new) = comparator.lengths
+        let (mine, theirs) = drainSide == 0 ? (old, new) : (new, old)
+        if theirs > mine && comparator.needsBytes {
+            let n = Int(min(theirs - mine, UInt64(rest.count)))
+            comparator.feed(side: drainSide, UnsafeRawBufferPointer(rebasing: rest[0..<n]))
+            rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+        }
+        while !rest.isEmpty, let backlog, backlog.count > 0, comparator.needsBytes {
+            let scratch = pools.backlogScratch
+            let n = min(rest.count, backlog.count, scratch.capacity)
+            if readBacklog(n, into: scratch) {
+                comparator.feedPair(side: served, scratch.readable, other: UnsafeRawBufferPointer(rebasing: rest[0..<n]))
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            } else {
+                comparator.giveUp("the comparison's pipe could not be read")
+                comparator.feedLength(side: served, count: scratch.readableCount)
+            }
+            scratch.clear()
+        }
+        if !comparator.needsBytes, let backlog, backlog.count > 0 {
+            comparator.feedLength(side: served, count: backlog.count)
+            dropBacklog()
+        }
+        endServedIfDue()
+        comparator.feed(side: drainSide, rest)
+    }
+
+    /// Feeds everything in the backlog to the comparator as the served side's bytes.
+    private func flushBacklog() {
+        guard let backlog, backlog.count > 0 else { return }
+        while backlog.count > 0 {
+            guard comparator.needsBytes else {
+                comparator.feedLength(side: teeSide, count: backlog.count)
+                dropBacklog()
+                return
+            }
+            let scratch = pools.backlogScratch
+            if readBacklog(min(backlog.count, scratch.capacity), into: scratch) {
+                comparator.feed(side: teeSide, scratch.readable)
+            } else {
+                comparator.giveUp("the comparison's pipe could not be read")
+                comparator.feedLength(side: teeSide, count: scratch.readableCount)
+            }
+            scratch.clear()
+        }
+    }
+
+    /// Reads exactly `count` bytes (which the backlog holds) into the empty `buffer`.
+    private func readBacklog(_ count: Int, into buffer: ByteBuffer) -> Bool {
+        guard let backlog else { return false }
+        while buffer.readableCount < count {
+            do {
+                guard case .done(let n) = try buffer.read(from: backlog.readFD, limit: count - buffer.readableCount), n > 0 else {
+                    return false
+                }
+                backlog.count -= n
+            } catch {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// The served side finished and its backlog is compared: the comparator may end it.
+    private func endServedIfDue() {
+        guard teeSide >= 0, finished[teeSide], !ended[teeSide], (backlog?.count ?? 0) == 0 else { return }
+        ended[teeSide] = true
+        comparator.end(side: teeSide)
+    }
+
+    /// Stops comparing the bodies; the served response goes on unchanged.
+    private func giveUp(_ reason: String, side: Int, count: Int) -> Int {
+        comparator.giveUp(reason)
+        if let backlog, backlog.count > 0 { comparator.feedLength(side: teeSide, count: backlog.count) }
+        dropBacklog()
+        comparator.feedLength(side: side, count: count)
+        return count
+    }
+
+    /// Returns the backlog pipe (closed by the pool if it still holds bytes).
+    private func dropBacklog() {
+        if let backlog {
+            pools.giveBack(backlog)
+            self.backlog = nil
+        }
     }
 }
 
@@ -110,7 +304,9 @@ final class BodyTap {
 /// Variants used by CONCURRENT mode:
 /// - a *mirror*: the same bytes also go to a second destination; spliced stretches are
 ///   duplicated with `tee(2)` into a second pipe, so both backends get them byte for byte;
-/// - a *tap*: body bytes are read through the buffer (no splice) and fed to a comparator;
+/// - a *tap*: body bytes are also fed to a comparator. The served response is spliced as
+///   usual, each stretch duplicated with `tee(2)` into the comparator's pipe first
+///   (`BodyTap.absorb`); the drained response (a tap that pauses) is read through the buffer;
 /// - *discard*: a negative destination drops the bytes (draining the response not served).
 struct BodyFlow {
     enum Phase {
@@ -149,6 +345,8 @@ struct BodyFlow {
     private var tapSide = 0
     /// The drained response: reads pause while the comparator has no room for them.
     private var pausesForTap = false
+    /// Bytes at the front of `pipe` already given to the tap (duplicated into its backlog).
+    private var tapped = 0
     private var mirrorFD: Int32 = -1
     /// False once the mirror destination failed (the flow goes on to the primary alone).
     private(set) var mirrorAlive = false
@@ -181,7 +379,9 @@ struct BodyFlow {
         mirrorAlive = true
     }
 
-    /// Reads the body through the buffer and feeds its bytes to `tap` as `side`.
+    /// Feeds the body's bytes to `tap` as `side`. With a `waiter` (the drained response) the
+    /// body is read through the buffer and reads pause while the comparator has no room;
+    /// without one (the served response) the body is spliced and duplicated into the tap.
     mutating func tap(_ tap: BodyTap, side: Int, pausing waiter: TapWaiter? = nil) {
         self.tap = tap
         tapSide = side
@@ -296,9 +496,17 @@ struct BodyFlow {
                 continue
             }
             if let pipe, pipe.count > 0 {
-                switch Self.attempt(&ready, { () throws(SyscallError) in try Splice.move(from: pipe.readFD, to: destination, count: pipe.count) }) {
+                // A tapped flow sends on only what the tap has seen (tee does not consume, so
+                // the next stretch is duplicated once these bytes have left the pipe).
+                var count = pipe.count
+                if let tap {
+                    if tapped == 0 { tapped = tap.absorb(side: tapSide, from: pipe) }
+                    count = tapped
+                }
+                switch Self.attempt(&ready, { () throws(SyscallError) in try Splice.move(from: pipe.readFD, to: destination, count: count) }) {
                 case .moved(let n):
                     pipe.count -= n
+                    if tap != nil { tapped -= n }
                     bodyBytesMoved &+= UInt64(n)
                     progressed = true
                 case .blocked: return .needsDestination
@@ -443,8 +651,8 @@ struct BodyFlow {
             if buffered > 0, let buffer {
                 return claimBuffered(buffer) ? nil : .needsSource
             }
-            if tap != nil {
-                return readIntoBuffer(source: source, ready: &sourceReady, buffer: buffer, endIsError: true)
+            if pausesForTap {
+                return readForTap(source: source, ready: &sourceReady, pools: pools)
             }
             switch spliceIn(source: source, ready: &sourceReady, limit: remaining, pools: pools) {
             case .moved(let n): remaining -= UInt64(n); return nil
@@ -457,16 +665,14 @@ struct BodyFlow {
             if buffered > 0, let buffer {
                 return decodeFraming(buffer)
             }
-            return readIntoBuffer(source: source, ready: &sourceReady, buffer: buffer, endIsError: true)
+            return readIntoBuffer(source: source, ready: &sourceReady, buffer: buffer)
 
         case .untilClose:
             if buffered > 0, let buffer {
                 return claimBuffered(buffer) ? nil : .needsSource
             }
-            if tap != nil {
-                let result = readIntoBuffer(source: source, ready: &sourceReady, buffer: buffer, endIsError: false)
-                if result == .finished { phase = .ending; return nil }
-                return result
+            if pausesForTap {
+                return readForTap(source: source, ready: &sourceReady, pools: pools)
             }
             switch spliceIn(source: source, ready: &sourceReady, limit: .max, pools: pools) {
             case .moved: return nil
@@ -535,20 +741,56 @@ struct BodyFlow {
         }
     }
 
-    /// Reads from the source into the (empty) buffer. End of stream is a failure, or
-    /// `.finished` when `endIsError` is false.
-    private mutating func readIntoBuffer(source: Int32, ready: inout Readiness, buffer: ByteBuffer?, endIsError: Bool) -> FlowStatus? {
+    /// Reads chunk framing from the source into the (empty) buffer; end of stream there is a failure.
+    private mutating func readIntoBuffer(source: Int32, ready: inout Readiness, buffer: ByteBuffer?) -> FlowStatus? {
         guard let buffer else { return .failed(.sourceError) }
         guard ready.readable else { return .needsSource }
         let space = buffer.writableCount
         let limit = space
         do {
             switch try buffer.read(from: source, limit: limit) {
-            case .done(0): return endIsError ? .failed(.sourceClosedEarly) : .finished
+            case .done(0): return .failed(.sourceClosedEarly)
             case .done(let n):
                 ready.noteRead(n, of: space)
                 progressed = true
                 bodyStarted = true
+                return nil
+            case .wouldBlock:
+                ready.readable = false
+                return .needsSource
+            }
+        } catch {
+            return .failed(.sourceError)
+        }
+    }
+
+    /// The drained response's body (a flow that pauses for its tap, with nowhere to send it):
+    /// reads as much as the tap has room for, at most the rest of the counted stretch, into
+    /// the worker's scratch buffer, shows it to the tap and drops it. Nothing stays behind, so
+    /// the flow's own buffer is needed only for heads and chunk framing. Nil after progress.
+    private mutating func readForTap(source: Int32, ready: inout Readiness, pools: ResourcePools) -> FlowStatus? {
+        guard let tap else { return .failed(.sourceError) }
+        guard ready.readable else { return .needsSource }
+        let room = tap.room(side: tapSide)
+        // Paused: the served side asks for a catch-up whenever it moves.
+        guard room > 0 else { return .needsSource }
+        let scratch = pools.drainScratch
+        scratch.clear()
+        var space = min(room, scratch.capacity)
+        if case .counted = phase { space = Int(min(UInt64(space), remaining)) }
+        do {
+            switch try scratch.read(from: source, limit: space) {
+            case .done(0):
+                if case .untilClose = phase { phase = .ending; return nil }
+                return .failed(.sourceClosedEarly)
+            case .done(let n):
+                ready.noteRead(n, of: space)
+                progressed = true
+                bodyStarted = true
+                if case .counted = phase { remaining -= UInt64(n) }
+                bodyBytesMoved &+= UInt64(n)
+                tap.feed(side: tapSide, scratch.readable)
+                scratch.clear()
                 return nil
             case .wouldBlock:
                 ready.readable = false

@@ -352,7 +352,7 @@ final class ClientSession: EventHandler {
             let pending = PendingComparison(method: String(decoding: buffer.readable[request.methodRange], as: UTF8.self),
                                             target: String(decoding: buffer.readable[request.targetRange], as: UTF8.self),
                                             clusters: (old.spec.uuid, new.spec.uuid), start: exchangeStart,
-                                            requestID: String(decoding: requestID, as: UTF8.self))
+                                            requestID: String(decoding: requestID, as: UTF8.self), pools: worker.pools)
             pending.mirrored = mirror.cluster
             if darkLaunch { pending.servedBy = "old" }
             if !new.spec.ignoreBodyFor.isEmpty {

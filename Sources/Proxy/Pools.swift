@@ -37,6 +37,14 @@ final class ResourcePools {
     private(set) var pipesOut = 0
     static let maxPooledBuffers = 1024
     static let maxPooledPipes = 64
+    /// Size of the scratch buffers below: a read of a drained body, or of the served bytes it
+    /// is compared with, moves up to this much per call.
+    static let scratchSize = 262144
+    /// Where a drained response's body is read to be compared and dropped, and where the
+    /// served bytes it is compared with are read from the comparison's pipe. Shared by the
+    /// worker's comparisons: each use fills and empties it within one call.
+    private(set) lazy var drainScratch = ByteBuffer(capacity: Self.scratchSize)
+    private(set) lazy var backlogScratch = ByteBuffer(capacity: Self.scratchSize)
 
     init(bufferSize: Int, pipeSize: Int, counters: CounterBlock) {
         self.bufferSize = bufferSize

@@ -8,7 +8,7 @@ import Syscalls
 /// shared body comparator, what each side answered, and how many sides are still open.
 /// Recorded in the comparison log when both sides are finished.
 final class PendingComparison {
-    let tap = BodyTap()
+    let tap: BodyTap
     /// 0 = the previous version, 1 = the latest.
     var summaries = [ResponseSummary(), ResponseSummary()]
     let method: String
@@ -31,7 +31,10 @@ final class PendingComparison {
     /// answers diverged.
     var deferredAccess: (record: [UInt8], log: AccessLogBatch)?
 
-    init(method: String, target: String, clusters: (old: String, new: String), start: UInt64, requestID: String = "") {
+    /// `pools` lends the comparison its pipe and read buffers.
+    init(method: String, target: String, clusters: (old: String, new: String), start: UInt64, requestID: String = "",
+         pools: ResourcePools) {
+        tap = BodyTap(pools: pools)
         self.method = method
         self.target = target
         self.clusters = clusters

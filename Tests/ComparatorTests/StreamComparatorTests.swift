@@ -210,6 +210,71 @@ struct StreamComparatorTests {
         }
     }
 
+    @Test("pairs of equal length compare directly when level, and keep the lead when not", arguments: [0, 5, 4095, 4096, 60_000, 99_999])
+    func pairs(at offset: Int) {
+        var other = body
+        other[offset] ^= 0x11
+        for (lead, piece) in [(0, 65_536), (0, 1000), (300, 4096), (1000, 777)] {
+            var c = StreamComparator(window: 1024)
+            body.withUnsafeBytes { a in
+                other.withUnsafeBytes { b in
+                    // Side 1 first runs `lead` bytes ahead, then both advance in pairs.
+                    c.feed(side: 1, UnsafeRawBufferPointer(rebasing: b[0..<lead]))
+                    var i = 0
+                    while i < body.count - lead {
+                        let n = min(piece, body.count - lead - i)
+                        c.feedPair(side: 1, UnsafeRawBufferPointer(rebasing: b[lead + i..<lead + i + n]),
+                                   other: UnsafeRawBufferPointer(rebasing: a[i..<i + n]))
+                        i += n
+                    }
+                    c.feed(side: 0, UnsafeRawBufferPointer(rebasing: a[(body.count - lead)...]))
+                }
+            }
+            c.end(side: 0)
+            c.end(side: 1)
+            #expect(c.lockStep, "lead \(lead) piece \(piece)")
+            #expect(c.firstDifferenceOffset == UInt64(offset), "lead \(lead) piece \(piece)")
+            #expect(c.lengths == (100_000, 100_000))
+        }
+        var same = StreamComparator(window: 16)
+        body.withUnsafeBytes { same.feedPair(side: 0, $0, other: $0) }
+        #expect(same.bodiesEqual && same.lockStep)
+    }
+
+    @Test("once a difference is known only lengths count; a comparison given up is neither equal nor divergent by body")
+    func lengthsOnlyAndGivenUp() {
+        var c = StreamComparator(window: 64)
+        #expect(c.needsBytes)
+        var other = body
+        other[10] ^= 1
+        body.withUnsafeBytes { c.feed(side: 0, UnsafeRawBufferPointer(rebasing: $0[0..<32])) }
+        other.withUnsafeBytes { c.feed(side: 1, UnsafeRawBufferPointer(rebasing: $0[0..<32])) }
+        #expect(!c.needsBytes && c.firstDifferenceOffset == 10)
+        c.feedLength(side: 0, count: 1000)
+        c.feedLength(side: 1, count: 968)
+        #expect(c.lengths == (1032, 1000))
+
+        var g = StreamComparator(window: 64)
+        body.withUnsafeBytes { g.feed(side: 0, UnsafeRawBufferPointer(rebasing: $0[0..<40])) }
+        g.giveUp("the comparator fell behind")
+        #expect(!g.needsBytes)
+        g.feedLength(side: 0, count: 60)
+        body.withUnsafeBytes { g.feed(side: 1, UnsafeRawBufferPointer(rebasing: $0[0..<100])) }
+        g.end(side: 0)
+        g.end(side: 1)
+        #expect(g.lengths == (100, 100))
+        #expect(!g.bodiesEqual && g.firstDifferenceOffset == nil)
+        var ok = ResponseSummary(); ok.status = 200; ok.complete = true
+        let record = ComparisonRecord(method: "GET", target: "/", old: ok, new: ok, servedBy: "new", comparator: g,
+                                      unixTime: 0, clusters: ("a", "b"))
+        #expect(record.bodyNotCompared == "the comparator fell behind")
+        #expect(!record.divergent, "equal lengths, bodies not compared")
+        g.feedLength(side: 1, count: 1)
+        let longer = ComparisonRecord(method: "GET", target: "/", old: ok, new: ok, servedBy: "new", comparator: g,
+                                      unixTime: 0, clusters: ("a", "b"))
+        #expect(longer.divergent, "different lengths are a difference even uncompared")
+    }
+
     @Test("the ring keeps the newest N, newest first, and counts per cluster pair")
     func ring() {
         let log = ComparisonLog(capacity: 3)

@@ -80,10 +80,6 @@ struct LargeBodyTests {
 
     @Test("a large body moves with splice(2), not through read/write in user space")
     func bodyIsSpliced() throws {
-        guard let strace = which("strace") else {
-            Issue.record("strace is not installed (.ci/run installs it)")
-            return
-        }
         let size = 64 << 20
         let (dir, sha) = try Self.makeFile(size: size, name: "s.bin")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -91,30 +87,12 @@ struct LargeBodyTests {
         defer { server.stop() }
         let proxy = try ProxyProcess(config: ProxyProcess.config(clusters: [ProxyProcess.cluster(ports: [server.port], version: "1.0")]))
         defer { proxy.stop() }
-        let traceFile = "\(dir)/trace.txt"
-        let tracer = Process()
-        let command = withSignalsUnblocked([strace, "-f", "-qq", "-e", "trace=read,recvfrom,sendto,write,splice", "-o", traceFile, "-p", String(proxy.pid)])
-        tracer.executableURL = URL(fileURLWithPath: command.executable)
-        tracer.arguments = command.arguments
-        tracer.standardError = FileHandle.nullDevice
-        try tracer.run()
-        // strace attaches asynchronously: wait until it has written the attach lines' effect
-        // (a traced process shows TracerPid in /proc).
-        try waitUntil("strace to attach") {
-            let status = (try? String(contentsOfFile: "/proc/\(proxy.pid)/status", encoding: .utf8)) ?? ""
-            return status.split(separator: "\n").contains { $0.hasPrefix("TracerPid:") && !$0.hasSuffix("\t0") }
-        }
+        guard let trace = try SyscallTrace(pid: proxy.pid, calls: ["read", "recvfrom", "sendto", "write", "splice"], directory: dir) else { return }
         let (_, out) = try run("/usr/bin/env", ["sh", "-c", "curl -sf http://127.0.0.1:\(proxy.port)/s.bin | sha256sum"])
-        tracer.interrupt()
-        tracer.waitUntilExit()
+        let bytes = trace.stop()
         #expect(out.split(separator: " ").first.map(String.init) == sha)
-        let trace = (try? String(contentsOfFile: traceFile, encoding: .utf8)) ?? ""
-        var spliced = 0
-        var copied = 0
-        for line in trace.split(separator: "\n") {
-            guard let eq = line.range(of: " = ", options: .backwards), let n = Int(line[eq.upperBound...].prefix { $0.isNumber }) else { continue }
-            if line.contains("splice(") { spliced += n } else if line.contains("read(") || line.contains("recvfrom(") || line.contains("sendto(") || line.contains("write(") { copied += n }
-        }
+        let spliced = bytes["splice", default: 0]
+        let copied = ["read", "recvfrom", "sendto", "write"].reduce(0) { $0 + bytes[$1, default: 0] }
         // Each body byte is spliced twice (socket→pipe, pipe→socket).
         #expect(spliced >= 2 * (size - 65536), "spliced \(spliced) bytes")
         #expect(copied < 1 << 20, "copied through user space: \(copied) bytes")

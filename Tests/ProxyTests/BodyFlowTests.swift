@@ -170,13 +170,160 @@ struct BodyFlowTests {
     func tapAndDiscard() {
         let upstream = SocketPair()
         defer { upstream.close() }
-        let tap = BodyTap()
+        let tap = BodyTap(pools: pools)
+        let waiter = Waiter {}
         let data = Array("compare me".utf8)
         put(upstream.b, data)
         var flow = BodyFlow(framing: .contentLength(UInt64(data.count)))
-        flow.tap(tap, side: 0)
+        flow.tap(tap, side: 0, pausing: waiter)
+        tap.finish(side: 1)
         let status = pumpAll(&flow, source: upstream.a, buffer: ByteBuffer(capacity: 1024), destination: -1)
         #expect(status == .finished)
         #expect(tap.comparator.lengths.0 == UInt64(data.count))
     }
+
+    /// One CONCURRENT response pair over socketpairs: the served body (side 1) is spliced to
+    /// the client and teed into the tap, the drained one (side 0) is read for the comparator
+    /// whenever the served one moves. The backends write `served` and `drained` in pieces of
+    /// `piece` bytes, the drained backend only up to `drainedHeld` bytes until the served body is
+    /// complete (a previous version that falls behind). Returns what the client received.
+    func servedAndDrained(served: [UInt8], drained: [UInt8], piece: Int, drainedHeld: Int = .max, servedChunk: Int? = nil,
+                          tap: BodyTap, pools: ResourcePools) -> (client: [UInt8], servedStatus: FlowStatus, drainedStatus: FlowStatus) {
+        let newBackend = SocketPair(), oldBackend = SocketPair(), client = SocketPair()
+        defer { newBackend.close(); oldBackend.close(); client.close() }
+        let buffer = ByteBuffer(capacity: 16384), drainBuffer = ByteBuffer(capacity: 16384)
+        // With `servedChunk`, the served backend sends its body chunked, in chunks of that size.
+        var servedWire = served
+        var servedFlow = BodyFlow(framing: .contentLength(UInt64(served.count)))
+        if let servedChunk {
+            servedWire = []
+            var i = 0
+            while i < served.count {
+                let n = min(servedChunk, served.count - i)
+                servedWire += Array("\(String(n, radix: 16))\r\n".utf8) + served[i..<i + n] + Array("\r\n".utf8)
+                i += n
+            }
+            servedWire += Array("0\r\n\r\n".utf8)
+            servedFlow = BodyFlow(framing: .chunked)
+        }
+        var drainedFlow = BodyFlow(framing: .contentLength(UInt64(drained.count)))
+        var drainedReady = Readiness(readable: true, writable: true)
+        var drainedStatus = FlowStatus.needsSource
+        func pumpDrained() {
+            guard drainedStatus != .finished else { return }
+            drainedReady.readable = true
+            var none = Readiness()
+            drainedStatus = drainedFlow.pump(source: oldBackend.a, sourceReady: &drainedReady, buffer: drainBuffer,
+                                             destination: -1, destinationReady: &none, pools: pools)
+            if drainedStatus == .finished { tap.finish(side: 0) }
+        }
+        // The waiter pumps the drained flow in place, as ShadowDrain.catchUp does.
+        var catchingUp = false
+        let waiter = Waiter {
+            guard !catchingUp else { return }
+            catchingUp = true
+            pumpDrained()
+            catchingUp = false
+        }
+        servedFlow.tap(tap, side: 1)
+        drainedFlow.tap(tap, side: 0, pausing: waiter)
+        var servedReady = Readiness(readable: true, writable: true)
+        var clientReady = Readiness(readable: false, writable: true)
+        var servedStatus = FlowStatus.needsSource
+        var got: [UInt8] = []
+        var sentNew = 0, sentOld = 0
+        for _ in 0..<100_000 {
+            if sentNew < servedWire.count {
+                let n = min(piece, servedWire.count - sentNew)
+                put(newBackend.b, Array(servedWire[sentNew..<sentNew + n]))
+                sentNew += n
+            }
+            let limit = sentNew == servedWire.count && servedStatus == .finished ? drained.count : min(drained.count, drainedHeld)
+            if sentOld < limit {
+                let n = min(piece, limit - sentOld)
+                put(oldBackend.b, Array(drained[sentOld..<sentOld + n]))
+                sentOld += n
+            }
+            if servedStatus != .finished {
+                servedReady.readable = true
+                clientReady.writable = true
+                servedStatus = servedFlow.pump(source: newBackend.a, sourceReady: &servedReady, buffer: buffer,
+                                               destination: client.a, destinationReady: &clientReady, pools: pools)
+                got += take(client.b)
+                if servedStatus == .finished { tap.finish(side: 1) }
+            }
+            pumpDrained()
+            if servedStatus == .finished && drainedStatus == .finished { break }
+            if case .failed = servedStatus { break }
+        }
+        got += take(client.b)
+        servedFlow.release(to: pools)
+        drainedFlow.release(to: pools)
+        return (got, servedStatus, drainedStatus)
+    }
+
+    @Test("served body spliced and teed: the client gets it intact, the comparator sees it in lock-step with the drained one")
+    func splicedAndTeed() {
+        let pools = ResourcePools(bufferSize: 16384, pipeSize: 1 << 16, counters: CounterBlock())
+        let body = (0..<400_000).map { UInt8(truncatingIfNeeded: $0 &* 11 &+ $0 >> 10) }
+        let equal = BodyTap(pools: pools)
+        let same = servedAndDrained(served: body, drained: body, piece: 20_000, tap: equal, pools: pools)
+        #expect(same.servedStatus == .finished && same.drainedStatus == .finished)
+        #expect(same.client == body)
+        #expect(equal.comparator.lengths == (400_000, 400_000))
+        #expect(equal.comparator.bodiesEqual && equal.comparator.lockStep)
+        for offset in [0, 16_383, 65_536, 250_001, 399_999] {
+            var changed = body
+            changed[offset] ^= 0x40
+            let tap = BodyTap(pools: pools)
+            let r = servedAndDrained(served: body, drained: changed, piece: 30_000, tap: tap, pools: pools)
+            #expect(r.client == body)
+            #expect(!tap.comparator.bodiesEqual)
+            #expect(tap.comparator.firstDifferenceOffset == UInt64(offset), "offset \(offset)")
+            #expect(tap.comparator.lengths == (400_000, 400_000))
+        }
+        // A chunked served body: chunk data is spliced and teed, size lines read through the
+        // buffer; the comparator sees the data alone, in order.
+        for chunk in [1000, 70_000] {
+            var changed = body
+            changed[123_456] ^= 2
+            let chunked = BodyTap(pools: pools)
+            let r = servedAndDrained(served: body, drained: changed, piece: 20_000, servedChunk: chunk, tap: chunked, pools: pools)
+            #expect(String(decoding: r.client.suffix(5), as: UTF8.self) == "0\r\n\r\n")
+            #expect(chunked.comparator.lengths == (400_000, 400_000), "chunks of \(chunk)")
+            #expect(chunked.comparator.firstDifferenceOffset == 123_456, "chunks of \(chunk)")
+        }
+        let shorter = BodyTap(pools: pools)
+        let r = servedAndDrained(served: body, drained: Array(body[0..<300_000]), piece: 25_000, tap: shorter, pools: pools)
+        #expect(r.client == body)
+        #expect(shorter.comparator.firstDifferenceOffset == 300_000)
+        #expect(pools.pipesOut == 0, "flows and taps returned their pipes")
+    }
+
+    @Test("a drained body that falls a whole pipe behind: the served body is not held up, digests decide")
+    func drainedFallsBehind() {
+        let pools = ResourcePools(bufferSize: 16384, pipeSize: 1 << 16, counters: CounterBlock())
+        let body = (0..<600_000).map { UInt8(truncatingIfNeeded: $0 &* 5 &+ $0 >> 12) }
+        for changedAt in [nil, 500_000] as [Int?] {
+            var drained = body
+            if let changedAt { drained[changedAt] ^= 1 }
+            let tap = BodyTap(pools: pools)
+            // The previous version sends 10 000 bytes, then nothing until the client has it all.
+            let r = servedAndDrained(served: body, drained: drained, piece: 40_000, drainedHeld: 10_000, tap: tap, pools: pools)
+            #expect(r.servedStatus == .finished && r.drainedStatus == .finished)
+            #expect(r.client == body)
+            #expect(!tap.comparator.lockStep, "the backlog overflowed")
+            #expect(tap.comparator.firstDifferenceOffset == nil)
+            #expect(tap.comparator.bodiesEqual == (changedAt == nil))
+            #expect(tap.comparator.lengths == (600_000, 600_000))
+        }
+        #expect(pools.pipesOut == 0)
+    }
+}
+
+/// A drained side's catch-up hook for flows driven by hand.
+final class Waiter: TapWaiter {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+    func catchUp() { body() }
 }
