@@ -47,18 +47,19 @@ public struct AccessLogLine {
             w.putDecimal(UInt64(nanos % 1_000_000_000 / 1_000_000), width: 3)
             w.put(0x5A)
             if format == .json { w.put(0x22) }
-            value(&w, Key(" client=", #","client":"#), r.client)
+            let plain = r.plain
+            value(&w, Key(" client=", #","client":"#), r.client, plain: plain.contains(.client))
             value(&w, Key(" method=", #","method":"#), method)
             value(&w, Key(" target=", #","target":"#), target)
             number(&w, Key(" status=", #","status":"#), UInt64(max(0, r.status)))
             number(&w, Key(" bytes_in=", #","bytes_in":"#), r.bytesIn)
             number(&w, Key(" bytes_out=", #","bytes_out":"#), r.bytesOut)
             number(&w, Key(" duration_us=", #","duration_us":"#), r.durationMicros)
-            value(&w, Key(" request_id=", #","request_id":"#), r.requestID)
-            value(&w, Key(" cluster=", #","cluster":"#), r.cluster)
-            value(&w, Key(" version=", #","version":"#), r.version)
-            value(&w, Key(" backend=", #","backend":"#), r.backend)
-            value(&w, Key(" mode=", #","mode":"#), r.mode)
+            value(&w, Key(" request_id=", #","request_id":"#), r.requestID, plain: plain.contains(.requestID))
+            value(&w, Key(" cluster=", #","cluster":"#), r.cluster, plain: plain.contains(.cluster))
+            value(&w, Key(" version=", #","version":"#), r.version, plain: plain.contains(.cluster))
+            value(&w, Key(" backend=", #","backend":"#), r.backend, plain: plain.contains(.backend))
+            value(&w, Key(" mode=", #","mode":"#), r.mode, plain: plain.contains(.cluster))
             if r.served != 0 {
                 let side: StaticString = r.served == 1 ? "new" : "old"
                 value(&w, Key(" served=", #","served":"#), UnsafeRawBufferPointer(start: side.utf8Start, count: side.utf8CodeUnitCount))
@@ -103,8 +104,15 @@ public struct AccessLogLine {
     /// A string value. logfmt: bare when it is non-empty printable ASCII without `"`, `=` or
     /// `\`, else quoted with `"` and `\` escaped and other bytes as `\xHH`. JSON: always
     /// quoted, bytes outside printable ASCII as `\u00HH`.
-    private func value(_ w: inout LineSink, _ name: Key, _ bytes: UnsafeRawBufferPointer) {
+    private func value(_ w: inout LineSink, _ name: Key, _ bytes: UnsafeRawBufferPointer, plain: Bool = false) {
         key(&w, name)
+        if plain && !bytes.isEmpty {
+            // Known plain: copied as it is (quoted in JSON).
+            if format == .json { w.put(0x22) }
+            w.put(bytes)
+            if format == .json { w.put(0x22) }
+            return
+        }
         if format == .logfmt && !bytes.isEmpty && Self.firstSpecial(bytes, alsoBare: true) == bytes.count {
             w.put(bytes)
             return
@@ -225,19 +233,22 @@ struct LineSink {
         put(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    /// `n` in decimal, zero-padded to `width` digits (more when it needs them).
+    /// `n` in decimal, zero-padded to `width` digits (more when it needs them; at most 20).
     mutating func putDecimal(_ n: UInt64, width: Int = 1) {
-        var digits = 1
-        var v = n
-        while v >= 10 { v /= 10; digits += 1 }
-        digits = max(digits, width)
-        precondition(digits <= limit - count, "LineSink: the bound was too small")
-        v = n
-        for k in stride(from: count + digits - 1, through: count, by: -1) {
-            base.storeBytes(of: UInt8(truncatingIfNeeded: v % 10) &+ 0x30, toByteOffset: k, as: UInt8.self)
-            v /= 10
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var i = 20
+            var v = n
+            repeat {
+                i -= 1
+                digits[i] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30
+                v /= 10
+            } while v > 0
+            while 20 - i < min(width, 20) {
+                i -= 1
+                digits[i] = 0x30
+            }
+            put(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(digits)[i...]))
         }
-        count += digits
     }
 
     /// RFC 3339 UTC with milliseconds.

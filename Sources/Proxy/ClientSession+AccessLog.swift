@@ -94,7 +94,10 @@ extension ClientSession {
                                         durationMicros: durationMicros, served: served, client: UnsafeRawBufferPointer(a),
                                         requestLine: line,
                                         requestID: line.isEmpty ? UnsafeRawBufferPointer(start: nil, count: 0) : id,
-                                        backend: b, cluster: clusterText, to: &out)
+                                        backend: b, cluster: clusterText,
+                                        // Addresses the proxy formatted, and ids it made, need no escaping.
+                                        plain: requestIDMade ? [.client, .backend, .requestID] : [.client, .backend],
+                                        to: &out)
                 }
             } } }
         }

@@ -6,7 +6,8 @@ import Testing
 @Suite("Access log lines")
 struct AccessLogLineTests {
     /// A record as a reactor writes it, then the line the writer thread makes of it.
-    func line(_ format: AccessLogFormat, target: [UInt8], client: String = "10.0.0.1", diverged: Bool? = nil) -> String {
+    func line(_ format: AccessLogFormat, target: [UInt8], client: String = "10.0.0.1", diverged: Bool? = nil,
+              plain: AccessRecord.Plain = []) -> String {
         var record: [UInt8] = []
         func raw(_ s: String) -> [UInt8] { Array(s.utf8) }
         let (c, id, b) = (raw(client), raw("id-1"), raw("127.0.0.1:8081"))
@@ -14,7 +15,7 @@ struct AccessLogLineTests {
         c.withUnsafeBytes { c in requestLine.withUnsafeBytes { r in id.withUnsafeBytes { id in b.withUnsafeBytes { b in
             AccessRecord.append(startNanos: 1_764_534_661_123_456_789, status: 200, bytesIn: 78, bytesOut: 212, durationMicros: 412,
                                 served: diverged == nil ? 0 : 1, client: c, requestLine: r, requestID: id, backend: b,
-                                cluster: AccessClusterText(uuid: "c1", version: "2.0", mode: "INSTANT"), to: &record)
+                                cluster: AccessClusterText(uuid: "c1", version: "2.0", mode: "INSTANT"), plain: plain, to: &record)
         } } } }
         if let diverged { record[AccessRecord.divergedOffset] = diverged ? 2 : 1 }
         var writer = AccessLogLine(format: format)
@@ -91,5 +92,15 @@ struct AccessLogLineTests {
                 }
             }
         }
+    }
+
+    @Test("fields the reactor marks plain are copied as they are: the same lines in both formats")
+    func plainFields() {
+        for format in AccessLogFormat.allCases {
+            let target = Array("/a b".utf8)
+            #expect(line(format, target: target, plain: [.client, .backend, .requestID]) == line(format, target: target))
+        }
+        #expect(!AccessClusterText(uuid: "a b", version: "1", mode: "INSTANT").isPlain)
+        #expect(AccessClusterText(uuid: "c1", version: "2.0", mode: "INSTANT").isPlain)
     }
 }
