@@ -237,7 +237,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             if mirrorNew && chosen == latest && decision.effectiveMode == .gradual && request.method.isIdempotent {
                 // A plan that judges divergence compares what the new version serves with
                 // the old version's answer (the client gets the new one unless it fails).
-                shadow = candidates[(latest + 1)...].firstIndex { $0.usable }
+                shadow = previous >= 0 ? previous : nil
             }
             appendSetCookieLines(decision, sessionCookieLine: instantCookieBytes[chosen], names: settings.cookieNames,
                                  dates: &expiresDates, to: &cookies)

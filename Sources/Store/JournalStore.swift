@@ -41,8 +41,18 @@ public final class JournalStore: StateStore {
         if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw .io(path: dir, call: "mkdir", errno: errno) }
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw .io(path: dir, call: "open", errno: errno) }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        // A lock held for an instant is let go: a process exiting as its successor starts, or
+        // a forked child between fork and exec (it holds a copy of the descriptor until exec
+        // closes it). Half a second of retries covers both; a live owner is refused after it.
+        var attempts = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
+            if e == EINTR { continue }
+            if e == EWOULDBLOCK && attempts < 50 {
+                attempts += 1
+                usleep(10_000)
+                continue
+            }
             close(fd)
             if e == EWOULDBLOCK { throw .locked(path: dir) }
             throw .io(path: dir, call: "flock", errno: e)
