@@ -252,7 +252,7 @@ public enum ClusterJSON {
                 throw fields.fail("expectStatus", "must be a status class like \"2xx\", a code like \"204\" or a range like \"200-399\" (codes 100-599)")
             }
             check.expectStatus = e
-        case let v:
+        case let v?:
             guard let code = intValue(v), (100...599).contains(code) else {
                 throw fields.fail("expectStatus", "must be a status class like \"2xx\", a code like \"204\" or a range like \"200-399\" (codes 100-599)")
             }

@@ -61,7 +61,7 @@ func applied(_ changes: [StateChange], to start: StoredState = StoredState()) ->
 }
 
 func readBytes(_ path: String) -> [UInt8] { [UInt8](FileManager.default.contents(atPath: path) ?? Data()) }
-func writeBytes(_ path: String, _ bytes: [UInt8]) { FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
+func writeBytes(_ path: String, _ bytes: [UInt8]) { _ = FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
 
 @Suite("CRC-32C and framing")
 struct FrameTests {
