@@ -26,7 +26,9 @@ public struct ResponseSummary: Sendable, Equatable {
 /// Which headers take part in the comparison.
 public struct HeaderPolicy: Sendable {
     /// Lower-cased names that are expected to differ between versions.
-    public var ignored: Set<String>
+    public var ignored: Set<String> { didSet { ignoredBytes = Self.bytes(ignored) } }
+    /// The same names as bytes, so a response's header names are checked without a String.
+    private var ignoredBytes: [[UInt8]]
     /// Most headers kept per response (bounds memory).
     public var maxHeaders = 64
 
@@ -34,10 +36,28 @@ public struct HeaderPolicy: Sendable {
                                                      "x-request-id", "connection", "keep-alive", "transfer-encoding",
                                                      "content-length"]
 
-    public init(ignored: Set<String> = HeaderPolicy.defaultIgnored) { self.ignored = ignored }
+    public init(ignored: Set<String> = HeaderPolicy.defaultIgnored) {
+        self.ignored = ignored
+        ignoredBytes = Self.bytes(ignored)
+    }
+
+    private static func bytes(_ names: Set<String>) -> [[UInt8]] { names.map { Array($0.lowercased().utf8) } }
 
     /// True when the header named `lowercasedName` is compared.
     public func compares(_ lowercasedName: String) -> Bool { !ignored.contains(lowercasedName) }
+
+    /// True when the header named `name` (as received, any case) is compared; no allocation.
+    public func compares(name: UnsafeRawBufferPointer) -> Bool {
+        for candidate in ignoredBytes where candidate.count == name.count {
+            var same = true
+            for i in 0..<name.count {
+                let b = name[i]
+                if (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) != candidate[i] { same = false; break }
+            }
+            if same { return false }
+        }
+        return true
+    }
 }
 
 /// One compared exchange, as `GET /comparisons` shows it.
