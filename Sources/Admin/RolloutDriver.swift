@@ -36,8 +36,6 @@ public final class RolloutDriver: Sendable {
         var rollout: Rollout
         /// The runtime object it drives (a PUT that replaces the cluster makes a new one).
         var runtime: ObjectIdentifier
-        /// The old version while the plan ran (kept for `retireOld`).
-        var old: String?
     }
 
     private struct State {
@@ -64,11 +62,13 @@ public final class RolloutDriver: Sendable {
         let now = clock()
         let snapshot = registry.snapshot
         state.withLock { s in
+            // Without a plan nothing reads the windows: no sampling (a plan takes its own
+            // baseline sample when it appears).
+            guard snapshot.clusters.contains(where: { $0.spec.rollout != nil }) || !s.entries.isEmpty else { return }
             s.windows.sample(snapshot.clusters, now: now / 1000, comparisons: comparisons)
             sync(&s, snapshot.clusters, now: now)
             guard let (new, old) = running(snapshot.clusters), var entry = s.entries[new.spec.uuid] else { return }
             let window = stats(s.windows, plan: entry.rollout.plan, new: new.spec.uuid, old: old?.spec.uuid)
-            entry.old = old?.spec.uuid ?? entry.old
             let actions = entry.rollout.tick(now: now, window: window)
             s.entries[new.spec.uuid] = entry
             perform(actions, new: new, old: old, snapshot: snapshot.clusters)
@@ -139,31 +139,32 @@ public final class RolloutDriver: Sendable {
             // A baseline sample: the new version's windows and counts start from here.
             s.windows.sample(clusters, now: now / 1000, comparisons: comparisons)
             var rollout = Rollout(plan: plan)
-            var actions: [Rollout.Action]
+            var actions: [Rollout.Action] = []
             if let stored = registry.storedRollout(uuid: uuid) {
                 actions = rollout.restore(stored, now: now)
-            } else if cluster.health.isPending {
-                actions = []   // the readiness gate holds the plan: it starts when the cluster is ready
-            } else {
-                actions = rollout.ready(now: now)
+                actions += firstLook(&rollout, s.windows, cluster, clusters, now: now)
             }
-            // A first look, so that the step counts the new version's exchanges from now.
-            let old = olderUsable(than: cluster, in: clusters)
-            actions += rollout.tick(now: now, window: stats(s.windows, plan: plan, new: uuid, old: old?.spec.uuid))
-            s.entries[uuid] = Entry(rollout: rollout, runtime: ObjectIdentifier(cluster), old: nil)
+            s.entries[uuid] = Entry(rollout: rollout, runtime: ObjectIdentifier(cluster))
             perform(actions, new: cluster, old: olderUsable(than: cluster, in: clusters), snapshot: clusters)
         }
         for uuid in s.entries.keys where !live.contains(uuid) { s.entries[uuid] = nil }
-        // Plans held by a readiness gate start once their cluster has passed it.
+        // A plan that has not started starts once its cluster is ready: at once without a
+        // health check, after its readiness gate with one.
         for cluster in clusters where !cluster.health.isPending {
             guard var entry = s.entries[cluster.spec.uuid], entry.rollout.phase == .pending else { continue }
-            let old = olderUsable(than: cluster, in: clusters)
             var actions = entry.rollout.ready(now: now)
-            actions += entry.rollout.tick(now: now, window: stats(s.windows, plan: entry.rollout.plan, new: cluster.spec.uuid,
-                                                                 old: old?.spec.uuid))
+            actions += firstLook(&entry.rollout, s.windows, cluster, clusters, now: now)
             s.entries[cluster.spec.uuid] = entry
-            perform(actions, new: cluster, old: old, snapshot: clusters)
+            perform(actions, new: cluster, old: olderUsable(than: cluster, in: clusters), snapshot: clusters)
         }
+    }
+
+    /// A tick right as a plan starts (or is taken up), so that its step counts the new
+    /// version's exchanges from now rather than from the next periodic tick.
+    private func firstLook(_ rollout: inout Rollout, _ windows: ExchangeWindows, _ cluster: ClusterRuntime,
+                           _ clusters: [ClusterRuntime], now: Int64) -> [Rollout.Action] {
+        let old = olderUsable(than: cluster, in: clusters)
+        return rollout.tick(now: now, window: stats(windows, plan: rollout.plan, new: cluster.spec.uuid, old: old?.spec.uuid))
     }
 
     /// The plan that runs: the latest cluster not marked failed, when it has a plan, and

@@ -140,6 +140,29 @@ struct RolloutDriverTests {
         #expect(driver.status("v2")?.state == .progressing && driver.status("v2")?.step == 1)
     }
 
+    @Test("a plan waits for its cluster's readiness gate, then starts")
+    func readinessHoldsThePlan() throws {
+        let registry = ClusterRegistry(reactors: 1, policy: RollbackPolicy(), store: MemoryStore())
+        _ = try registry.start(seed: [spec("v1", "1.0")])
+        let clock = TestClock()
+        let driver = RolloutDriver(registry: registry, comparisons: ComparisonLog(), clock: { clock.now })
+        var gated = planned("v2", "2.0", plan([RolloutStep(mode: .gradual(percent: 10), holdSeconds: 60), RolloutStep(mode: .instant)]))
+        gated.healthCheck = HealthCheckSpec()
+        try registry.put(gated)
+        driver.clustersChanged()
+        let v2 = cluster(registry, "v2")
+        #expect(v2.health.isPending)
+        #expect(driver.status("v2")?.state == .pending && v2.state.plannedRoute == nil, "no step while the gate holds")
+        clock.advance(seconds: 1)
+        driver.tick()
+        #expect(driver.status("v2")?.state == .pending)
+        #expect(v2.health.markReady())
+        clock.advance(seconds: 1)
+        driver.tick()
+        #expect(driver.status("v2")?.state == .progressing && v2.state.plannedRoute == .gradual)
+        #expect(v2.state.gradualThreshold == 10)
+    }
+
     @Test("a restarted proxy resumes the plan at the same step and percentage")
     func restartMidPlan() throws {
         let steps = [RolloutStep(mode: .gradual(percent: 10), holdSeconds: 1), RolloutStep(mode: .gradual(percent: 40), holdSeconds: 600),
