@@ -163,7 +163,7 @@ enum Launcher {
         let registry = make(store)
         let report: StartReport
         do {
-            report = try registry.start(seed: config.clusters)
+            report = try registry.start(seed: config.clusters, services: config.services, defaultService: config.defaultService)
         } catch {
             switch error {
             case .store(.corrupt(let path, let offset, let reason)):
@@ -218,7 +218,7 @@ enum Launcher {
         }
         let registry: ClusterRegistry
         let snapshot: Snapshot
-        switch openState(stateDir, options: options, config: config, registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0) }) {
+        switch openState(stateDir, options: options, config: config, registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0, releaseGroups: config.releaseGroups) }) {
         case .success(let (r, report)):
             registry = r
             snapshot = report.snapshot
