@@ -55,6 +55,8 @@ final class ClientSession: EventHandler {
 
     // The exchange in flight.
     var cluster: ClusterRuntime?
+    /// The exchange's `RouteChoice.gradualLatest` (whose threshold its success raises).
+    var gradualLatest: ClusterRuntime?
     var backend: BackendLink?
     var backendBuffer: ByteBuffer?
     var responseParser: HeadParser
@@ -341,6 +343,7 @@ final class ClientSession: EventHandler {
             return
         }
         cluster = choice.cluster
+        gradualLatest = choice.gradualLatest
         choice.cluster.metrics.blocks[worker.id].add(ClusterCounter.requests)
         headHeldInBuffer = request.headLength
         servedSide = choice.servesOld ? 0 : 1
@@ -515,6 +518,7 @@ final class ClientSession: EventHandler {
             return
         }
         cluster = choice.cluster
+        gradualLatest = choice.gradualLatest
         connect(backendID: choice.backendID)
     }
 
@@ -803,7 +807,7 @@ final class ClientSession: EventHandler {
         let latency = worker.loop.now &- exchangeStart
         if let cluster {
             worker.recordOutcome(cluster: cluster, status: status, latencyNanos: latency,
-                                 headNanos: responseHeadAt != 0 ? responseHeadAt &- exchangeStart : nil)
+                                 headNanos: responseHeadAt != 0 ? responseHeadAt &- exchangeStart : nil, gradualLatest: gradualLatest)
         }
         let reusable = response.keepAlive && requestDone && !requestBodyWithdrawn && (backendBuffer?.readableCount ?? 0) == 0
             && { if case .untilClose = response.framing { return false }; return true }()
@@ -857,7 +861,7 @@ final class ClientSession: EventHandler {
         endComparison(servedComplete: false, reason: message)
         if backendFault, let cluster {
             cluster.metrics.blocks[worker.id].add(ClusterCounter.backendErrors)
-            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: worker.loop.now &- exchangeStart)
+            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: worker.loop.now &- exchangeStart, gradualLatest: gradualLatest)
         }
         requestFlow?.release(to: worker.pools)
         requestFlow = nil

@@ -2,6 +2,7 @@ import HTTP1
 import Observability
 import Reactor
 import Routing
+import Synchronization
 import Syscalls
 
 /// A small fast random source for per-request decisions (GRADUAL client ids):
@@ -28,6 +29,9 @@ struct RouteChoice {
     /// A dark launch (CONCURRENT serving old): `cluster` is the old version and answers the
     /// client whatever happens; the new version, the shadow, is only compared.
     var servesOld = false
+    /// The service's latest cluster when it is GRADUAL without a plan: a successful exchange
+    /// raises its threshold (`recordOutcome`).
+    var gradualLatest: ClusterRuntime?
 }
 
 /// Everything one reactor thread owns: its listener, its sessions, its pools, its view of
@@ -79,6 +83,9 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var healthWords: [UInt64] = []
     /// Each cluster's shared health (held here so routing reaches it in one step).
     private var clusterHealth: [ClusterHealth] = []
+    /// What the sweep last looked at for pooled connections to excluded backends: the
+    /// exclusion count and the snapshot generation.
+    private var exclusionsSeen: (changes: Int, generation: UInt64, at: UInt64) = (-1, 0, 0)
     /// Scratch for the sweep: which backends some cluster still sends exchanges to.
     private var backendWanted: [Bool] = []
     /// For each cluster: the index of its service in `snapshot.services`.
@@ -209,7 +216,6 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         }
         lastRouteUnmatched = false
         let range = snapshot.serviceRanges[service]
-        let names = serviceCookies[service]
         for i in range {
             let cluster = snapshot.clusters[i]
             // One atomic load: the readiness gate and every backend's probe/drain verdict.
@@ -245,6 +251,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             chosen = latest
             appendSetCookie(instantCookie[latest], to: &cookies)
         } else {
+            let names = serviceCookies[service]
             if mode == .gradual { candidates[latest].gradualThreshold = threshold ?? snapshot.clusters[latest].state.gradualThreshold }
             var input = RouteInput(sessionCookie: request.cookie(named: names.session, source: source),
                                    transitionCookie: mode == .gradual ? request.cookie(named: names.transition, source: source) : nil,
@@ -282,6 +289,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         }
         guard let backend = pickBackend(cluster: chosen, now: now) else { return nil }
         var choice = RouteChoice(cluster: snapshot.clusters[chosen], backendID: backend, servesOld: servesOld)
+        // Outside a plan, a GRADUAL latest's threshold rises with each exchange of its service.
+        if specModes[latest] == .gradual && !planned[latest] { choice.gradualLatest = snapshot.clusters[latest] }
         if let shadow, let shadowBackend = pickBackend(cluster: shadow, now: now) {
             choice.shadow = (snapshot.clusters[shadow], shadowBackend)
             choice.shadowCookie = instantCookie[shadow]
@@ -471,25 +480,13 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         }
     }
 
-    /// Accounting for a finished exchange: metrics, rollback window, GRADUAL progress.
-    func recordOutcome(cluster: ClusterRuntime, status: Int, latencyNanos: UInt64, headNanos: UInt64? = nil) {
+    /// Accounting for a finished exchange: metrics, rollback window, GRADUAL progress of
+    /// `gradualLatest` (the exchange's `RouteChoice.gradualLatest`).
+    func recordOutcome(cluster: ClusterRuntime, status: Int, latencyNanos: UInt64, headNanos: UInt64? = nil,
+                       gradualLatest: ClusterRuntime? = nil) {
         cluster.metrics.record(reactor: id, status: status, latencyNanos: latencyNanos, headNanos: headNanos)
         let success = status < 500
-        // The latest of the exchange's service (with one service, the first of all clusters).
-        let range: Range<Int>
-        if snapshot.services.count > 1 {
-            guard let i = clusterIndex[ObjectIdentifier(cluster)] else {
-                cluster.state.record(success: success, nowMillis: Clock.unixMillis())
-                if !success { checkRollback(cluster) }
-                return
-            }
-            range = snapshot.serviceRanges[serviceOf[i]]
-        } else {
-            range = snapshot.clusters.indices
-        }
-        let latest = snapshot.clusters[range].first { !$0.state.isFailed && !ClusterHealth.isPending($0.health.word) }
-        // A plan's GRADUAL steps hold their percentage: exchanges do not raise it.
-        if let latest, latest.spec.mode == .gradual, success, latest.spec.rollout?.steps.isEmpty ?? true {
+        if let latest = gradualLatest, success, !latest.state.isFailed {
             latest.state.advanceGradual(by: latest.spec.percentageTransitionPerRequest ?? 0)
         }
         cluster.state.record(success: success, nowMillis: Clock.unixMillis())
@@ -632,7 +629,15 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// lines collected since the last sweep to the writer.
     public func checkDeadline(now: UInt64) {
         accessLog?.flush()
-        closeIdleToExcludedBackends()
+        // When some exclusion or the snapshot changed, and once a second for connections
+        // pooled since (an exchange to a drained backend that finished): its cost grows with
+        // the number of clusters.
+        let changes = ClusterHealth.exclusionChanges.load(ordering: .acquiring)
+        if changes != exclusionsSeen.changes || snapshot.generation != exclusionsSeen.generation
+            || now &- exclusionsSeen.at >= 1_000_000_000 {
+            exclusionsSeen = (changes, snapshot.generation, now)
+            closeIdleToExcludedBackends()
+        }
         for id in backends.indices where !backends[id].idle.isEmpty {
             while let first = backends[id].idle.first, now &- first.since > settings.backendIdleNanos {
                 backends[id].idle.removeFirst()

@@ -6,7 +6,7 @@
 /// that ends on a segment boundary wins (`/static` matches `/static` and `/static/a.css`, not
 /// `/statics`). A host or wildcard without a fitting prefix falls through to the next step.
 /// Host names compare without case, without port and without a trailing dot.
-public struct ServiceTable: Sendable {
+public final class ServiceTable: Sendable {
     struct Rule: Sendable {
         /// Normalized prefix (`normalizedPrefix`) as bytes.
         var prefix: [UInt8]
@@ -26,9 +26,13 @@ public struct ServiceTable: Sendable {
         var entries: [Entry] = []
         var slots: [Int32] = []
         var mask = 0
+        /// Bit n set: some name is n bytes long (bit 63: 63 or more), so most look-ups of a
+        /// length no name has end before hashing.
+        var lengths: UInt64 = 0
 
         init(_ named: [(name: [UInt8], rules: [Rule])]) {
             guard !named.isEmpty else { return }
+            for (name, _) in named { lengths |= 1 << UInt64(min(name.count, 63)) }
             var capacity = 8
             while capacity < named.count * 2 { capacity <<= 1 }
             slots = [Int32](repeating: -1, count: capacity)
@@ -44,6 +48,9 @@ public struct ServiceTable: Sendable {
 
         var isEmpty: Bool { entries.isEmpty }
 
+        /// Whether some name might be `count` bytes long.
+        @inline(__always) func mayHold(_ count: Int) -> Bool { lengths & (1 << UInt64(min(count, 63))) != 0 }
+
         /// The entry whose name is `source[range]` (lower-cased) and whose hash is `h`.
         func find(_ h: UInt64, _ source: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
             guard !slots.isEmpty else { return nil }
@@ -57,8 +64,8 @@ public struct ServiceTable: Sendable {
         }
     }
 
-    private var exact: Index
-    private var wildcards: Index
+    private let exact: Index
+    private let wildcards: Index
     /// Index of the `default` service, if there is one.
     public let defaultService: Int?
 
@@ -109,16 +116,17 @@ public struct ServiceTable: Sendable {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         var wildcard: Int?
         var i = name.upperBound
+        let wildcardLengths = wildcards.lengths
         while i > name.lowerBound {
             i -= 1
             h = (h ^ UInt64(Self.lower(source[i]))) &* 0x0000_0100_0000_01B3
-            if source[i] == 0x2E, i > name.lowerBound, !wildcards.isEmpty,
+            if source[i] == 0x2E, i > name.lowerBound, wildcardLengths & (1 << UInt64(min(name.upperBound - i, 63))) != 0,
                let e = wildcards.find(h, source, i..<name.upperBound),
                let service = Self.firstRule(wildcards.entries[e].rules, source, path.lowerBound..<pathEnd) {
                 wildcard = service  // each later hit is a longer suffix
             }
         }
-        if !exact.isEmpty, let e = exact.find(h, source, name),
+        if exact.mayHold(name.count), let e = exact.find(h, source, name),
            let service = Self.firstRule(exact.entries[e].rules, source, path.lowerBound..<pathEnd) {
             return service
         }
