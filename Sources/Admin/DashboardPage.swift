@@ -48,6 +48,7 @@ code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; fon
 .chart { border:1px solid var(--line); border-radius:6px; padding:6px 8px; }
 .chart .title { font-size:12px; color:var(--dim); display:flex; justify-content:space-between; }
 .chart svg { width:100%; height:80px; display:block; }
+.rollouts:not(:empty)::before { content:"Rollout"; display:block; font-size:13px; margin:12px 0 6px; color:var(--dim); text-transform:uppercase; letter-spacing:.04em; }
 .rollout { border:1px solid var(--line); border-radius:6px; padding:8px 12px; margin-top:8px; }
 .rollout .head { display:flex; flex-wrap:wrap; gap:14px; align-items:center; }
 .rollout .percent { font-size:20px; font-weight:600; }
@@ -80,7 +81,7 @@ button.danger { border-color:#e6a5a5; color:var(--bad); }
 </header>
 <div id="confirm" role="dialog"><div id="confirm-text"></div><div class="buttons"><button id="confirm-no" type="button">Cancel</button><button id="confirm-yes" type="button" class="danger">Confirm</button></div></div>
 <main>
-  <div id="services"></div>
+  <div id="services"></div><div id="no-clusters"></div>
   <section class="card"><h2>Newest CONCURRENT comparisons</h2><div id="comparisons" class="empty">none yet</div></section>
   <section class="card events"><h2>Events</h2><ul id="events"><li class="empty">none yet</li></ul></section>
   <div id="message"></div>
@@ -113,6 +114,29 @@ function say(text, isError) {
 }
 
 class NeedToken extends Error {}
+
+/// Replaces an element's content only when it changed, so that what the operator points at
+/// (a button mid-click, a hovered chip) stays in place between polls.
+const shown = new WeakMap();
+function setHTML(element, html) {
+  if (shown.get(element) === html) return;
+  element.innerHTML = html;
+  shown.set(element, html);
+}
+/// The child of `parent` with `attribute` = `key`, made with `make` when missing.
+function keyed(parent, tag, attribute, key, make) {
+  for (const child of parent.children) if (child.getAttribute(attribute) === key) return child;
+  const element = document.createElement(tag);
+  element.setAttribute(attribute, key);
+  make(element, key);
+  parent.appendChild(element);
+  return element;
+}
+function skeleton(section, name) {
+  section.className = "card service";
+  section.innerHTML = "<h2>Service " + esc(name) + '</h2><div class="clusters"></div><div class="rollouts"></div>' +
+    '<h3>Last 5 minutes</h3><div class="charts"></div>';
+}
 
 /// One API call with the token; a 401 opens the token form.
 async function call(path, method) {
@@ -196,15 +220,15 @@ function render() {
     if (!services.has(name)) services.set(name, []);
     services.get(name).push(c);
   }
-  let html = "";
-  for (const [name, clusters] of services) html += renderService(name, clusters);
-  if (services.size === 0) html = '<section class="card"><h2>No clusters</h2></section>';
-  document.getElementById("services").innerHTML = html;
+  const root = document.getElementById("services");
+  for (const [name, clusters] of services) renderService(keyed(root, "section", "data-service", name, skeleton), clusters);
+  for (const section of [...root.children]) if (!services.has(section.dataset.service)) section.remove();
+  setHTML(document.getElementById("no-clusters"), services.size === 0 ? '<section class="card"><h2>No clusters</h2></section>' : "");
   renderComparisons();
   renderEvents();
 }
 
-function renderService(name, clusters) {
+function renderService(section, clusters) {
   const windows = clusters.map(c => recent(c.uuid, 10));
   const total = windows.reduce((n, w) => n + w.requests, 0);
   let rows = "";
@@ -219,19 +243,26 @@ function renderService(name, clusters) {
       '</td><td class="num">' + (w.requests > 0 ? fmt(100 * w.errors / w.requests, 2) + " %" : "–") + '</td><td class="num">' + fmt(w.p50, 2) +
       '</td><td class="num">' + fmt(w.p99, 2) + "</td></tr>";
   });
-  let rollouts = "";
-  for (const c of clusters) if (c.rollout) rollouts += renderRollout(c);
+  setHTML(section.querySelector(".clusters"), "<table><thead><tr><th>version</th><th>uuid</th><th>mode</th><th>state</th><th>backends</th>" +
+    "<th class=num>traffic (10 s)</th><th class=num>req/s</th><th class=num>errors</th><th class=num>p50 ms</th><th class=num>p99 ms</th></tr></thead><tbody>" +
+    rows + "</tbody></table>");
+  const rollouts = section.querySelector(".rollouts");
+  const planned = clusters.filter(c => c.rollout);
+  for (const c of planned) renderRollout(keyed(rollouts, "div", "data-rollout", c.uuid, panel), c);
+  for (const child of [...rollouts.children]) if (!planned.some(c => c.uuid === child.dataset.rollout)) child.remove();
   const charts = [
     ["requests / s", p => p[1]], ["error ratio %", p => p[1] > 0 ? 100 * p[2] / p[1] : null],
     ["p50 ms", p => p[3]], ["p99 ms", p => p[4]],
   ].map(([title, value]) => renderChart(title, clusters, value)).join("");
-  return '<section class="card service" data-service="' + esc(name) + '"><h2>Service ' + esc(name) + "</h2>" +
-    "<table><thead><tr><th>version</th><th>uuid</th><th>mode</th><th>state</th><th>backends</th><th class=num>traffic (10 s)</th>" +
-    "<th class=num>req/s</th><th class=num>errors</th><th class=num>p50 ms</th><th class=num>p99 ms</th></tr></thead><tbody>" + rows +
-    "</tbody></table>" + (rollouts ? "<h3>Rollout</h3>" + rollouts : "") + "<h3>Last 5 minutes</h3><div class=charts>" + charts + "</div></section>";
+  setHTML(section.querySelector(".charts"), charts);
 }
 
-function renderRollout(c) {
+function panel(element) {
+  element.className = "rollout";
+  element.innerHTML = '<div class="head"></div><div class="bar"><div></div></div><div class="gates"></div><div class="buttons"></div>';
+}
+
+function renderRollout(element, c) {
   const r = c.rollout;
   const percent = r.percent === undefined ? null : r.percent;
   const inStep = r.stepStarted ? duration(Date.now() - Date.parse(r.stepStarted)) : "–";
@@ -248,13 +279,16 @@ function renderRollout(c) {
   const buttons = ["pause", "resume", "promote", "rollback"].map(cmd =>
     '<button type="button" data-command="' + cmd + '" data-cluster="' + esc(c.uuid) + '" data-version="' + esc(c.version) + '"' +
     (cmd === "rollback" ? ' class="danger"' : "") + (can[cmd] ? "" : " disabled") + ">" + cmd + "</button>").join("");
-  return '<div class="rollout" data-rollout="' + esc(c.uuid) + '" data-state="' + esc(r.state) + '"><div class="head"><span class="swatch" style="background:' +
-    color(c.uuid) + '"></span><strong>' + esc(c.version) + '</strong><span class="badge ' + esc(r.state) + '">' + esc(r.state) + "</span><span>" +
-    stepText + '</span><span class="percent">' + (percent === null ? "–" : fmt(percent) + " %") + "</span><span>" + inStep +
-    " in step</span>" + (r.requests ? "<span>window: " + r.requests.new + " new / " + r.requests.old + " old requests</span>" : "") +
-    (r.reason ? '<span class="diff">' + esc(r.reason) + "</span>" : "") + '</div><div class="bar"><div style="width:' + (percent || 0) + '%"></div></div>' +
-    (gates ? "<table><thead><tr><th>gate</th><th class=num>value</th><th class=num>limit</th><th></th></tr></thead><tbody>" + gates + "</tbody></table>" : "") +
-    '<div class="buttons">' + buttons + "</div></div>";
+  element.dataset.state = r.state;
+  setHTML(element.querySelector(".head"), '<span class="swatch" style="background:' + color(c.uuid) + '"></span><strong>' + esc(c.version) +
+    '</strong><span class="badge ' + esc(r.state) + '">' + esc(r.state) + "</span><span>" + stepText + '</span><span class="percent">' +
+    (percent === null ? "–" : fmt(percent) + " %") + "</span><span>" + inStep + " in step</span>" +
+    (r.requests ? "<span>window: " + r.requests.new + " new / " + r.requests.old + " old requests</span>" : "") +
+    (r.reason ? '<span class="diff">' + esc(r.reason) + "</span>" : ""));
+  element.querySelector(".bar > div").style.width = (percent || 0) + "%";
+  setHTML(element.querySelector(".gates"), gates ? "<table><thead><tr><th>gate</th><th class=num>value</th><th class=num>limit</th><th></th></tr></thead><tbody>" +
+    gates + "</tbody></table>" : "");
+  setHTML(element.querySelector(".buttons"), buttons);
 }
 
 /// A small line chart: one line per cluster over the last five minutes.

@@ -55,17 +55,34 @@ struct DashboardBrowserTests {
         try Self.waitFor(browser, "the rollout at 40 %", #"\#(percent) === "40.0 %""#)
         try Self.waitFor(browser, "the step event", #"document.querySelector('#events [data-event="rollout_step"]') !== null"#)
 
+        // The buttons stay the same elements from poll to poll (a click is never lost to a redraw).
+        let pause = #"document.querySelector('button[data-command="pause"][data-cluster="v2"]')"#
+        let polls = try browser.evaluate("(\(pause).marked = true, view.polls)") as? Int ?? 0
+        try Self.waitFor(browser, "two more polls", "view.polls >= \(polls + 2)")
+        #expect(try browser.evaluate("\(pause).marked === true") as? Bool == true, "the pause button was redrawn")
+
         // Pause with the mouse: the button, then the confirmation.
-        try waitUntil("the confirmation to open", timeout: 10) {
-            try browser.click(#"button[data-command="pause"][data-cluster="v2"]"#)
-            return try browser.evaluate("document.getElementById('confirm').classList.contains('open')") as? Bool == true
-        }
+        try browser.click(#"button[data-command="pause"][data-cluster="v2"]"#)
+        try Self.waitFor(browser, "the confirmation to open", "document.getElementById('confirm').classList.contains('open')")
+        #expect(try Self.text(browser, "#confirm-text") == "pause the rollout of 2.0 (v2)?")
         try browser.click("#confirm-yes")
         try waitUntil("the API to report the rollout paused", timeout: 5) {
             try proxy.api("GET", "/configuration/cluster/v2").1.contains(#""state":"paused""#)
         }
         try Self.waitFor(browser, "the page to show it paused", #"document.querySelector('[data-rollout="v2"]')?.dataset.state === "paused""#)
         #expect(try Self.text(browser, "#message")?.contains("pause v2: done") == true)
+        // Cancel leaves the rollout as it is; resume goes on.
+        try browser.click(#"button[data-command="resume"][data-cluster="v2"]"#)
+        try browser.click("#confirm-no")
+        #expect(try browser.evaluate("document.getElementById('confirm').classList.contains('open')") as? Bool == false)
+        #expect(try proxy.api("GET", "/configuration/cluster/v2").1.contains(#""state":"paused""#), "cancel changed nothing")
+        try browser.click(#"button[data-command="resume"][data-cluster="v2"]"#)
+        try browser.click("#confirm-yes")
+        try waitUntil("the API to report the rollout resumed", timeout: 5) {
+            try proxy.api("GET", "/configuration/cluster/v2").1.contains(#""state":"progressing""#)
+        }
+        #expect(try proxy.api("GET", "/events?after=0").1.contains(#""detail":"step 2 of 3 (40 %) (by operator)","id":"#),
+                "the pause and resume are events")
         #expect(browser.errors.isEmpty, "console errors: \(browser.errors)")
         // The history of the charts came from the server: a page opened now has it too.
         let counted = try browser.evaluate("""
