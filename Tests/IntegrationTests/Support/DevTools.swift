@@ -115,9 +115,13 @@ final class DevTools: @unchecked Sendable {
         return (result["result"] as? [String: Any])?["value"]
     }
 
-    /// Loads `url` in the page.
+    /// Loads `url` in the page and returns once its document has loaded (its scripts ran).
     func navigate(_ url: String) throws {
         try send("Page.navigate", ["url": url])
+        let quoted = String(decoding: try JSONSerialization.data(withJSONObject: [url]), as: UTF8.self)
+        try waitUntil("\(url) to load") {
+            try evaluate("location.href === \(quoted)[0] && document.readyState === 'complete'") as? Bool == true
+        }
     }
 
     /// Clicks the middle of the first element matching `selector` with the mouse (pressed and
