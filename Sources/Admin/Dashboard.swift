@@ -118,7 +118,7 @@ public final class Dashboard: Sendable {
             let rollout = statuses[cluster.spec.uuid]
             var backends: [String: String] = [:]
             for b in cluster.health.backends { backends[b.server.description] = b.status }
-            return ClusterView(uuid: cluster.spec.uuid, version: cluster.spec.version, runtime: ObjectIdentifier(cluster),
+            return ClusterView(uuid: cluster.spec.uuid, version: cluster.spec.version, definition: cluster.sequence,
                                state: failure != nil ? "failed" : cluster.health.isPending ? "pending" : "active",
                                failureReason: failure?.reason, backends: backends, phase: rollout?.state,
                                step: rollout?.step, steps: rollout?.steps ?? 0, percent: rollout?.percent,

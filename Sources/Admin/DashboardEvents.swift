@@ -55,8 +55,9 @@ public struct EventRing: Sendable {
 public struct ClusterView: Equatable, Sendable {
     public var uuid: String
     public var version: String
-    /// Tells a replaced cluster (same uuid, new definition) from the one before.
-    public var runtime: ObjectIdentifier
+    /// Tells a replaced cluster (same uuid, new definition) from the one before: the
+    /// registry's sequence number of the definition (a new one with every PUT).
+    public var definition: UInt64
     /// `active`, `pending` or `failed`.
     public var state: String
     public var failureReason: String?
@@ -69,12 +70,12 @@ public struct ClusterView: Equatable, Sendable {
     public var percent: Double?
     public var rollbackReason: String?
 
-    public init(uuid: String, version: String, runtime: ObjectIdentifier, state: String, failureReason: String? = nil,
+    public init(uuid: String, version: String, definition: UInt64, state: String, failureReason: String? = nil,
                 backends: [String: String] = [:], phase: Phase? = nil, step: Int? = nil, steps: Int = 0,
                 percent: Double? = nil, rollbackReason: String? = nil) {
         self.uuid = uuid
         self.version = version
-        self.runtime = runtime
+        self.definition = definition
         self.state = state
         self.failureReason = failureReason
         self.backends = backends
@@ -143,7 +144,7 @@ public struct ClusterChange: Equatable, Sendable {
                 out += rollout(from: nil, to: view)
                 continue
             }
-            if prior.runtime != view.runtime {
+            if prior.definition != view.definition {
                 out.append(ClusterChange(.clusterReplaced, view))
             }
             let rolledBack = view.phase == .rolledBack && prior.phase != .rolledBack

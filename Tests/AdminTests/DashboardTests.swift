@@ -19,13 +19,9 @@ struct DashboardTests {
         var now: Int64 { millis.load(ordering: .relaxed) }
     }
 
-    /// A stand-in for a cluster runtime's identity.
-    final class Token: Sendable {}
-    static let first = Token(), second = Token()
-
-    func view(_ uuid: String, state: String = "active", runtime: Token = DashboardTests.first, backends: [String: String] = [:],
+    func view(_ uuid: String, state: String = "active", definition: UInt64 = 1, backends: [String: String] = [:],
               phase: Phase? = nil, step: Int? = nil, percent: Double? = nil, reason: String? = nil) -> ClusterView {
-        ClusterView(uuid: uuid, version: uuid == "v1" ? "1.0" : "2.0", runtime: ObjectIdentifier(runtime), state: state,
+        ClusterView(uuid: uuid, version: uuid == "v1" ? "1.0" : "2.0", definition: definition, state: state,
                     failureReason: state == "failed" ? "rolled back: errors" : nil, backends: backends, phase: phase,
                     step: step, steps: step == nil ? 0 : 3, percent: percent, rollbackReason: reason)
     }
@@ -58,7 +54,7 @@ struct DashboardTests {
                 let parts = name.split(separator: ":").map(String.init)
                 let tag = parts.count > 1 ? parts[1] : ""
                 return view(parts[0], state: ["pending", "failed"].contains(tag) ? tag : "active",
-                            runtime: tag == "replaced" ? Self.second : Self.first)
+                            definition: tag == "replaced" ? 2 : 1)
             }
         }
         #expect(ClusterChange.between(views(before), views(after)).map(\.kind.rawValue) == kinds)
