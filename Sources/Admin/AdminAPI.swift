@@ -22,9 +22,12 @@ public final class AdminAPI: Sendable {
     let comparisons: ComparisonLog
     /// Carries out rollout plans; nil in tools and tests that run none.
     let rollouts: RolloutDriver?
+    /// Events and series of the live dashboard; nil in tools and tests that keep none.
+    let dashboard: Dashboard?
 
     public init(registry: ClusterRegistry, metrics: ProxyMetrics, token: String?, workers: Int,
                 comparisons: ComparisonLog = ComparisonLog(), rollouts: RolloutDriver? = nil,
+                dashboard: Dashboard? = nil,
                 extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse] = [:]) {
         self.registry = registry
         self.metrics = metrics
@@ -32,7 +35,8 @@ public final class AdminAPI: Sendable {
         self.workers = workers
         self.comparisons = comparisons
         self.rollouts = rollouts
-        self.extraRoutes = extraRoutes
+        self.dashboard = dashboard
+        self.extraRoutes = extraRoutes.merging(dashboard?.routes ?? [:]) { mine, _ in mine }
     }
 
     /// Replaces the bearer token (nil: no authentication); takes effect with the next request.
@@ -44,6 +48,10 @@ public final class AdminAPI: Sendable {
 
     /// Answers one request.
     public func handle(_ request: AdminRequest) -> AdminResponse {
+        // The dashboard page holds no data: it loads without the token and asks for it.
+        if request.path == "/", request.method == "GET" {
+            return DashboardPage.response
+        }
         if let token = tokenBox.withLock({ $0 }), !authorized(request, token: token) {
             return AdminResponse(status: 401, body: Array("missing or wrong bearer token\n".utf8),
                                  extraHeaders: ["WWW-Authenticate: Bearer realm=\"switchyard\""])
@@ -146,6 +154,7 @@ public final class AdminAPI: Sendable {
         do {
             try registry.apply([.put(service: service, spec)], paths: ["cluster"])
             rollouts?.clustersChanged()
+            dashboard?.noticeChanges(cause: "API")
             return .text(202, spec.uuid).withoutNewline()
         } catch {
             return Self.response(error)
@@ -171,6 +180,7 @@ public final class AdminAPI: Sendable {
         do {
             try registry.apply([.delete(service: service, uuid: id)], force: force)
             rollouts?.clustersChanged()
+            dashboard?.noticeChanges(cause: "API")
             return .text(202, id)
         } catch {
             switch error {
@@ -192,7 +202,9 @@ public final class AdminAPI: Sendable {
         }
         do {
             switch try registry.setDrained(uuid: id, server: server, drained: drain) {
-            case .done: return .text(202, "\(server) \(drain ? "drained" : "enabled")")
+            case .done:
+                dashboard?.noticeChanges(cause: "API")
+                return .text(202, "\(server) \(drain ? "drained" : "enabled")")
             case .noCluster: return .text(404, "no cluster with uuid \(id)")
             case .noServer: return .text(404, "cluster \(id) has no server \(server)")
             }
@@ -245,6 +257,7 @@ public final class AdminAPI: Sendable {
         switch rollouts.command(command, uuid: uuid) {
         case .accepted:
             Log.notice("rollout_command", ["cluster": uuid, "command": command.rawValue])
+            dashboard?.noticeChanges(cause: "by operator")
             return .text(202, uuid).withoutNewline()
         case .notFound(let why): return .text(404, why)
         case .refused(let why): return .text(409, why)

@@ -36,6 +36,7 @@ extension AdminAPI {
                 do {
                     try registry.deleteService(name)
                     rollouts?.clustersChanged()
+                    dashboard?.noticeChanges(cause: "API")
                     return .text(202, name)
                 } catch {
                     return Self.response(error)
@@ -91,6 +92,7 @@ extension AdminAPI {
         do {
             let (snapshot, uuids) = try registry.apply(parsed.changes, ifGeneration: parsed.ifGeneration)
             rollouts?.clustersChanged()
+            dashboard?.noticeChanges(cause: "API")
             Log.notice("changes_applied", ["changes": String(parsed.changes.count), "generation": String(snapshot.generation)])
             return .json(202, JSONText.encode(["generation": Int(snapshot.generation), "uuids": uuids] as [String: Any]))
         } catch {

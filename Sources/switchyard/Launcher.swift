@@ -242,8 +242,9 @@ enum Launcher {
         }
         registry.setPublisher { proxy.publish($0) }
         let rollouts = RolloutDriver(registry: registry, comparisons: proxySettings.comparisons)
+        let dashboard = Dashboard(registry: registry, rollouts: rollouts)
         let api = AdminAPI(registry: registry, metrics: metrics, token: config.adminToken, workers: workers,
-                           comparisons: proxySettings.comparisons, rollouts: rollouts)
+                           comparisons: proxySettings.comparisons, rollouts: rollouts, dashboard: dashboard)
         let control: ControlPlane
         do {
             control = try ControlPlane(listen: adminAddress, api: api, maxBodyBytes: config.limits.maxApiBodyBytes)
@@ -259,8 +260,10 @@ enum Launcher {
         control.every(1_000_000_000) {
             registry.tick()
             rollouts.tick()
+            dashboard.tick()
         }
         control.loop.execute { rollouts.clustersChanged() }   // plans restored from the state directory
+        control.loop.execute { dashboard.noticeChanges() }   // the clusters loaded at start are the first events
         // Health checks and readiness gates run on the control-plane thread too.
         HealthChecker(loop: control.loop, registry: registry, metrics: metrics).start()
         Log.notice("started", ["proxy": "\(config.proxyHost):\(proxy.port)", "api": "\(config.adminHost):\(control.port)",
