@@ -308,4 +308,41 @@ struct ServicesTests {
             .compactMap { $0["gradualThreshold"] as? Double }
         #expect(thresholds?.count == 2 && thresholds?[0] == thresholds?[1])
     }
+
+    @Test("services, their clusters and a change set survive SIGKILL with --state-dir; the access log names the service")
+    func durable() throws {
+        let fallback = try TestBackend.named("default")
+        let shop = try TestBackend.named("shop")
+        let api = try TestBackend.named("api")
+        defer { fallback.stop(); shop.stop(); api.stop() }
+        let stateDir = makeStateDirPath()
+        defer { try? FileManager.default.removeItem(atPath: stateDir) }
+        let config = ProxyProcess.config(clusters: [ProxyProcess.cluster(ports: [fallback.port], version: "1.0", uuid: "d1")],
+                                         extra: ["accessLog": ["path": "stderr"]])
+        let args = ["--workers", "1", "--log-level", "INFO", "--state-dir", stateDir]
+        let proxy = try ProxyProcess(config: config, arguments: args)
+        let changes = body(["changes": [
+            ["putService": ["name": "shop", "hosts": ["shop.test"]]],
+            ["putService": ["name": "api", "hosts": ["shop.test"], "pathPrefix": "/api"]],
+            ["service": "shop", "put": ProxyProcess.cluster(ports: [shop.port], version: "1.0", uuid: "s1")],
+            ["service": "api", "put": ProxyProcess.cluster(ports: [api.port], version: "1.0", uuid: "a1")],
+        ]])
+        #expect(try proxy.api("POST", "/changes", body: changes).0 == 202)
+        let client = try ClientConnection(port: proxy.port)
+        #expect(try get(client, host: "shop.test", "/api/x").bodyText == "api\n")
+        try waitUntil("the access log line") { proxy.log.contains("service=api") }
+        let journal = String(decoding: FileManager.default.contents(atPath: stateDir + "/journal") ?? Data(), as: UTF8.self)
+        #expect(journal.contains(#""op":"changes""#))
+        let before = try proxy.api("GET", "/services").1
+        proxy.kill9()
+        proxy.stop()
+
+        let again = try ProxyProcess(config: config, arguments: args)
+        defer { again.stop() }
+        #expect(try again.api("GET", "/services").1 == before)
+        let client2 = try ClientConnection(port: again.port)
+        #expect(try get(client2, host: "shop.test", "/").bodyText == "shop\n")
+        #expect(try get(client2, host: "shop.test", "/api/x").bodyText == "api\n")
+        #expect(try get(client2, host: "other.test", "/").bodyText == "default\n")
+    }
 }
