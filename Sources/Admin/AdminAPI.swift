@@ -22,6 +22,8 @@ public final class AdminAPI: Sendable {
     let comparisons: ComparisonLog
     /// Carries out rollout plans; nil in tools and tests that run none.
     let rollouts: RolloutDriver?
+    /// Worker ping and start-up state for `/healthz` and `/readyz` (see AdminAPI+Health).
+    let healthState = Lock(HealthState())
 
     public init(registry: ClusterRegistry, metrics: ProxyMetrics, token: String?, workers: Int,
                 comparisons: ComparisonLog = ComparisonLog(), rollouts: RolloutDriver? = nil,
@@ -44,6 +46,7 @@ public final class AdminAPI: Sendable {
 
     /// Answers one request.
     public func handle(_ request: AdminRequest) -> AdminResponse {
+        if let health = healthAnswer(request) { return health }
         if let token = tokenBox.withLock({ $0 }), !authorized(request, token: token) {
             return AdminResponse(status: 401, body: Array("missing or wrong bearer token\n".utf8),
                                  extraHeaders: ["WWW-Authenticate: Bearer realm=\"switchyard\""])
