@@ -31,6 +31,8 @@ enum Launcher {
     }
 
     static func main(_ arguments: [String]) -> Int32 {
+        // `ctl` is a client: it keeps the default signal handling (Ctrl-C ends `ctl watch`).
+        if arguments.first == "ctl" { return Ctl.main(Array(arguments.dropFirst())) }
         _ = handledSignals()
         let options: Options
         do {
