@@ -73,4 +73,22 @@ extension AdminAPI {
         if let reason { body["reason"] = reason }
         return (reason == nil, body)
     }
+
+    /// `switchyard_workers` and `switchyard_workers_answering` (from a ping, as `/healthz`), and
+    /// `switchyard_ready` (1 when `/readyz` would answer 200), for alerts on stuck reactors.
+    func renderHealthMetrics() -> String {
+        let state = healthState.withLock { $0 }
+        var out = ""
+        if let ping = state.pingWorkers {
+            let answers = ping()
+            out += "# HELP switchyard_workers Worker (reactor) threads.\n# TYPE switchyard_workers gauge\n"
+            out += "switchyard_workers \(answers.count)\n"
+            out += "# HELP switchyard_workers_answering Workers that answered a ping through their mailbox within 1 s.\n"
+            out += "# TYPE switchyard_workers_answering gauge\nswitchyard_workers_answering \(answers.filter { $0 }.count)\n"
+        }
+        let ready = Self.readiness(serving: state.serving, clusters: registry.snapshot.clusters).ok
+        out += "# HELP switchyard_ready 1 when the proxy is ready for traffic (/readyz answers 200).\n"
+        out += "# TYPE switchyard_ready gauge\nswitchyard_ready \(ready ? 1 : 0)\n"
+        return out
+    }
 }

@@ -508,6 +508,7 @@ public final class AdminAPI: Sendable {
         }
         family("switchyard_snapshot_generation", "gauge", "Generation of the published cluster snapshot.")
         out += "switchyard_snapshot_generation \(snapshot.generation)\n"
+        out += renderHealthMetrics()
         return out
     }
 }

@@ -146,6 +146,9 @@ enum Ctl {
         case .changes(let file):
             let answer = try call("POST", "/changes", body: try readFile(file))
             if options.json || answer.text.hasPrefix("{") { printOut(answer.text.trimmingSpaces) } else { done(answer, "changes") }
+        case .probe(let path):
+            let answer = try call("GET", path, expect: [200])
+            if options.json { printOut(answer.text) } else { printOut(String(CtlView.string(CtlView.object(try? JSONText.parse(answer.body))["status"]) ?? "ok")) }
         case .watch:
             return try watch(options, call: { () throws(Refused) -> Any in try json(try call("GET", "/status")) })
         }

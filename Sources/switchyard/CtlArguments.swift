@@ -32,6 +32,8 @@ enum CtlCommand: Equatable {
     case watch
     /// `changes FILE.json`: one change set (`POST /changes`).
     case changes(file: String)
+    /// `health` or `ready`: `GET /healthz` or `/readyz`; exit 0 only on 200 (container health checks).
+    case probe(path: String)
 }
 
 /// What `ctl put` sends: a file's body as it is, or a cluster built from flags.
@@ -115,6 +117,7 @@ Commands:
   comparisons [--divergent]           the newest CONCURRENT comparisons
   watch                               status, redrawn every second (Ctrl-C ends it)
   changes FILE.json                   POST a change set to /changes
+  health | ready                      GET /healthz or /readyz: exit 0 when 200, else 1
 
 Global options:
   --admin URL     the admin API (default: $SWITCHYARD_ADMIN or http://127.0.0.1:9090)
@@ -196,6 +199,8 @@ func parseCtl(_ arguments: [String], environment: [String: String]) throws(Usage
     case "status": try expect(0, ""); options.command = .status
     case "clusters": try expect(0, "[--service S]"); options.command = .clusters
     case "watch": try expect(0, ""); options.command = .watch
+    case "health": try expect(0, ""); options.command = .probe(path: "/healthz")
+    case "ready": try expect(0, ""); options.command = .probe(path: "/readyz")
     case "comparisons": try expect(0, "[--divergent]"); options.command = .comparisons(divergentOnly: divergent)
     case "put":
         if let file = rest.first {

@@ -27,6 +27,8 @@ struct CtlArgumentTests {
         ("drain v2 10.0.0.5:8080", .server(verb: "drain", id: "v2", server: "10.0.0.5:8080")),
         ("enable v2 [::1]:8080", .server(verb: "enable", id: "v2", server: "[::1]:8080")),
         ("changes set.json", .changes(file: "set.json")),
+        ("health", .probe(path: "/healthz")),
+        ("ready", .probe(path: "/readyz")),
         ("--help", .help),
     ])
     func commands(line: String, expected: CtlCommand) throws {
