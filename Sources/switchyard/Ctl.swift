@@ -31,14 +31,11 @@ enum Ctl {
         }
     }
 
-    /// The process environment as a dictionary.
+    /// The two environment variables `ctl` reads (`SWITCHYARD_ADMIN`, `SWITCHYARD_TOKEN`).
     static func environment() -> [String: String] {
         var out: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let eq = text.firstIndex(of: "=") { out[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
-            pointer += 1
+        for name in ["SWITCHYARD_ADMIN", "SWITCHYARD_TOKEN"] {
+            if let value = getenv(name) { out[name] = String(cString: value) }
         }
         return out
     }
