@@ -5,7 +5,7 @@ struct CtlTable: Equatable {
     var headers: [String]
     var rows: [[String]] = []
     /// Headers of columns kept left-aligned even when their cells look like numbers (versions).
-    var textColumns: Set<String> = ["UUID", "VERSION", "TIME", "BACKENDS", "STATUS"]
+    var textColumns: Set<String> = ["SERVICE", "UUID", "VERSION", "TIME", "BACKENDS", "STATUS"]
 
     /// The table as lines joined by newlines, without a trailing newline. Columns are separated
     /// by two spaces; trailing spaces are trimmed.

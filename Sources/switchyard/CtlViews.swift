@@ -25,6 +25,7 @@ enum CtlView {
 
     /// `GET /status` as a summary line and a table of clusters. With `rates` (requests per
     /// second per cluster uuid, from two readings), a REQ/S column is added (`ctl watch`).
+    /// A SERVICE column comes first when the clusters belong to more than one service.
     static func status(_ json: Any, rates: [String: Double]? = nil) -> String {
         let s = object(json)
         var summary = ["generation \(int(s["generation"]) ?? 0)",
@@ -34,8 +35,10 @@ enum CtlView {
                        "\(int(s["rollbacks"]) ?? 0) rollbacks",
                        (s["durableState"] as? Bool) == true ? "state durable" : "state in memory only"]
         if let latest = string(s["latest"]) { summary.append("latest \(latest)") }
-        var table = CtlTable(headers: ["UUID", "VERSION", "MODE", "STATE", "ROLLOUT", "REQUESTS"] + (rates == nil ? [] : ["REQ/S"])
-                                      + ["5XX", "ERRORS", "BACKENDS"])
+        let services = Set(array(s["clusters"]).compactMap { string(object($0)["service"]) })
+        let byService = services.count > 1
+        var table = CtlTable(headers: (byService ? ["SERVICE"] : []) + ["UUID", "VERSION", "MODE", "STATE", "ROLLOUT", "REQUESTS"]
+                                      + (rates == nil ? [] : ["REQ/S"]) + ["5XX", "ERRORS", "BACKENDS"])
         for entry in array(s["clusters"]) {
             let c = object(entry)
             let uuid = string(c["uuid"]) ?? "?"
@@ -44,7 +47,7 @@ enum CtlView {
             let errors = int(responses["5xx"]) ?? 0
             var mode = string(c["mode"]) ?? "-"
             if let threshold = int(c["gradualThreshold"]) { mode += " \(threshold) %" }
-            var row = [uuid, string(c["version"]) ?? "-", mode, string(c["state"]) ?? "-", rollout(c["rollout"]),
+            var row = (byService ? [string(c["service"]) ?? "-"] : []) + [uuid, string(c["version"]) ?? "-", mode, string(c["state"]) ?? "-", rollout(c["rollout"]),
                        CtlFormat.count(int(c["requests"]) ?? 0)]
             if let rates { row.append(rates[uuid].map { CtlFormat.fixed($0, 1) } ?? "-") }
             row += [CtlFormat.count(errors), total == 0 ? "-" : CtlFormat.percent(Double(errors) / Double(total)),

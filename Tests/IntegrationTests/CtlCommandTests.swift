@@ -219,3 +219,47 @@ struct HealthAndCheckConfigTests {
         #expect(try runSwitchyard(["--check-config", dir.appendingPathComponent("missing.json").path]).status == 2)
     }
 }
+
+/// `switchyard ctl` with services: `--service`, change sets, and the SERVICE column.
+@Suite("switchyard ctl with services")
+struct CtlServicesTests {
+    @Test("clusters --service, put --service and changes FILE.json reach the services API")
+    func services() throws {
+        let v1 = try ProbedBackend("v1"), shop = try ProbedBackend("shop")
+        defer { v1.stop(); shop.stop() }
+        let config = ProxyProcess.config(clusters: [ProxyProcess.cluster(ports: [v1.port], version: "1.0", uuid: "v1")],
+                                         extra: ["services": [["name": "shop", "hosts": ["shop.example"],
+                                                               "clusters": [["cluster": ProxyProcess.cluster(ports: [shop.port], version: "1.0", uuid: "shop-v1")]]]]])
+        let proxy = try ProxyProcess(config: config)
+        defer { proxy.stop() }
+        let admin = ["--admin", "http://127.0.0.1:\(proxy.adminPort)"]
+
+        var r = try runCtl(admin + ["clusters", "--service", "shop"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("shop-v1") && !r.out.contains("v1    1.0"), "\(r.out)")
+
+        r = try runCtl(admin + ["put", "--service", "shop", "--uuid", "shop-v2", "--version", "2.0", "--server", "127.0.0.1:\(shop.port)"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try proxy.api("GET", "/services/shop/clusters/shop-v2").0 == 200)
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("changes-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let set = #"{"changes": [{"service": "shop", "delete": "shop-v2"}, {"service": "default", "put": {"uuid": "v2", "version": "2.0", "servers": [{"hostname": "127.0.0.1", "port": \#(v1.port)}]}}]}"#
+        try Data(set.utf8).write(to: file)
+        r = try runCtl(admin + ["changes", file.path])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("\"generation\""), "\(r.out)")
+        #expect(try proxy.api("GET", "/services/shop/clusters/shop-v2").0 == 404)
+        #expect(try proxy.api("GET", "/configuration/cluster/v2").0 == 200)
+
+        r = try runCtl(admin + ["status"])
+        #expect(r.out.contains("SERVICE  UUID"), "\(r.out)")
+        #expect(r.out.contains("shop     shop-v1"), "\(r.out)")
+
+        // A refused change set: the API's message, exit 1.
+        try Data(#"{"changes": [{"service": "nope", "delete": "x1"}]}"#.utf8).write(to: file)
+        r = try runCtl(admin + ["changes", file.path])
+        #expect(r.status == 1)
+        #expect(r.err.hasPrefix("switchyard ctl: POST /changes: 4"), "\(r.err)")
+    }
+}
