@@ -31,8 +31,9 @@ extension AdminAPI {
     /// `GET /healthz` and `GET /readyz`, or nil for any other path.
     func healthAnswer(_ request: AdminRequest) -> AdminResponse? {
         guard Self.healthPaths.contains(request.path) else { return nil }
-        guard request.method == "GET" || request.method == "HEAD" else {
-            return AdminResponse(status: 405, body: Array("method not allowed; use GET\n".utf8), extraHeaders: ["Allow: GET, HEAD"])
+        // GET only: the admin server writes every body, so a HEAD answer would carry one.
+        guard request.method == "GET" else {
+            return AdminResponse(status: 405, body: Array("method not allowed; use GET\n".utf8), extraHeaders: ["Allow: GET"])
         }
         let state = healthState.withLock { $0 }
         let answer = request.path == "/healthz" ? Self.liveness(ping: state.pingWorkers)
