@@ -47,5 +47,6 @@ let package = Package(
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),
         .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore", "switchyard"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Syscalls", "switchyard"]),
+        .testTarget(name: "CtlTests", dependencies: ["switchyard"]),
     ]
 )

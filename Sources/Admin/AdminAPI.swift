@@ -24,6 +24,8 @@ public final class AdminAPI: Sendable {
     let rollouts: RolloutDriver?
     /// Events and series of the live dashboard; nil in tools and tests that keep none.
     let dashboard: Dashboard?
+    /// Worker ping and start-up state for `/healthz` and `/readyz` (see AdminAPI+Health).
+    let healthState = Lock(HealthState())
 
     public init(registry: ClusterRegistry, metrics: ProxyMetrics, token: String?, workers: Int,
                 comparisons: ComparisonLog = ComparisonLog(), rollouts: RolloutDriver? = nil,
@@ -48,6 +50,7 @@ public final class AdminAPI: Sendable {
 
     /// Answers one request.
     public func handle(_ request: AdminRequest) -> AdminResponse {
+        if let health = healthAnswer(request) { return health }
         // The dashboard page holds no data: it loads without the token and asks for it.
         if request.path == "/", request.method == "GET" {
             return DashboardPage.response
@@ -518,6 +521,7 @@ public final class AdminAPI: Sendable {
         }
         family("switchyard_snapshot_generation", "gauge", "Generation of the published cluster snapshot.")
         out += "switchyard_snapshot_generation \(snapshot.generation)\n"
+        out += renderHealthMetrics()
         return out
     }
 }

@@ -31,6 +31,8 @@ enum Launcher {
     }
 
     static func main(_ arguments: [String]) -> Int32 {
+        // `ctl` is a client: it keeps the default signal handling (Ctrl-C ends `ctl watch`).
+        if arguments.first == "ctl" { return Ctl.main(Array(arguments.dropFirst())) }
         _ = handledSignals()
         let options: Options
         do {
@@ -42,6 +44,9 @@ enum Launcher {
         if options.command == .help {
             print(usage)
             return 0
+        }
+        if options.command == .checkConfig, let path = options.checkConfigPath {
+            return checkConfig(path, resolve: !options.noResolve)
         }
         Log.setLevel(options.logLevel ?? (options.command == .demo ? .notice : .warning))
 
@@ -86,7 +91,7 @@ enum Launcher {
     }
 
     /// Reads and validates the configuration file.
-    static func loadConfig(_ path: String) throws(UsageError) -> ProxyConfig {
+    static func loadConfig(_ path: String, resolve: Bool = true) throws(UsageError) -> ProxyConfig {
         guard let file = fopen(path, "rb") else {
             throw UsageError(description: String(cString: strerror(errno)))
         }
@@ -100,7 +105,7 @@ enum Launcher {
             if bytes.count > 16 << 20 { throw UsageError(description: "file larger than 16 MiB") }
         }
         do {
-            return try ConfigFile.parse(bytes, resolve: { SocketAddress(host: $0, port: 1) != nil })
+            return try ConfigFile.parse(bytes, resolve: { resolve ? SocketAddress(host: $0, port: 1) != nil : true })
         } catch {
             throw UsageError(description: error.description)
         }
@@ -253,6 +258,8 @@ enum Launcher {
             return 1
         }
         proxy.start()
+        api.setWorkerPing { proxy.ping(timeoutNanos: 1_000_000_000) }
+        api.markServing()
         let controlThread = control.start()
         // Failed marks and GRADUAL progress come from the reactors through shared atomics;
         // the control plane records them once a second (never a store write on a reactor).
