@@ -22,10 +22,13 @@ public final class AdminAPI: Sendable {
     let comparisons: ComparisonLog
     /// Carries out rollout plans; nil in tools and tests that run none.
     let rollouts: RolloutDriver?
+    /// The TLS listeners (`/status`, metrics, `POST /tls/reload`); nil without any.
+    let tls: TLSListenerSet?
 
     public init(registry: ClusterRegistry, metrics: ProxyMetrics, token: String?, workers: Int,
                 comparisons: ComparisonLog = ComparisonLog(), rollouts: RolloutDriver? = nil,
-                extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse] = [:]) {
+                extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse] = [:], tls: TLSListenerSet? = nil) {
+        self.tls = tls
         self.registry = registry
         self.metrics = metrics
         self.tokenBox = Lock(token)
@@ -83,6 +86,8 @@ public final class AdminAPI: Sendable {
         case "/status":
             guard request.method == "GET" else { return methodNotAllowed("GET") }
             return .json(200, renderStatus())
+        case "/tls/reload" where tls != nil:
+            return tls!.handleReload(request)
         case "/comparisons", "/comparisons/":
             guard request.method == "GET" else { return methodNotAllowed("GET") }
             return .json(200, renderComparisons())
@@ -296,6 +301,7 @@ public final class AdminAPI: Sendable {
         ]
         var result = status
         if let latest = snapshot.clusters.first(where: { !$0.state.isFailed && !$0.health.isPending }) { result["latest"] = latest.spec.uuid }
+        if let tls { result["tls"] = tls.status() }
         return JSONText.encode(result)
     }
 
@@ -415,6 +421,7 @@ public final class AdminAPI: Sendable {
             family(metric.name, metric.type, metric.help)
             out += "\(metric.name) \(metric.value)\n"
         }
+        if let tls { out += tls.metrics() }
         family("switchyard_rejected_requests_total", "counter", "Requests answered with an error by the proxy itself, by status.")
         for (i, status) in ProxyCounter.rejectedStatuses.enumerated() {
             out += "switchyard_rejected_requests_total{status=\"\(status)\"} \(metrics.sum(ProxyCounter.rejected + i))\n"
