@@ -133,7 +133,12 @@ public final class TLSContext: @unchecked Sendable {
             throw fail("\(field).cert", "\(certificate.cert) is not a PEM certificate chain: \(lastError())")
         }
         if SSL_CTX_use_PrivateKey_file(ctx, certificate.key, SSL_FILETYPE_PEM) != 1 {
-            throw fail("\(field).key", "\(certificate.key) is not a PEM private key: \(lastError())")
+            // OpenSSL checks the pair as it loads the key: tell a mismatch from an unreadable key.
+            let detail = lastError()
+            if detail.contains("key values mismatch") {
+                throw fail("\(field).key", "\(certificate.key) does not match the certificate in \(certificate.cert)")
+            }
+            throw fail("\(field).key", "\(certificate.key) is not a PEM private key: \(detail)")
         }
         if SSL_CTX_check_private_key(ctx) != 1 {
             throw fail("\(field).key", "\(certificate.key) does not match the certificate in \(certificate.cert)")
@@ -167,5 +172,5 @@ func lastError() -> String {
     guard code != 0 else { return "no detail from OpenSSL" }
     var text = [CChar](repeating: 0, count: 256)
     ERR_error_string_n(code, &text, text.count)
-    return String(cString: text)
+    return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
