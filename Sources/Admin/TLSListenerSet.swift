@@ -65,6 +65,7 @@ public final class TLSListenerSet: Sendable {
                 "resumed": endpoint.resumed.load(ordering: .relaxed),
                 "handshakeFailures": endpoint.failures.load(ordering: .relaxed),
                 "kernelTLSConnections": endpoint.kernelConnections.load(ordering: .relaxed),
+                "ticketKeyRotations": endpoint.ticketKeys?.rotations ?? 0,
                 "certificates": endpoint.certificates.map { info -> Any in
                     [
                         "file": info.file,

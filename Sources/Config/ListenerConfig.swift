@@ -35,6 +35,8 @@ public struct TLSListenerConfig: Sendable, Equatable {
     public var ciphers: String?
     /// ALPN protocols; only `http/1.1` is served.
     public var alpn = ["http/1.1"]
+    /// How often the in-memory session ticket key is replaced (a ticket resumes for one to two periods).
+    public var ticketKeyRotationSeconds: Double = 43200
 
     public init(certificates: [Certificate]) {
         self.certificates = certificates
@@ -105,6 +107,8 @@ extension ConfigFile {
             }
             config.alpn = strings
         }
+        config.ticketKeyRotationSeconds = try tls.number("ticketKeyRotationSeconds", above: 0, atMost: 7 * 86400)
+            ?? config.ticketKeyRotationSeconds
         try tls.rejectUnknown()
         return config
     }

@@ -22,6 +22,8 @@ public final class TLSEndpoint: Sendable {
     public let failures = Atomic<Int>(0)
     /// Connections whose records the kernel took over (kTLS both ways).
     public let kernelConnections = Atomic<Int>(0)
+    /// Session ticket keys, kept across reloads; rotated by the control plane.
+    public let ticketKeys: TicketKeys?
 
     /// Loads the certificates. `kernelOffers`: whether the kernel offers the `tls` ULP (see
     /// `KernelTLS.offeredByKernel`). Throws when a certificate cannot be used.
@@ -30,7 +32,8 @@ public final class TLSEndpoint: Sendable {
         path = choice.path
         pathReason = choice.reason
         self.field = field
-        let context = try TLSContext(settings, kernelTLS: choice.path == "ktls")
+        ticketKeys = TicketKeys()
+        let context = try TLSContext(settings, kernelTLS: choice.path == "ktls", ticketKeys: ticketKeys)
         state = Lock((context, settings, nil))
     }
 
@@ -49,7 +52,7 @@ public final class TLSEndpoint: Sendable {
     public func reload(_ settings: TLSSettings? = nil) -> TLSError? {
         let wanted = settings ?? state.withLock { $0.settings }
         do {
-            let context = try TLSContext(wanted, kernelTLS: path == "ktls")
+            let context = try TLSContext(wanted, kernelTLS: path == "ktls", ticketKeys: ticketKeys)
             state.withLock { $0 = (context, wanted, nil) }
             Log.notice("tls_reloaded", ["listener": field, "certificates": String(context.certificates.count)])
             return nil

@@ -5,8 +5,8 @@ import Glibc
 
 /// A listener's TLS configuration loaded into OpenSSL: one `SSL_CTX` per certificate (the SNI
 /// callback moves a connection to the right one), ALPN restricted to `http/1.1`, the minimum
-/// version, the TLS 1.2 cipher list, and session tickets whose keys OpenSSL makes at random,
-/// in memory, for each context (a reload or a rotation makes a new context, hence new keys).
+/// version, the TLS 1.2 cipher list, and session tickets under rotating in-memory keys
+/// (`TicketKeys`; without them, OpenSSL's own random per-context keys).
 ///
 /// Immutable once made, so any reactor may start connections from it; connections keep the
 /// context they started with (a reload does not disturb them).
@@ -21,6 +21,8 @@ public final class TLSContext: @unchecked Sendable {
     let selector: CertificateSelector
     /// The protocols ALPN accepts, in order of preference.
     let protocols: [String]
+    /// The ticket keys the contexts use (held so they outlive them).
+    let ticketKeys: TicketKeys?
     /// Connections are asked to hand their records to the kernel (kTLS) after the handshake.
     public let kernelTLSRequested: Bool
 
@@ -30,7 +32,8 @@ public final class TLSContext: @unchecked Sendable {
     /// Loads and checks every certificate and key. Throws `TLSError` naming the certificate
     /// field at fault: a missing file, a file that is not PEM, a key that does not match.
     /// `kernelTLS`: ask OpenSSL to enable kTLS on connections (when the kernel offers it).
-    public init(_ settings: TLSSettings, kernelTLS: Bool) throws(TLSError) {
+    /// `ticketKeys`: session ticket keys shared with other contexts (nil: OpenSSL's own).
+    public init(_ settings: TLSSettings, kernelTLS: Bool, ticketKeys: TicketKeys? = nil) throws(TLSError) {
         guard !settings.certificates.isEmpty else {
             throw TLSError(field: "certificates", message: "must list at least one certificate")
         }
@@ -46,6 +49,13 @@ public final class TLSContext: @unchecked Sendable {
             for entry in made { SSL_CTX_free(entry.ctx) }
             throw error
         }
+        if let ticketKeys {
+            for entry in made where sy_ctx_use_ticket_keys(entry.ctx, ticketKeys.keys) != 1 {
+                for entry in made { SSL_CTX_free(entry.ctx) }
+                throw TLSError(field: "certificates", message: "OpenSSL refused the session ticket keys: \(lastError())")
+            }
+        }
+        self.ticketKeys = ticketKeys
         entries = made
         selector = CertificateSelector(names: made.map(\.info.names))
         protocols = settings.alpn.isEmpty ? ["http/1.1"] : settings.alpn

@@ -57,6 +57,19 @@ extension Launcher {
         return plan
     }
 
+    /// Rotates each TLS listener's session ticket keys on the control-plane thread, every
+    /// `tls.ticketKeyRotationSeconds`.
+    static func scheduleTicketRotation(_ config: ProxyConfig, _ proxy: ProxyServer, _ control: ControlPlane) {
+        let periods = (config.listeners ?? []).compactMap(\.tls).map(\.ticketKeyRotationSeconds)
+        let endpoints = proxy.listeners.compactMap(\.tls)
+        for (endpoint, seconds) in zip(endpoints, periods) {
+            guard let keys = endpoint.ticketKeys else { continue }
+            control.every(UInt64(seconds * 1e9)) {
+                if !keys.rotate() { Log.error("tls_ticket_rotation_failed", ["listener": endpoint.field]) }
+            }
+        }
+    }
+
     /// The TLS listeners as bound, for the API.
     static func tlsListenerSet(_ proxy: ProxyServer) -> TLSListenerSet? {
         let listeners = proxy.listeners.compactMap { bound in bound.tls.map { TLSListenerSet.Listener(port: bound.port, endpoint: $0) } }

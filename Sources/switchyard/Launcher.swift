@@ -277,6 +277,7 @@ enum Launcher {
                                "workers": String(workers), "clusters": String(snapshot.clusters.count),
                                "nofile": String(fileLimit), "stateDir": stateDir ?? "none"])
         logListeners(proxy)
+        scheduleTicketRotation(config, proxy, control)
         if demo != nil { DemoBackends.printHelp(proxyPort: proxy.port, adminPort: control.port) }
 
         proxySettings.accessLog?.start()

@@ -131,6 +131,36 @@ struct TLSListenerTests {
         #expect(status.contains("\"resumed\":1"))
     }
 
+    @Test("ticket keys rotate: a ticket resumes under the previous key, not after two rotations")
+    func ticketRotation() throws {
+        let certs = try Certificates()
+        let cert = try certs.make("site", names: ["site.test"])
+        let backend = try TestBackend.named("b")
+        let (proxy, port) = try Self.start(backend: backend.port, certificates: [cert], tls: ["ticketKeyRotationSeconds": 1])
+        defer { proxy.stop(); backend.stop() }
+        func rotations() throws -> Int {
+            let text = try proxy.api("GET", "/status").1
+            guard let range = text.range(of: "\"ticketKeyRotations\":") else { return -1 }
+            return Int(text[range.upperBound...].prefix { $0.isNumber }) ?? -1
+        }
+        let request = "printf 'GET / HTTP/1.1\\r\\nHost: site.test\\r\\nConnection: close\\r\\n\\r\\n'"
+        let client = "openssl s_client -connect 127.0.0.1:\(port) -servername site.test -ign_eof"
+        // Take a ticket just after a rotation, so the next one cannot pass before it is used.
+        var start = try rotations()
+        try waitUntil("a rotation", timeout: 5) { try rotations() > start }
+        start = try rotations()
+        let session = certs.path("session.pem")
+        let first = try Self.shell("\(request) | \(client) -sess_out \(session)").1
+        #expect(first.contains("New, TLSv1.3"))
+        try waitUntil("one rotation", timeout: 5) { try rotations() == start + 1 }
+        #expect(try Self.shell("\(request) | \(client) -sess_in \(session)").1.contains("Reused, TLSv1.3"), "the previous key still decrypts")
+        let again = certs.path("again.pem")
+        let fresh = try rotations()
+        _ = try Self.shell("\(request) | \(client) -sess_out \(again)")
+        try waitUntil("two rotations", timeout: 6) { try rotations() >= fresh + 2 }
+        #expect(try Self.shell("\(request) | \(client) -sess_in \(again)").1.contains("New, TLSv1.3"), "two rotations later the ticket is refused")
+    }
+
     @Test("a client offering only h2 fails the handshake, with a log line saying why")
     func alpnH2Only() throws {
         let certs = try Certificates()
