@@ -72,7 +72,7 @@ final class ExtraListener: EventHandler {
 
 extension Worker {
     /// Whether another client connection may be accepted now.
-    var admitsConnection: Bool { connections.count < maxSessions && !draining }
+    var admitsConnection: Bool { connections.count + handshakes < maxSessions && !draining }
 
     /// Registers the extra listeners with the loop; call on the loop's thread.
     func startExtraListeners() throws(SyscallError) {
@@ -117,6 +117,7 @@ extension Worker {
             return
         }
         bridges[ObjectIdentifier(bridge)] = bridge
+        handshakes += 1
         loop.addToSweep(bridge)
         bridge.drive()
     }

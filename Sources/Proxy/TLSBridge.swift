@@ -11,7 +11,7 @@ import TLS
 /// The pair keeps the plain data path untouched (its reads, writes and splices run as they do
 /// for plain clients); the price is one more copy through the kernel per direction and two
 /// descriptors per TLS connection. Decrypted bytes move through two pooled session buffers,
-/// taken when the handshake completes and returned when the connection closes.
+/// held only while bytes are in flight (an idle keep-alive connection holds none).
 final class TLSBridge: EventHandler, DeadlineHandler {
     /// What the bridge is doing.
     enum State {
@@ -121,6 +121,7 @@ final class TLSBridge: EventHandler, DeadlineHandler {
         let offload = tls.kernelOffload
         if offload.send && offload.receive && !tls.hasBufferedBytes {
             endpoint.kernelConnections.add(1, ordering: .relaxed)
+            worker.handshakes -= 1
             state = .closed
             self.tls = nil
             worker.bridgeClosed(self)
@@ -146,9 +147,8 @@ final class TLSBridge: EventHandler, DeadlineHandler {
             close()
             return
         }
-        inbound = worker.pools.takeBuffer()
-        outbound = worker.pools.takeBuffer()
         state = .relaying
+        worker.handshakes -= 1
         deadline = .max
         relay()
     }
@@ -157,7 +157,12 @@ final class TLSBridge: EventHandler, DeadlineHandler {
 
     /// Moves bytes both ways until nothing more can move.
     private func relay() {
-        guard let tls, let inbound, let outbound else { return }
+        guard let tls else { return }
+        let inbound = self.inbound ?? worker.pools.takeBuffer()
+        let outbound = self.outbound ?? worker.pools.takeBuffer()
+        self.inbound = inbound
+        self.outbound = outbound
+        defer { releaseIdleBuffers() }
         var progressed = true
         while progressed && state == .relaying {
             progressed = false
@@ -223,11 +228,22 @@ final class TLSBridge: EventHandler, DeadlineHandler {
         if sessionEnded && deadline == .max { deadline = worker.loop.now &+ 5_000_000_000 }
     }
 
+    /// Gives the buffers back to the pool when neither holds a byte (between exchanges).
+    private func releaseIdleBuffers() {
+        guard state == .relaying, let inbound, let outbound,
+              inbound.readableCount == 0, outbound.readableCount == 0 else { return }
+        worker.pools.giveBack(inbound)
+        worker.pools.giveBack(outbound)
+        self.inbound = nil
+        self.outbound = nil
+    }
+
     // MARK: Closing
 
     /// Closes the TLS socket and our end of the pair (the session sees its end close).
     func close() {
         guard state != .closed else { return }
+        if state == .handshaking { worker.handshakes -= 1 }
         state = .closed
         tls = nil
         worker.loop.close(fd)

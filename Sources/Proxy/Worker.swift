@@ -53,6 +53,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// handshake or relayed through a socket pair (see `TLSBridge`).
     var extraListeners: [ExtraListener] = []
     var bridges: [ObjectIdentifier: TLSBridge] = [:]
+    /// TLS connections still in their handshake (they count against `maxConnections`).
+    var handshakes = 0
     /// Sessions not serving a connection, kept for the next one that sends a request.
     private var spareSessions: [ClientSession] = []
     /// Most spare sessions kept: past a burst, the rest are freed.

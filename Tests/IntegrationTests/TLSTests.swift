@@ -32,11 +32,12 @@ struct TLSListenerTests {
 
     /// A proxy with one TLS listener (certificates `certs`) and one plain listener, on free ports.
     static func start(backend: Int, certificates: [[String: String]], tls: [String: Any] = [:],
-                      timeouts: [String: Any] = [:], workers: Int = 1) throws -> (ProxyProcess, tlsPort: Int) {
+                      timeouts: [String: Any] = [:], limits: [String: Any] = [:], workers: Int = 1) throws -> (ProxyProcess, tlsPort: Int) {
         var tlsObject = tls
         tlsObject["certificates"] = certificates
         var proxy: [String: Any] = ["hostname": "127.0.0.1", "listeners": [["port": 0, "tls": tlsObject], ["port": 0]]]
         if !timeouts.isEmpty { proxy["timeouts"] = timeouts }
+        if !limits.isEmpty { proxy["limits"] = limits }
         var config = ProxyProcess.config(clusters: [ProxyProcess.cluster(ports: [backend], version: "1.0")])
         config["proxy"] = proxy
         let process = try ProxyProcess(config: config, arguments: ["--workers", String(workers), "--log-level", "INFO"])
@@ -274,6 +275,26 @@ struct TLSListenerTests {
         #expect(try Self.shell("curl -sS --cacert \(cert["cert"]!) --resolve site.test:\(port):127.0.0.1 https://site.test:\(port)/").1 == "b\n")
         let failures = try proxy.metric("switchyard_tls_handshake_failures_total{port=\"\(port)\"}") ?? 0
         #expect(failures >= 52)
+    }
+
+    @Test("handshakes in progress count against maxConnections")
+    func handshakesCount() throws {
+        let certs = try Certificates()
+        let cert = try certs.make("site", names: ["site.test"])
+        let backend = try TestBackend.named("b")
+        let (proxy, port) = try Self.start(backend: backend.port, certificates: [cert], limits: ["maxConnections": 2])
+        defer { proxy.stop(); backend.stop() }
+        let silent = try (0..<2).map { _ in try BlockingSocket(port: port) }
+        try waitUntil("both handshakes to start") { try proxy.metric("switchyard_rejected_requests_total{status=\"503\"}") == 0 }
+        let third = try BlockingSocket(port: port)
+        try waitUntil("the third connection to be refused", timeout: 5) { third.peerClosed() }
+        #expect(try proxy.metric("switchyard_rejected_requests_total{status=\"503\"}") == 1)
+        for socket in silent { socket.close() }
+        third.close()
+        // Once they are gone, a client is served again.
+        try waitUntil("a TLS client to be served", timeout: 5) {
+            try Self.shell("curl -sS --cacert \(cert["cert"]!) --resolve site.test:\(port):127.0.0.1 https://site.test:\(port)/").1 == "b\n"
+        }
     }
 
     @Test("POST /tls/reload swaps certificates without dropping a connection; a bad file keeps the old one; /status and metrics show them")
