@@ -336,6 +336,40 @@ struct TLSListenerTests {
         #expect(try client.exchange("GET /after HTTP/1.1\r\nHost: old.test\r\n\r\n").contains("200 OK"))
     }
 
+    @Test("SIGHUP loads the certificate files the re-read configuration names; reloads under load cost no request")
+    func reloadOnHangupUnderLoad() throws {
+        let certs = try Certificates()
+        let first = try certs.make("first", names: ["site.test"])
+        let second = try certs.make("second", names: ["second.test", "site.test"])
+        let backend = try TestBackend.named("b")
+        let (proxy, port) = try Self.start(backend: backend.port, certificates: [first])
+        defer { proxy.stop(); backend.stop() }
+        guard which("wrk") != nil else { return }
+        // Keep-alive load (and new connections, with Connection: close) while certificates reload.
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        load.arguments = ["wrk", "-t1", "-c8", "-d3s", "https://127.0.0.1:\(port)/"]
+        let output = Pipe()
+        load.standardOutput = output
+        try load.run()
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: proxy.configPath))) as! [String: Any]
+        var section = config["proxy"] as! [String: Any]
+        var listeners = section["listeners"] as! [[String: Any]]
+        listeners[0]["tls"] = ["certificates": [second]]
+        section["listeners"] = listeners
+        config["proxy"] = section
+        try writeConfig(config, to: proxy.configPath)
+        proxy.hangup()
+        try waitUntil("the SIGHUP reload") { proxy.log.contains("event=tls_reloaded") }
+        for _ in 0..<5 { #expect(try proxy.api("POST", "/tls/reload").0 == 200) }
+        load.waitUntilExit()
+        let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(!report.contains("Socket errors") && !report.contains("Non-2xx"), "\(report)")
+        #expect(report.contains("requests in"))
+        #expect(try Self.shell("echo | openssl s_client -connect 127.0.0.1:\(port) -servername site.test").1.contains("subject=CN = second.test"))
+        #expect(try proxy.api("GET", "/status").1.contains("\"names\":[\"second.test\",\"site.test\"]"))
+    }
+
     @Test("configuration errors name the field: missing file, bad PEM, key mismatch, h2 in alpn")
     func configErrors() throws {
         let certs = try Certificates()
