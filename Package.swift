@@ -2,6 +2,7 @@
 // Switchyard: a zero-downtime upgrade reverse proxy on Linux epoll.
 // Layers (lower never imports higher):
 //   CLinux ← Syscalls ← Reactor ← Proxy ← Admin ← switchyard
+//   COpenSSL (the system's OpenSSL 3) ← TLS (its one safe surface) ← Proxy
 //   Store (the durable control-plane state: journal + snapshot) ← Admin
 //   HTTP1, Routing, Observability: pure modules without sockets.
 //   Rollout (staged plans and analysis gates: a state machine as data, no dependencies)
@@ -21,6 +22,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "CLinux"),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .target(name: "TLS", dependencies: ["COpenSSL", "Syscalls"]),
         .target(name: "Locks"),
         .target(name: "Syscalls", dependencies: ["CLinux"], swiftSettings: hotPath),
         .target(name: "Reactor", dependencies: ["Syscalls", "CLinux", "Locks"], swiftSettings: hotPath),
@@ -30,10 +33,10 @@ let package = Package(
         .target(name: "Observability", swiftSettings: hotPath),
         .target(name: "Comparator", dependencies: ["Locks"]),
         .target(name: "Config", dependencies: ["Routing", "Rollout"]),
-        .target(name: "Proxy", dependencies: ["Reactor", "Syscalls", "HTTP1", "Routing", "Observability", "Comparator", "Locks"], swiftSettings: hotPath),
+        .target(name: "Proxy", dependencies: ["Reactor", "Syscalls", "TLS", "HTTP1", "Routing", "Observability", "Comparator", "Locks"], swiftSettings: hotPath),
         .target(name: "Store", dependencies: ["Config", "Routing", "Rollout"]),
-        .target(name: "Admin", dependencies: ["Proxy", "Config", "Store", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor", "Rollout"]),
-        .executableTarget(name: "switchyard", dependencies: ["Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1"]),
+        .target(name: "Admin", dependencies: ["Proxy", "Config", "Store", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor", "Rollout", "TLS"]),
+        .executableTarget(name: "switchyard", dependencies: ["Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1", "TLS"]),
         .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1", "Comparator"], path: "Benchmarks/BenchCore"),
         .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], exclude: ["Corpus"]),
@@ -43,6 +46,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "Config", "Routing", "Rollout"]),
         .testTarget(name: "AdminTests", dependencies: ["Admin", "Store", "Proxy", "Routing", "Config", "Rollout", "Observability"]),
         .testTarget(name: "ComparatorTests", dependencies: ["Comparator"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS", "Syscalls"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Reactor", "Syscalls"]),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),
         .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore", "switchyard"]),

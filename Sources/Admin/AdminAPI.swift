@@ -26,11 +26,14 @@ public final class AdminAPI: Sendable {
     let dashboard: Dashboard?
     /// Worker ping and start-up state for `/healthz` and `/readyz` (see AdminAPI+Health).
     let healthState = Lock(HealthState())
+    /// The TLS listeners (`/status`, metrics, `POST /tls/reload`); nil without any.
+    let tls: TLSListenerSet?
 
     public init(registry: ClusterRegistry, metrics: ProxyMetrics, token: String?, workers: Int,
                 comparisons: ComparisonLog = ComparisonLog(), rollouts: RolloutDriver? = nil,
                 dashboard: Dashboard? = nil,
-                extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse] = [:]) {
+                extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse] = [:], tls: TLSListenerSet? = nil) {
+        self.tls = tls
         self.registry = registry
         self.metrics = metrics
         self.tokenBox = Lock(token)
@@ -119,6 +122,8 @@ public final class AdminAPI: Sendable {
         case "/status":
             guard request.method == "GET" else { return methodNotAllowed("GET") }
             return .json(200, renderStatus())
+        case "/tls/reload" where tls != nil:
+            return tls!.handleReload(request)
         case "/comparisons", "/comparisons/":
             guard request.method == "GET" else { return methodNotAllowed("GET") }
             return .json(200, renderComparisons())
@@ -356,6 +361,7 @@ public final class AdminAPI: Sendable {
             }
             return entry
         }
+        if let tls { result["tls"] = tls.status() }
         return JSONText.encode(result)
     }
 
@@ -477,6 +483,7 @@ public final class AdminAPI: Sendable {
             family(metric.name, metric.type, metric.help)
             out += "\(metric.name) \(metric.value)\n"
         }
+        if let tls { out += tls.metrics() }
         family("switchyard_rejected_requests_total", "counter", "Requests answered with an error by the proxy itself, by status.")
         for (i, status) in ProxyCounter.rejectedStatuses.enumerated() {
             out += "switchyard_rejected_requests_total{status=\"\(status)\"} \(metrics.sum(ProxyCounter.rejected + i))\n"

@@ -6,7 +6,8 @@ import Routing
 /// ```json
 /// {"proxy": {"hostname": "0.0.0.0", "port": 1235,
 ///            "timeouts": {"clientHeadSeconds": 10, …}, "limits": {"maxHeadBytes": 16384, …},
-///            "requestBodies": {"bodylessMethods": "refuse"}, "requestHeaders": {"underscores": "refuse"}},
+///            "requestBodies": {"bodylessMethods": "refuse"}, "requestHeaders": {"underscores": "refuse"},
+///            "listeners": [{"port": 443, "tls": {"certificates": [{"cert": "…", "key": "…"}]}}, {"port": 80}]},
 ///  "configService": {"hostname": "127.0.0.1", "port": 9090, "token": "secret"},
 ///  "cluster": {"servers": [{"hostname": "127.0.0.1", "port": 1034}], "version": "1.0"},
 ///  "workers": 2,
@@ -109,6 +110,7 @@ public enum ConfigFile {
         if var proxy = try top.object("proxy") {
             config.proxyHost = try bindHost(&proxy) ?? config.proxyHost
             config.proxyPort = try proxy.int("port", in: 0...65535) ?? config.proxyPort
+            config.listeners = try parseListeners(&proxy)
             if var t = try proxy.object("timeouts") { config.timeouts = try parseTimeouts(&t) }
             if var l = try proxy.object("limits") { config.limits = try parseLimits(&l) }
             if var bodies = try proxy.object("requestBodies") {
@@ -229,6 +231,7 @@ public enum ConfigFile {
         t.backendConnectSeconds = try f.number("backendConnectSeconds", above: 0, atMost: day) ?? t.backendConnectSeconds
         t.backendResponseSeconds = try f.number("backendResponseSeconds", above: 0, atMost: day) ?? t.backendResponseSeconds
         t.bodyIdleSeconds = try f.number("bodyIdleSeconds", above: 0, atMost: day) ?? t.bodyIdleSeconds
+        t.clientHandshakeSeconds = try f.number("clientHandshakeSeconds", above: 0, atMost: day) ?? t.clientHandshakeSeconds
         try f.rejectUnknown()
         return t
     }

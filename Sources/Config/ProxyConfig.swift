@@ -12,6 +12,8 @@ public struct Timeouts: Sendable, Equatable {
     public var backendResponseSeconds: Double = 60
     /// Longest pause in a body transfer, either direction.
     public var bodyIdleSeconds: Double = 60
+    /// Time a client on a TLS listener has to complete its handshake (`clientHandshakeSeconds`).
+    public var clientHandshakeSeconds: Double = 10
 
     /// Creates timeouts; every default is the documented one.
     public init(
@@ -91,6 +93,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var proxyHost = "0.0.0.0"
     /// Port the proxy listens on (`proxy.port`); 0 picks a free port.
     public var proxyPort = 1235
+    /// The client listeners (`proxy.listeners`); nil: one plain listener on `proxyPort`.
+    public var listeners: [ListenerConfig]?
     /// Address of the REST API (`configService.hostname`), loopback by default.
     public var adminHost = "127.0.0.1"
     /// Port of the REST API (`configService.port`); 0 picks a free port.

@@ -6,12 +6,12 @@ public enum HeadWriter {
     /// Writes `method SP target SP HTTP/1.1`, then every field of `head` in order except hop-by-hop
     /// ones (with `tunnel`, Upgrade fields are kept and `Connection: upgrade` follows them), then one
     /// `X-Forwarded-For` line — the received values joined by ", " followed by `clientAddress` —
-    /// then `X-Forwarded-Proto: http` (received ones are dropped), then the empty line.
+    /// then `X-Forwarded-Proto: http` (`https` with `https`; received ones are dropped), then the empty line.
     /// Repeated Content-Length fields are written once, as a plain number. With `requestID`,
     /// an `X-Request-Id` line with it comes before `X-Forwarded-For`.
     /// `source` is the buffer `head` was parsed from.
     public static func appendRequest(_ head: RequestHead, source: UnsafeRawBufferPointer, clientAddress: String, tunnel: Bool,
-                                     requestID: UnsafeRawBufferPointer? = nil, to out: inout [UInt8]) {
+                                     requestID: UnsafeRawBufferPointer? = nil, https: Bool = false, to out: inout [UInt8]) {
         var address = clientAddress
         address.withUTF8 { addr in
             emit(to: &out) { (w: inout ByteSink) in
@@ -48,7 +48,11 @@ public enum HeadWriter {
                     }
                 }
                 w.put(UnsafeRawBufferPointer(addr))
-                w.put("\r\nX-Forwarded-Proto: http\r\n\r\n")
+                if https {
+                    w.put("\r\nX-Forwarded-Proto: https\r\n\r\n")
+                } else {
+                    w.put("\r\nX-Forwarded-Proto: http\r\n\r\n")
+                }
             }
         }
     }

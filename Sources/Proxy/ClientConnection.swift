@@ -11,6 +11,8 @@ final class ClientConnection: EventHandler, DeadlineHandler {
     let fd: Int32
     let clientAddress: String
     var sweepIndex = -1
+    /// The client reached us through a TLS listener (requests carry `X-Forwarded-Proto: https`).
+    var secure = false
     /// The session serving the connection; nil while it is idle.
     var session: ClientSession?
     /// Readiness while idle (a session takes it over).

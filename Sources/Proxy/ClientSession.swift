@@ -454,7 +454,8 @@ final class ClientSession: EventHandler {
         swap(&flow.prefix, &spareRequestHead)
         requestID.withUnsafeBytes { id in
             HeadWriter.appendRequest(request, source: buffer.readable, clientAddress: clientAddress,
-                                     tunnel: request.upgrade, requestID: requestIDMade ? id : nil, to: &flow.prefix)
+                                     tunnel: request.upgrade, requestID: requestIDMade ? id : nil,
+                                     https: connection?.secure ?? false, to: &flow.prefix)
         }
         if let absolute = absoluteTarget {
             rewriteAbsoluteTarget(absolute, in: &flow.prefix)

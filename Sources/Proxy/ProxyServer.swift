@@ -12,33 +12,51 @@ import Glibc
 public final class ProxyServer: Sendable {
     public let workers: [Worker]
     public let metrics: ProxyMetrics
-    /// The port the listeners are bound to (useful after binding port 0).
+    /// The port the main listener is bound to (useful after binding port 0); 0 without one.
     public let port: Int
+    /// The listeners besides the main one, with the ports they are bound to, in order.
+    public let listeners: [(port: Int, tls: TLSEndpoint?)]
     private let threads = Lock<[pthread_t]>([])
     private let current: Lock<Snapshot>
     private let settings: ProxySettings
 
     /// Binds one listener per worker (all on the same address) and builds the workers.
-    /// Throws when the address cannot be bound.
-    public init(listen address: SocketAddress, workers count: Int, settings: ProxySettings, snapshot: Snapshot, metrics: ProxyMetrics) throws(SyscallError) {
-        var fds: [Int32] = []
-        var bound = address
-        for _ in 0..<max(1, count) {
-            let fd = try Socket.listen(bound, reusePort: true)
-            if fds.isEmpty {
-                // Port 0: every further listener must share the port the first one got.
-                bound = try Socket.localAddress(fd)
+    /// `address` is the main (plain) listener, nil for none; each of `extra` gets one socket
+    /// per worker too. Throws when an address cannot be bound.
+    public init(listen address: SocketAddress?, workers count: Int, settings: ProxySettings, snapshot: Snapshot, metrics: ProxyMetrics,
+                listeners extra: [ListenerSpec] = []) throws(SyscallError) {
+        /// One socket per worker on `address`, all on the port the first one got (port 0).
+        func bindAll(_ address: SocketAddress) throws(SyscallError) -> (fds: [Int32], port: Int) {
+            var fds: [Int32] = []
+            var bound = address
+            for _ in 0..<max(1, count) {
+                let fd = try Socket.listen(bound, reusePort: true)
+                if fds.isEmpty { bound = try Socket.localAddress(fd) }
+                fds.append(fd)
             }
-            fds.append(fd)
+            return (fds, bound.port)
         }
-        port = bound.port
+        let main = try address.map { (a) throws(SyscallError) in try bindAll(a) }
+        var fds = main?.fds ?? [Int32](repeating: -1, count: max(1, count))
+        port = main?.port ?? 0
+        var extraFDs: [[Int32]] = []
+        var bound: [(port: Int, tls: TLSEndpoint?)] = []
+        for spec in extra {
+            let (listenerFDs, listenerPort) = try bindAll(spec.address)
+            extraFDs.append(listenerFDs)
+            bound.append((listenerPort, spec.tls))
+        }
+        listeners = bound
+        if fds.isEmpty { fds = [-1] }
         self.metrics = metrics
         self.settings = settings
         current = Lock(snapshot)
         var made: [Worker] = []
         for (i, fd) in fds.enumerated() {
             let loop = try EventLoop(id: i)
-            made.append(Worker(id: i, loop: loop, listenerFD: fd, settings: settings, metrics: metrics, snapshot: snapshot, workers: fds.count))
+            let worker = Worker(id: i, loop: loop, listenerFD: fd, settings: settings, metrics: metrics, snapshot: snapshot, workers: fds.count)
+            for (k, listenerFDs) in extraFDs.enumerated() { worker.addListener(fd: listenerFDs[i], tls: extra[k].tls) }
+            made.append(worker)
         }
         workers = made
     }

@@ -6,6 +6,8 @@ import Routing
 public struct ProxySettings: Sendable {
     /// A client that has not sent a complete head within this time gets 408 and is closed.
     public var clientHeadNanos: UInt64 = 10_000_000_000
+    /// A client on a TLS listener that has not completed its handshake within this time is closed.
+    public var clientHandshakeNanos: UInt64 = 10_000_000_000
     /// An idle keep-alive client connection is closed after this time.
     public var clientIdleNanos: UInt64 = 60_000_000_000
     /// A backend connect that has not completed within this time counts as a failure.

@@ -52,14 +52,20 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var listenerPaused = false
     private(set) var draining = false
     /// Open client connections (each a session, in the glossary's sense).
-    private var connections: [ObjectIdentifier: ClientConnection] = [:]
+    var connections: [ObjectIdentifier: ClientConnection] = [:]
+    /// Listeners besides the main one (`proxy.listeners`), and TLS connections in their
+    /// handshake or relayed through a socket pair (see `TLSBridge`).
+    var extraListeners: [ExtraListener] = []
+    var bridges: [ObjectIdentifier: TLSBridge] = [:]
+    /// TLS connections still in their handshake (they count against `maxConnections`).
+    var handshakes = 0
     /// Sessions not serving a connection, kept for the next one that sends a request.
     private var spareSessions: [ClientSession] = []
     /// Most spare sessions kept: past a burst, the rest are freed.
     private static let maxSpareSessions = 256
     /// Responses being drained for comparison after their exchange moved on (CONCURRENT).
     private var drains: [ObjectIdentifier: ShadowDrain] = [:]
-    private var maxSessions: Int
+    private(set) var maxSessions: Int
     private let workerCount: Int
     private var onDrained: (@Sendable () -> Void)?
     /// This reactor's access log lines waiting to be handed to the sink; nil when the log is off.
@@ -147,9 +153,15 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         adopt(snapshot)  // the INSTANT Set-Cookie lines carry the cookie name
     }
 
+    /// Adds a listener besides the main one (before `start`).
+    public func addListener(fd: Int32, tls: TLSEndpoint?) {
+        extraListeners.append(ExtraListener(worker: self, fd: fd, tls: tls))
+    }
+
     /// Registers the listener and the idle-pool sweep; call on the loop's thread.
     public func start() throws(SyscallError) {
-        try loop.registerListener(listenerFD, handler: self)
+        if listenerFD >= 0 { try loop.registerListener(listenerFD, handler: self) }
+        try startExtraListeners()
         loop.addToSweep(self)
     }
 
@@ -677,8 +689,11 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         guard !draining else { return }
         draining = true
         onDrained = done
-        if !listenerPaused { loop.pauseListener(listenerFD) }
-        Socket.close(listenerFD)
+        if listenerFD >= 0 {
+            if !listenerPaused { loop.pauseListener(listenerFD) }
+            Socket.close(listenerFD)
+        }
+        stopExtraListeners()
         for connection in Array(connections.values) where connection.isIdle { connection.close() }
         for id in backends.indices {
             for idle in backends[id].idle {

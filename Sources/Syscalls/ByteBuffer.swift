@@ -69,6 +69,17 @@ public final class ByteBuffer {
         return result
     }
 
+    /// Lets `body` write into the free space after `writerIndex` (for producers that are not a
+    /// descriptor, such as a TLS connection's decrypted bytes); `body` returns how many bytes
+    /// it wrote, which become readable, and a result that is passed on.
+    @inline(__always)
+    public func fill<Result>(_ body: (UnsafeMutableRawBufferPointer) -> (written: Int, result: Result)) -> Result {
+        let (written, result) = body(UnsafeMutableRawBufferPointer(rebasing: storage[writerIndex..<storage.count]))
+        precondition(written >= 0 && written <= writableCount)
+        writerIndex += written
+        return result
+    }
+
     /// Appends bytes (fails with false when they do not fit).
     public func append(_ bytes: [UInt8]) -> Bool {
         guard bytes.count <= writableCount else { return false }

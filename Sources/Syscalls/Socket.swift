@@ -159,6 +159,16 @@ public enum Socket {
     /// Closes a descriptor. `close` is not retried on EINTR on Linux (the fd is gone either way).
     public static func close(_ fd: Int32) { _ = Glibc.close(fd) }
 
+    /// A connected pair of non-blocking, close-on-exec Unix stream sockets (a TLS session's
+    /// decrypted bytes cross it to the code that serves plain connections).
+    /// The corresponding C function is `socketpair`.
+    public static func pair() throws(SyscallError) -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        _ = try syscallNonBlocking("socketpair") { Glibc.socketpair(AF_UNIX, type, 0, &fds) }
+        return (fds[0], fds[1])
+    }
+
     /// Bytes waiting in the socket's receive queue (`FIONREAD`), -1 on error.
     public static func bytesAvailable(_ fd: Int32) -> Int { Int(cl_ioctl_fionread(fd)) }
 }

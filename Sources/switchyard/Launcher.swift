@@ -120,6 +120,7 @@ enum Launcher {
         s.backendConnectNanos = nanos(config.timeouts.backendConnectSeconds)
         s.backendResponseNanos = nanos(config.timeouts.backendResponseSeconds)
         s.bodyIdleNanos = nanos(config.timeouts.bodyIdleSeconds)
+        s.clientHandshakeNanos = nanos(config.timeouts.clientHandshakeSeconds)
         s.headLimits.maxHeadBytes = config.limits.maxHeadBytes
         s.headLimits.maxTargetBytes = config.limits.maxTargetBytes
         s.headLimits.underscores = UnderscorePolicy(rawValue: config.requestRules.underscores.rawValue) ?? .refuse
@@ -238,18 +239,27 @@ enum Launcher {
             printError("switchyard: configService.hostname: cannot resolve \"\(config.adminHost)\"")
             return 2
         }
+        let plan: ListenerPlan
+        do {
+            plan = try listenerPlan(config)
+        } catch {
+            printError("switchyard: \(error.description)")
+            return 2
+        }
         let proxy: ProxyServer
         do {
-            proxy = try ProxyServer(listen: proxyAddress, workers: workers, settings: proxySettings, snapshot: snapshot, metrics: metrics)
+            proxy = try ProxyServer(listen: plan.main, workers: workers, settings: proxySettings, snapshot: snapshot, metrics: metrics,
+                                    listeners: plan.extra)
         } catch {
             printError("switchyard: cannot listen on \(proxyAddress): \(error)")
             return 1
         }
         registry.setPublisher { proxy.publish($0) }
+        let tlsListeners = tlsListenerSet(proxy)
         let rollouts = RolloutDriver(registry: registry, comparisons: proxySettings.comparisons)
         let dashboard = Dashboard(registry: registry, rollouts: rollouts)
         let api = AdminAPI(registry: registry, metrics: metrics, token: config.adminToken, workers: workers,
-                           comparisons: proxySettings.comparisons, rollouts: rollouts, dashboard: dashboard)
+                           comparisons: proxySettings.comparisons, rollouts: rollouts, dashboard: dashboard, tls: tlsListeners)
         let control: ControlPlane
         do {
             control = try ControlPlane(listen: adminAddress, api: api, maxBodyBytes: config.limits.maxApiBodyBytes)
@@ -276,6 +286,8 @@ enum Launcher {
         Log.notice("started", ["proxy": "\(config.proxyHost):\(proxy.port)", "api": "\(config.adminHost):\(control.port)",
                                "workers": String(workers), "clusters": String(snapshot.clusters.count),
                                "nofile": String(fileLimit), "stateDir": stateDir ?? "none"])
+        logListeners(proxy)
+        scheduleTicketRotation(config, proxy, control)
         if demo != nil { DemoBackends.printHelp(proxyPort: proxy.port, adminPort: control.port) }
 
         proxySettings.accessLog?.start()
@@ -293,6 +305,7 @@ enum Launcher {
             if let path = options.configPath, demo == nil {
                 current = reload(path, current: current, options: options, workers: workers, proxy: proxy, api: api,
                                  baseline: proxySettings)
+                reloadTLS(current, tlsListeners)
             } else {
                 Log.warning("reload_ignored", ["reason": "no configuration file to re-read"])
             }
@@ -324,6 +337,10 @@ enum Launcher {
         }
         var ignored: [String] = []
         if next.proxyHost != current.proxyHost || next.proxyPort != current.proxyPort { ignored.append("proxy address") }
+        if next.listeners?.map(\.port) != current.listeners?.map(\.port)
+            || next.listeners?.map({ $0.tls == nil }) != current.listeners?.map({ $0.tls == nil }) {
+            ignored.append("proxy.listeners")
+        }
         if next.adminHost != current.adminHost || next.adminPort != current.adminPort { ignored.append("configService address") }
         if options.workers == nil && (next.workers ?? workers) != workers { ignored.append("workers") }
         if options.stateDir == nil && next.stateDir != current.stateDir { ignored.append("state.dir") }

@@ -1,0 +1,145 @@
+import COpenSSL
+import Syscalls
+
+/// One client's TLS connection on a non-blocking socket. The caller owns the socket and the
+/// readiness: each call says whether it needs the socket readable or writable to go on.
+///
+/// Not thread-safe: used by the one reactor that owns the socket.
+public final class TLSConnection {
+    /// How a handshake step ended.
+    public enum Handshake: Equatable {
+        /// The connection is established.
+        case done
+        /// Call again once the socket is readable.
+        case wantRead
+        /// Call again once the socket is writable.
+        case wantWrite
+        /// The handshake cannot complete; the reason is for the log.
+        case failed(String)
+    }
+
+    /// How a read or write ended.
+    public enum Transfer: Equatable {
+        /// This many bytes of plaintext were moved (never 0).
+        case done(Int)
+        /// Call again once the socket is readable.
+        case wantRead
+        /// Call again once the socket is writable.
+        case wantWrite
+        /// The client ended the connection (close_notify, or the socket's end of stream).
+        case closed
+        /// The connection is broken; the reason is for the log.
+        case failed(String)
+    }
+
+    private let ssl: OpaquePointer
+    /// Held so the `SSL_CTX`s (and the callbacks' argument) outlive the connection.
+    public let context: TLSContext
+    /// Set by the ALPN callback when the client offered no protocol we serve.
+    var refusedProtocols: [String]?
+
+    /// Prepares a server-side connection on `fd` (nil when OpenSSL cannot allocate one).
+    public init?(context: TLSContext, fd: Int32) {
+        ERR_clear_error()
+        guard let ssl = SSL_new(context.entries[0].ctx) else { return nil }
+        guard SSL_set_fd(ssl, fd) == 1 else {
+            SSL_free(ssl)
+            return nil
+        }
+        SSL_set_accept_state(ssl)
+        self.ssl = ssl
+        self.context = context
+        _ = sy_set_app_data(ssl, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit { SSL_free(ssl) }
+
+    /// Advances the handshake. The corresponding C function is `SSL_do_handshake`.
+    public func handshake() -> Handshake {
+        ERR_clear_error()
+        let rc = SSL_do_handshake(ssl)
+        if rc == 1 { return .done }
+        switch SSL_get_error(ssl, rc) {
+        case SSL_ERROR_WANT_READ: return .wantRead
+        case SSL_ERROR_WANT_WRITE: return .wantWrite
+        case SSL_ERROR_ZERO_RETURN: return .failed("the client closed the connection during the handshake")
+        case SSL_ERROR_SYSCALL:
+            let detail = ERR_peek_error() != 0 ? lastError() : (rc == 0 ? "the client closed the connection during the handshake" : "socket error during the handshake")
+            return .failed(detail)
+        default:
+            if let offered = refusedProtocols {
+                ERR_clear_error()
+                return .failed("ALPN: the client offered only [\(offered.joined(separator: ", "))]; only http/1.1 is served")
+            }
+            return .failed(lastError())
+        }
+    }
+
+    /// Decrypts into the free space of `buffer`. The corresponding C function is `SSL_read_ex`.
+    public func read(into buffer: ByteBuffer) -> Transfer {
+        guard buffer.writableCount > 0 else { return .done(0) }
+        return buffer.fill { space in
+            ERR_clear_error()
+            var n = 0
+            let rc = SSL_read_ex(ssl, space.baseAddress, space.count, &n)
+            if rc == 1 { return (n, .done(n)) }
+            return (0, outcome(rc))
+        }
+    }
+
+    /// Encrypts and sends `buffer`'s unconsumed bytes, consuming what was sent.
+    /// The corresponding C function is `SSL_write_ex`.
+    public func write(from buffer: ByteBuffer) -> Transfer {
+        let pending = buffer.readable
+        guard pending.count > 0 else { return .done(0) }
+        ERR_clear_error()
+        var n = 0
+        let rc = SSL_write_ex(ssl, pending.baseAddress, pending.count, &n)
+        if rc == 1 {
+            buffer.consume(n)
+            return .done(n)
+        }
+        return outcome(rc)
+    }
+
+    /// Sends close_notify (best effort, without waiting for the client's).
+    /// The corresponding C function is `SSL_shutdown`.
+    public func shutdown() {
+        ERR_clear_error()
+        _ = SSL_shutdown(ssl)
+        ERR_clear_error()
+    }
+
+    /// Decrypted bytes (or a record) OpenSSL holds that a socket read would not announce.
+    public var hasBufferedBytes: Bool { SSL_pending(ssl) > 0 || SSL_has_pending(ssl) == 1 }
+
+    /// Whether the kernel took over records in each direction (kTLS) after the handshake.
+    public var kernelOffload: (send: Bool, receive: Bool) { (sy_ktls_send(ssl) == 1, sy_ktls_recv(ssl) == 1) }
+
+    /// The negotiated protocol version, e.g. `TLSv1.3`.
+    public var version: String { String(cString: SSL_get_version(ssl)) }
+
+    /// The negotiated cipher suite.
+    public var cipher: String { SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? "-" }
+
+    /// Whether the session was resumed from a ticket or the session cache.
+    public var resumed: Bool { SSL_session_reused(ssl) == 1 }
+
+    /// The server name the client sent (SNI), if any.
+    public var serverName: String? { SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) } }
+
+    /// Maps a failed read or write to a `Transfer`.
+    private func outcome(_ rc: Int32) -> Transfer {
+        switch SSL_get_error(ssl, rc) {
+        case SSL_ERROR_WANT_READ: return .wantRead
+        case SSL_ERROR_WANT_WRITE: return .wantWrite
+        case SSL_ERROR_ZERO_RETURN: return .closed
+        case SSL_ERROR_SYSCALL:
+            // No error queued: the socket reached end of stream without close_notify.
+            if ERR_peek_error() == 0 { return .closed }
+            return .failed(lastError())
+        default:
+            return .failed(lastError())
+        }
+    }
+}
