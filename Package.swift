@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "Store", dependencies: ["Config", "Routing", "Rollout"]),
         .target(name: "Fleet", dependencies: ["Syscalls", "HTTP1", "Config", "Store", "Routing", "Rollout", "Locks", "Observability"]),
         .target(name: "Admin", dependencies: ["Fleet", "Proxy", "Config", "Store", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor", "Rollout"]),
-        .executableTarget(name: "switchyard", dependencies: ["Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1"]),
+        .executableTarget(name: "switchyard", dependencies: ["Fleet", "Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1"]),
         .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1", "Comparator"], path: "Benchmarks/BenchCore"),
         .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], exclude: ["Corpus"]),

@@ -22,6 +22,8 @@ public final class AdminAPI: Sendable {
     let comparisons: ComparisonLog
     /// Carries out rollout plans; nil in tools and tests that run none.
     let rollouts: RolloutDriver?
+    /// The fleet this instance belongs to (etcd store), if any.
+    private let fleetBox = Lock<FleetLink?>(nil)
 
     public init(registry: ClusterRegistry, metrics: ProxyMetrics, token: String?, workers: Int,
                 comparisons: ComparisonLog = ComparisonLog(), rollouts: RolloutDriver? = nil,
@@ -38,6 +40,22 @@ public final class AdminAPI: Sendable {
     /// Replaces the bearer token (nil: no authentication); takes effect with the next request.
     public func setToken(_ token: String?) {
         tokenBox.withLock { $0 = token }
+    }
+
+    /// Joins the API to a fleet: `/status` and `/metrics` show its store.
+    public func setFleet(_ fleet: FleetLink) {
+        fleetBox.withLock { $0 = fleet }
+    }
+
+    /// The answer to a change the registry refused for its store: 409 when another
+    /// instance of the fleet changed the state first, 503 when the fleet's store cannot be
+    /// reached, 500 when a local store failed.
+    static func storeFailure(_ error: RegistryError) -> AdminResponse {
+        switch error {
+        case .store(.conflict(let message)): .text(409, message)
+        case .store(.unavailable(let message)): .text(503, message)
+        default: .text(500, error.description)
+        }
     }
 
     static let clusterPrefix = "/configuration/cluster"
@@ -125,7 +143,7 @@ public final class AdminAPI: Sendable {
                 Log.info("api_rejected", ["reason": e.description])
                 return .text(400, e.description)
             case .store:
-                return .text(500, error.description)
+                return Self.storeFailure(error)
             }
         } catch {
             return .text(500, "\(error)")
@@ -145,7 +163,7 @@ public final class AdminAPI: Sendable {
                 return .text(409, "cluster \(id) is the last active cluster; deleting it leaves clients without a backend (add ?force=true to delete it anyway)")
             }
         } catch {
-            return .text(500, error.description)
+            return Self.storeFailure(error)
         }
     }
 
@@ -164,7 +182,7 @@ public final class AdminAPI: Sendable {
             case .noServer: return .text(404, "cluster \(id) has no server \(server)")
             }
         } catch {
-            return .text(500, error.description)
+            return Self.storeFailure(error)
         }
     }
 
@@ -295,6 +313,7 @@ public final class AdminAPI: Sendable {
             "uptimeSeconds": Int(Clock.unixSeconds() - started),
         ]
         var result = status
+        if let fleet = fleetBox.withLock({ $0 }) { result["store"] = fleet.statusJSON() }
         if let latest = snapshot.clusters.first(where: { !$0.state.isFailed && !$0.health.isPending }) { result["latest"] = latest.spec.uuid }
         return JSONText.encode(result)
     }
@@ -459,6 +478,7 @@ public final class AdminAPI: Sendable {
         }
         family("switchyard_snapshot_generation", "gauge", "Generation of the published cluster snapshot.")
         out += "switchyard_snapshot_generation \(snapshot.generation)\n"
+        if let fleet = fleetBox.withLock({ $0 }) { out += fleet.metricsText() }
         return out
     }
 }

@@ -1,6 +1,7 @@
 import Admin
 import Comparator
 import Config
+import Fleet
 import HTTP1
 import Observability
 import Proxy
@@ -134,7 +135,7 @@ enum Launcher {
 
     /// Opens the state store and loads the start-up state into the registry. Returns nil
     /// (after printing one line) when the process must not start, with the exit status.
-    static func openState(_ stateDir: String?, options: Options, config: ProxyConfig,
+    static func openState(_ stateDir: String?, options: Options, config: ProxyConfig, fleet: FleetStore? = nil,
                           registry make: (StateStore?) -> ClusterRegistry) -> Result<(ClusterRegistry, StartReport), ExitStatus> {
         var store: JournalStore?
         if let stateDir {
@@ -160,7 +161,7 @@ enum Launcher {
                 }
             }
         }
-        let registry = make(store)
+        let registry = make(fleet ?? store)
         let report: StartReport
         do {
             report = try registry.start(seed: config.clusters)
@@ -176,7 +177,9 @@ enum Launcher {
             return .failure(ExitStatus(code: 2))
         }
         for warning in report.warnings { Log.warning("state_torn_record", ["detail": warning]) }
-        if let stateDir {
+        if let fleet {
+            logFleetStart(fleet, report: report)
+        } else if let stateDir {
             Log.notice("state_loaded", ["source": report.source == "state" ? "state directory" : "configuration file (state directory was empty)",
                                         "dir": stateDir, "clusters": String(report.snapshot.clusters.count)])
         } else {
@@ -218,7 +221,9 @@ enum Launcher {
         }
         let registry: ClusterRegistry
         let snapshot: Snapshot
-        switch openState(stateDir, options: options, config: config, registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0) }) {
+        let fleetStore = config.etcd.map(makeFleetStore)
+        switch openState(stateDir, options: options, config: config, fleet: fleetStore,
+                         registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0) }) {
         case .success(let (r, report)):
             registry = r
             snapshot = report.snapshot
@@ -261,6 +266,12 @@ enum Launcher {
             rollouts.tick()
         }
         control.loop.execute { rollouts.clustersChanged() }   // plans restored from the state directory
+        if let fleetStore {
+            let fleet = FleetLink(store: fleetStore, registry: registry, rollouts: rollouts, loop: control.loop,
+                                  comparisons: proxySettings.comparisons)
+            api.setFleet(fleet)
+            fleet.start()
+        }
         // Health checks and readiness gates run on the control-plane thread too.
         HealthChecker(loop: control.loop, registry: registry, metrics: metrics).start()
         Log.notice("started", ["proxy": "\(config.proxyHost):\(proxy.port)", "api": "\(config.adminHost):\(control.port)",
@@ -288,6 +299,8 @@ enum Launcher {
             }
         }
         Log.notice("stopping", ["signal": received == SIGTERM ? "SIGTERM" : "SIGINT"])
+        // Leaving the fleet first: the lease is revoked, so another instance leads at once.
+        fleetStore?.stop()
         proxy.stopAndWait()
         proxySettings.accessLog?.stop()
         // The data plane has stopped: record its last failed marks and GRADUAL progress
