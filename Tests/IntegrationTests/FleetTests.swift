@@ -100,4 +100,147 @@ struct FleetTests {
         print("fleet: \(conflicts) of 15 simultaneous pairs of PUTs conflicted (one 202, one 409)")
         #expect(conflicts > 0)
     }
+
+    /// A backend answering `name`, with a 500 to requests that carry `X-Fault`.
+    static func faulty(_ name: String) throws -> TestBackend {
+        try TestBackend { request, socket in
+            if request.header("X-Fault") != nil {
+                try TestBackend.respond(socket, status: 500, headers: ["X-Backend: \(name)"], body: "broken\n")
+            } else {
+                try TestBackend.respond(socket, headers: ["X-Backend: \(name)"], body: "\(name)\n")
+            }
+            return true
+        }
+    }
+
+    /// Clients sending through every live member until stopped; counts answers that are not 200.
+    final class Load: @unchecked Sendable {
+        let stopped = Atomic<Bool>(false)
+        let requests = Atomic<Int>(0)
+        let errors = Locked<[String]>([])
+        let done = DispatchGroup()
+
+        init(_ members: [ProxyProcess], headers: @escaping @Sendable (Int) -> [String: String] = { _ in [:] }, expectOK: Bool = true) {
+            for (i, member) in members.enumerated() {
+                let port = member.port
+                done.enter()
+                Thread.detachNewThread { [self] in
+                    defer { done.leave() }
+                    while !stopped.load(ordering: .relaxed) {
+                        do {
+                            let c = try ClientConnection(port: port, timeout: 5)
+                            let r = try c.get("/", headers: headers(i))
+                            c.close()
+                            requests.add(1, ordering: .relaxed)
+                            if expectOK && r.status != 200 { errors.withLock { $0.append("instance \(i + 1): \(r.status)") } }
+                        } catch {
+                            errors.withLock { $0.append("instance \(i + 1): \(error)") }
+                        }
+                        usleep(2_000)
+                    }
+                }
+            }
+        }
+
+        func stop() {
+            stopped.store(true, ordering: .relaxed)
+            done.wait()
+        }
+    }
+
+    @Test("a new version failing only through instance 2 is rolled back by the leader on all three")
+    func rollbackFromOneInstance() throws {
+        let v1 = try TestBackend.named("v1"), v2 = try Self.faulty("v2")
+        // The per-instance rollback policy is kept out of the way: the fleet's gate decides.
+        let fleet = try Fleet(clusters: [Self.cluster(v1.port, "1.0", "v1")],
+                              extra: ["rollback": ["minRequests": 1_000_000]])
+        defer { fleet.stop(); v1.stop(); v2.stop() }
+        let leader = try fleet.leader()
+        _ = try fleet.member(1).putCluster(Self.cluster(v2.port, "2.0", "v2", plan: [
+            "steps": [["mode": "GRADUAL", "percent": 50, "holdSeconds": 600], ["mode": "INSTANT"]],
+            "analysis": ["maxErrorRatio": 0.05, "windowSeconds": 3, "minRequests": 10]]))
+        // Only requests through instance 2 meet the fault.
+        let load = Load(fleet.live, headers: { $0 == 1 ? ["X-Fault": "1"] : [:] }, expectOK: false)
+        var failedAt: [Int: Date] = [:]
+        try waitUntil("v2 rolled back on all three", timeout: 20) {
+            for i in 1...3 where failedAt[i] == nil {
+                if try Fleet.clusters(fleet.member(i))["v2"]?["state"] as? String == "failed" { failedAt[i] = Date() }
+            }
+            return failedAt.count == 3
+        }
+        load.stop()
+        let spread = failedAt.values.max()!.timeIntervalSince(failedAt.values.min()!) * 1000
+        print("fleet: rollback decided by the leader (instance \(leader)) on errors seen through instance 2 took effect on all three within \(Int(spread)) ms of the first")
+        for p in fleet.live {
+            #expect(Self.served(p) == "v1")
+            let (_, text) = try p.api("GET", "/configuration/cluster/v2")
+            #expect(text.contains("\"rolledBack\""), "\(text)")
+        }
+        #expect(fleet.member(leader).log.contains("rollout_rolled_back"))
+    }
+
+    @Test("the leader killed mid-plan: another instance continues the plan from the same step within the lease TTL")
+    func leaderFailOver() throws {
+        let v1 = try TestBackend.named("v1"), v2 = try TestBackend.named("v2")
+        let fleet = try Fleet(clusters: [Self.cluster(v1.port, "1.0", "v1")])
+        defer { fleet.stop(); v1.stop(); v2.stop() }
+        let leader = try fleet.leader()
+        let writer = fleet.member(leader % 3 + 1)
+        _ = try writer.putCluster(Self.cluster(v2.port, "2.0", "v2", plan: [
+            "steps": [["mode": "GRADUAL", "percent": 10, "holdSeconds": 1], ["mode": "GRADUAL", "percent": 30, "holdSeconds": 4],
+                      ["mode": "GRADUAL", "percent": 60, "holdSeconds": 600]]]))
+        func step(_ p: ProxyProcess) -> Int? {
+            guard let (code, text) = try? p.api("GET", "/configuration/cluster/v2"), code == 200,
+                  let o = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+                  let rollout = (o["cluster"] as? [String: Any])?["rollout"] as? [String: Any] else { return nil }
+            return rollout["step"] as? Int
+        }
+        try waitUntil("the plan at its second step everywhere", timeout: 10) { fleet.live.allSatisfy { step($0) == 1 } }
+        // The leader dies without a word: its lease must expire.
+        let victim = fleet.members[leader - 1]!
+        kill(victim.pid, SIGKILL)
+        let killed = Date()
+        fleet.members[leader - 1] = nil
+        let next = try fleet.leader(timeout: Double(fleet.leaseSeconds) + 3)
+        let failOver = Date().timeIntervalSince(killed)
+        print("fleet: leader fail-over after SIGKILL took \(Int(failOver * 1000)) ms (lease TTL \(fleet.leaseSeconds) s)")
+        #expect(next != leader)
+        #expect(failOver <= Double(fleet.leaseSeconds) + 1.5)
+        #expect(step(fleet.member(next)) == 1, "the new leader takes the plan up at the stored step")
+        try waitUntil("the new leader to carry the plan on to its third step", timeout: 10) { fleet.live.allSatisfy { step($0) == 2 } }
+        _ = victim.stop()
+    }
+
+    @Test("etcd stopped for 10 s under load: no client error, API writes answer 503, everything resumes")
+    func etcdOutage() throws {
+        let v1 = try TestBackend.named("v1"), v2 = try TestBackend.named("v2")
+        let fleet = try Fleet(clusters: [Self.cluster(v1.port, "1.0", "v1")])
+        defer { fleet.stop(); v1.stop(); v2.stop() }
+        let load = Load(fleet.live)
+        try waitUntil("load running", timeout: 5) { load.requests.load(ordering: .relaxed) > 30 }
+        fleet.etcd.stop()
+        let stopped = Date()
+        try waitUntil("every instance to see etcd gone", timeout: 5) {
+            try fleet.live.allSatisfy { try Fleet.store($0)["link"] as? String == "unreachable" }
+        }
+        let (code, text) = try fleet.member(2).api("PUT", "/configuration/cluster", body: try Self.body(Self.cluster(v2.port, "2.0", "v2")))
+        #expect(code == 503, "\(text)")
+        #expect(text.contains("cannot be reached"))
+        // The outage itself: ten seconds of traffic without etcd.
+        Thread.sleep(forTimeInterval: max(0, 10 - Date().timeIntervalSince(stopped)))
+        let during = load.requests.load(ordering: .relaxed)
+        try fleet.etcd.start()
+        let back = Date()
+        try waitUntil("every instance to reconnect", timeout: 10) {
+            try fleet.live.allSatisfy { try Fleet.store($0)["link"] as? String == "connected" }
+        }
+        print("fleet: instances reconnected \(Int(Date().timeIntervalSince(back) * 1000)) ms after etcd returned")
+        _ = try fleet.member(2).putCluster(Self.cluster(v2.port, "2.0", "v2"))
+        for i in [1, 3] { try waitUntil("instance \(i) to serve v2", timeout: 1) { Self.served(fleet.member(i)) == "v2" } }
+        load.stop()
+        let errors = load.errors.withLock { $0 }
+        #expect(errors.isEmpty, "\(errors.prefix(5))")
+        #expect(during > 100)
+        for p in fleet.live { #expect(try Fleet.store(p)["reconnects"] as? Int ?? 0 >= 1) }
+    }
 }
