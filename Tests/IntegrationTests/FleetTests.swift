@@ -243,4 +243,48 @@ struct FleetTests {
         #expect(during > 100)
         for p in fleet.live { #expect(try Fleet.store(p)["reconnects"] as? Int ?? 0 >= 1) }
     }
+
+    @Test("GRADUAL across the fleet: clients whose requests alternate between the three instances only ever move forward")
+    func gradualCookiesAcrossInstances() throws {
+        let v1 = try TestBackend.named("v1"), v2 = try TestBackend.named("v2")
+        let fleet = try Fleet(clusters: [Self.cluster(v1.port, "1.0", "v1")])
+        defer { fleet.stop(); v1.stop(); v2.stop() }
+        _ = try fleet.member(2).putCluster(Self.cluster(v2.port, "2.0", "v2", plan: [
+            "steps": [["mode": "GRADUAL", "percent": 20, "holdSeconds": 1], ["mode": "GRADUAL", "percent": 50, "holdSeconds": 1],
+                      ["mode": "GRADUAL", "percent": 80, "holdSeconds": 1], ["mode": "INSTANT"]]]))
+        let clients = 40
+        var jars = [[String: String]](repeating: [:], count: clients)
+        var seen = [[String]](repeating: [], count: clients)
+        var mixed = false
+        var turn = 0
+        try waitUntil("every client on v2", timeout: 30) {
+            var onNew = 0
+            for k in 0..<clients {
+                // Each request of a client goes to the next instance.
+                let member = fleet.member((k + turn) % 3 + 1)
+                let c = try ClientConnection(port: member.port, timeout: 5)
+                var headers = ["Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"]
+                if !jars[k].isEmpty { headers["Cookie"] = jars[k].map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ") }
+                let r = try c.get("/", headers: headers)
+                c.close()
+                for line in r.headers("Set-Cookie") {
+                    let pair = line.split(separator: ";", maxSplits: 1)[0].split(separator: "=", maxSplits: 1)
+                    if pair.count == 2 { jars[k][String(pair[0])] = String(pair[1]) }
+                }
+                let version = r.header("X-Backend") ?? "?"
+                seen[k].append(version)
+                if version == "v2" { onNew += 1 }
+            }
+            turn += 1
+            if onNew > 0 && onNew < clients { mixed = true }
+            return onNew == clients
+        }
+        #expect(mixed, "some clients were on v1 while others were on v2")
+        for (k, versions) in seen.enumerated() {
+            // v1… then v2…: once on the new version, never back.
+            let firstNew = versions.firstIndex(of: "v2") ?? versions.count
+            #expect(versions[firstNew...].allSatisfy { $0 == "v2" }, "client \(k): \(versions)")
+            #expect(versions[..<firstNew].allSatisfy { $0 == "v1" }, "client \(k): \(versions)")
+        }
+    }
 }
