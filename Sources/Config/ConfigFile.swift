@@ -16,6 +16,8 @@ import Routing
 ///  "comparisons": {"kept": 100, "ignoreHeaders": ["Date", "Server", …]},
 ///  "accessLog": {"path": "stderr", "format": "logfmt", "sample": 1.0},
 ///  "state": {"dir": "/var/lib/switchyard", "compactAfterRecords": 1000},
+///     (or, for a fleet: {"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "prefix": "/switchyard/",
+///      "instance": "edge-1", "leaseSeconds": 5})
 ///  "logLevel": "NOTICE"}
 /// ```
 ///

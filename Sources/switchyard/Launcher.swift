@@ -138,6 +138,10 @@ enum Launcher {
     static func openState(_ stateDir: String?, options: Options, config: ProxyConfig, fleet: FleetStore? = nil,
                           registry make: (StateStore?) -> ClusterRegistry) -> Result<(ClusterRegistry, StartReport), ExitStatus> {
         var store: JournalStore?
+        if fleet != nil, let stateDir {
+            printError("switchyard: --state-dir \(stateDir): this instance keeps its state in etcd (\"state\": {\"store\": \"etcd\"}); give one or the other")
+            return .failure(ExitStatus(code: 2))
+        }
         if let stateDir {
             do {
                 store = try JournalStore(directory: stateDir)

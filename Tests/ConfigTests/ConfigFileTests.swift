@@ -205,3 +205,39 @@ func configFileErrors(_ c: FileErrorCase) {
         try ConfigFile.validateAll([a, a])
     }
 }
+
+/// `"state": {"store": "etcd", …}`: a fleet's shared store.
+@Suite struct EtcdStateConfigTests {
+    let base = #"{"cluster": {"version": "1", "servers": [{"hostname": "127.0.0.1", "port": 80}]}, "state": "#
+
+    func parse(_ state: String) throws(ConfigError) -> ProxyConfig {
+        try ConfigFile.parse(Array((base + state + "}").utf8), resolve: { _ in true })
+    }
+
+    @Test func etcdStoreWithDefaults() throws {
+        let config = try parse(#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "edge-1"}"#)
+        #expect(config.etcd == EtcdStateConfig(endpoints: ["http://127.0.0.1:2379"], prefix: "/switchyard/", instance: "edge-1", leaseSeconds: 5))
+        #expect(try parse(#"{"dir": "/tmp/x"}"#).etcd == nil)
+        #expect(try parse(#"{"store": "file"}"#).etcd == nil)
+    }
+
+    @Test(arguments: [
+        (#"{"store": "consul"}"#, "state.store"),
+        (#"{"store": "etcd", "instance": "a"}"#, "state.endpoints"),
+        (#"{"store": "etcd", "endpoints": ["https://127.0.0.1:2379"], "instance": "a"}"#, "state.endpoints[0]"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1"], "instance": "a"}"#, "state.endpoints[0]"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"]}"#, "state.instance"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "a b"}"#, "state.instance"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "a", "prefix": "/x"}"#, "state.prefix"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "a", "leaseSeconds": 1}"#, "state.leaseSeconds"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "a", "dir": "/tmp"}"#, "state.dir"),
+    ])
+    func badEtcdSettingsNameTheirField(_ state: String, _ field: String) {
+        do throws(ConfigError) {
+            _ = try parse(state)
+            Issue.record("accepted \(state)")
+        } catch {
+            #expect(error.field == field, "\(error)")
+        }
+    }
+}
