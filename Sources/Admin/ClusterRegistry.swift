@@ -225,7 +225,11 @@ public final class ClusterRegistry: @unchecked Sendable {
             publish(snapshot)
             return snapshot
         case .failure(let error):
-            Log.error("state_write_failed", ["change": "put", "uuid": spec.uuid, "error": error.description])
+            if case .conflict = error {
+                Log.notice("state_write_conflict", ["change": "put", "uuid": spec.uuid, "error": error.description])
+            } else {
+                Log.error("state_write_failed", ["change": "put", "uuid": spec.uuid, "error": error.description])
+            }
             throw .store(error)
         }
     }
@@ -320,7 +324,12 @@ public final class ClusterRegistry: @unchecked Sendable {
                     recorded.append(change)
                 } catch {
                     // The model keeps the old value, so the next tick tries again.
-                    Log.error("state_write_failed", ["change": "tick", "error": error.description])
+                    // In a fleet another instance often records the same fact first.
+                    if case .conflict = error {
+                        Log.info("state_write_conflict", ["change": "tick", "error": error.description])
+                    } else {
+                        Log.error("state_write_failed", ["change": "tick", "error": error.description])
+                    }
                     break
                 }
             }

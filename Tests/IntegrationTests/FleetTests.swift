@@ -170,7 +170,12 @@ struct FleetTests {
         }
         load.stop()
         let spread = failedAt.values.max()!.timeIntervalSince(failedAt.values.min()!) * 1000
-        print("fleet: rollback decided by the leader (instance \(leader)) on errors seen through instance 2 took effect on all three within \(Int(spread)) ms of the first")
+        // From the leader's decision (its log line's time) to the last instance seen failed.
+        let decided = fleet.member(leader).log.split(separator: "\n").first { $0.contains("event=rollout_rolled_back") }
+            .flatMap { line in line.split(separator: " ").first { $0.hasPrefix("ts=") } }
+            .flatMap { ISO8601DateFormatter.withFractions.date(from: String($0.dropFirst(3))) }
+        let total = decided.map { Int(failedAt.values.max()!.timeIntervalSince($0) * 1000) }
+        print("fleet: rollback decided by the leader (instance \(leader)) on errors seen through instance 2: on all three \(total.map { "\($0) ms" } ?? "?") after the decision (polling included), within \(Int(spread)) ms of each other")
         for p in fleet.live {
             #expect(Self.served(p) == "v1")
             let (_, text) = try p.api("GET", "/configuration/cluster/v2")
@@ -195,7 +200,8 @@ struct FleetTests {
                   let rollout = (o["cluster"] as? [String: Any])?["rollout"] as? [String: Any] else { return nil }
             return rollout["step"] as? Int
         }
-        try waitUntil("the plan at its second step everywhere", timeout: 10) { fleet.live.allSatisfy { step($0) == 1 } }
+        // `step` counts from 1.
+        try waitUntil("the plan at its second step everywhere", timeout: 10) { fleet.live.allSatisfy { step($0) == 2 } }
         // The leader dies without a word: its lease must expire.
         let victim = fleet.members[leader - 1]!
         kill(victim.pid, SIGKILL)
@@ -206,8 +212,8 @@ struct FleetTests {
         print("fleet: leader fail-over after SIGKILL took \(Int(failOver * 1000)) ms (lease TTL \(fleet.leaseSeconds) s)")
         #expect(next != leader)
         #expect(failOver <= Double(fleet.leaseSeconds) + 1.5)
-        #expect(step(fleet.member(next)) == 1, "the new leader takes the plan up at the stored step")
-        try waitUntil("the new leader to carry the plan on to its third step", timeout: 10) { fleet.live.allSatisfy { step($0) == 2 } }
+        #expect(step(fleet.member(next)) == 2, "the new leader takes the plan up at the stored step")
+        try waitUntil("the new leader to carry the plan on to its third step", timeout: 10) { fleet.live.allSatisfy { step($0) == 3 } }
         _ = victim.stop()
     }
 
@@ -225,6 +231,7 @@ struct FleetTests {
         }
         let (code, text) = try fleet.member(2).api("PUT", "/configuration/cluster", body: try Self.body(Self.cluster(v2.port, "2.0", "v2")))
         #expect(code == 503, "\(text)")
+        #expect(try fleet.member(1).metric("switchyard_store_connected") == 0)
         #expect(text.contains("cannot be reached"))
         // The outage itself: ten seconds of traffic without etcd.
         Thread.sleep(forTimeInterval: max(0, 10 - Date().timeIntervalSince(stopped)))
@@ -235,6 +242,7 @@ struct FleetTests {
             try fleet.live.allSatisfy { try Fleet.store($0)["link"] as? String == "connected" }
         }
         print("fleet: instances reconnected \(Int(Date().timeIntervalSince(back) * 1000)) ms after etcd returned")
+        #expect(try fleet.member(1).metric("switchyard_store_connected") == 1)
         _ = try fleet.member(2).putCluster(Self.cluster(v2.port, "2.0", "v2"))
         for i in [1, 3] { try waitUntil("instance \(i) to serve v2", timeout: 1) { Self.served(fleet.member(i)) == "v2" } }
         load.stop()
@@ -286,5 +294,14 @@ struct FleetTests {
             #expect(versions[firstNew...].allSatisfy { $0 == "v2" }, "client \(k): \(versions)")
             #expect(versions[..<firstNew].allSatisfy { $0 == "v1" }, "client \(k): \(versions)")
         }
+    }
+}
+
+extension ISO8601DateFormatter {
+    /// Reads the log's `ts=2026-12-01T01:44:29.399Z`.
+    static var withFractions: ISO8601DateFormatter {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f
     }
 }
