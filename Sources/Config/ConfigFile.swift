@@ -234,6 +234,9 @@ func etcdState(_ state: inout Fields) throws(ConfigError) -> EtcdStateConfig? {
     let store = try state.string("store") ?? "file"
     guard store == "etcd" else {
         guard store == "file" else { throw state.fail("store", "must be \"file\" or \"etcd\", not \"\(store)\"") }
+        for key in ["endpoints", "instance", "leaseSeconds", "prefix"] where state.raw(key) != nil {
+            throw state.fail(key, "is for \"store\": \"etcd\"")
+        }
         return nil
     }
     guard let raw = state.raw("endpoints") as? [Any], !raw.isEmpty else {

@@ -125,7 +125,7 @@ let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: #"{\#(okCluster),"logLevel":"LOUD"}"#,
                   error: "logLevel: unknown level \"LOUD\" (use CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG)"),
     FileErrorCase(json: #"{\#(okCluster),"state":{"dir":""}}"#, error: "state.dir: must be a directory path"),
-    FileErrorCase(json: #"{\#(okCluster),"state":{"path":"/x"}}"#, error: "state.path: unknown field (expected one of: compactAfterRecords, dir)"),
+    FileErrorCase(json: #"{\#(okCluster),"state":{"path":"/x"}}"#, error: "state.path: unknown field (expected one of: compactAfterRecords, dir, endpoints, instance, leaseSeconds, prefix, store)"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":5}"#, error: "proxy: must be an object"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"port":70000}}"#, error: "proxy.port: must be an integer between 0 and 65535"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"hostname":""}}"#, error: "proxy.hostname: must be a host name or IP address"),
@@ -231,6 +231,7 @@ func configFileErrors(_ c: FileErrorCase) {
         (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "a", "prefix": "/x"}"#, "state.prefix"),
         (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "a", "leaseSeconds": 1}"#, "state.leaseSeconds"),
         (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "a", "dir": "/tmp"}"#, "state.dir"),
+        (#"{"dir": "/tmp", "instance": "a"}"#, "state.instance"),
     ])
     func badEtcdSettingsNameTheirField(_ state: String, _ field: String) {
         do throws(ConfigError) {
