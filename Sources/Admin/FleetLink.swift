@@ -46,12 +46,33 @@ public final class FleetLink: Sendable {
                 }
             },
             onRole: { leading in
-                loop.execute { rollouts.setFleet(role: leading ? .leader : .follower) }
+                loop.execute {
+                    guard store.status.link == "connected" else { return }
+                    rollouts.setFleet(role: leading ? .leader : .follower)
+                }
             },
             totals: {
                 FleetWindows.encode(ExchangeWindows.totals(registry.snapshot.clusters, comparisons: comparisons))
             })
         store.start()
+        watchLink()
+    }
+
+    /// Once a second on the control-plane thread: while the store cannot be reached the
+    /// driver is isolated (plans pause, local rollbacks still happen); when it is back, the
+    /// driver follows or leads again.
+    private func watchLink() {
+        let store = self.store, rollouts = self.rollouts, loop = self.loop
+        @Sendable func check() {
+            let status = store.status
+            if status.link != "connected" {
+                if rollouts.role != .isolated { rollouts.setFleet(role: .isolated) }
+            } else if rollouts.role == .isolated {
+                rollouts.setFleet(role: status.leading ? .leader : .follower)
+            }
+            loop.schedule(after: 1_000_000_000) { check() }
+        }
+        loop.execute { check() }
     }
 
     /// `/status`'s `store` object.

@@ -54,9 +54,13 @@ public final class RolloutDriver: Sendable {
         /// It leads the fleet: it judges every instance's exchanges and drives the plans,
         /// writing each step to the shared store.
         case leader
-        /// Another instance leads (or none can be reached): its plans follow the progress the
-        /// store holds and nothing is judged or recorded here.
+        /// Another instance leads: its plans follow the progress the store holds and nothing
+        /// is judged or recorded here.
         case follower
+        /// The fleet's store cannot be reached: plans pause (no step is taken), but a gate
+        /// that fails on this instance's own exchanges still rolls back here; the failed mark
+        /// is written once the store is back.
+        case isolated
     }
 
     private let state = Lock(State())
@@ -137,6 +141,8 @@ public final class RolloutDriver: Sendable {
             guard let (new, old) = running(snapshot.clusters), var entry = s.entries[new.spec.uuid] else { return }
             let window = stats(s.windows, plan: entry.rollout.plan, new: new.spec.uuid, old: old?.spec.uuid)
             let actions = entry.rollout.tick(now: now, window: window)
+            // Cut off from the fleet, only a rollback is taken; anything else waits.
+            if s.role == .isolated && !actions.contains(.route(.allOld)) { return }
             s.entries[new.spec.uuid] = entry
             perform(actions, new: new, old: old, snapshot: snapshot.clusters)
         }
@@ -218,7 +224,7 @@ public final class RolloutDriver: Sendable {
         for uuid in s.entries.keys where !live.contains(uuid) { s.entries[uuid] = nil }
         // A plan that has not started starts once its cluster is ready: at once without a
         // health check, after its readiness gate with one (a fleet's leader starts it).
-        for cluster in clusters where !cluster.health.isPending && s.role != .follower {
+        for cluster in clusters where !cluster.health.isPending && (s.role == .alone || s.role == .leader) {
             guard var entry = s.entries[cluster.spec.uuid], entry.rollout.phase == .pending else { continue }
             var actions = entry.rollout.ready(now: now)
             actions += firstLook(&entry.rollout, s.windows, cluster, clusters, now: now)

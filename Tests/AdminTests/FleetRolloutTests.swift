@@ -105,4 +105,24 @@ struct FleetRolloutTests {
         #expect(driver.status("v2")?.state == .rolledBack)
         #expect(v2(registry).state.isFailed)
     }
+
+    @Test("cut off from the store: the plan pauses, but a gate failing on this instance's exchanges rolls back here")
+    func isolated() throws {
+        let (registry, driver, clock, _) = try setUp(role: .leader)
+        #expect(driver.status("v2")?.step == 1)
+        driver.setFleet(role: .isolated)
+        let new = v2(registry), old = registry.snapshot.clusters.first { $0.spec.uuid == "v1" }!
+        func second(errors: Int) {
+            for i in 0..<20 { new.metrics.record(reactor: 0, status: i < errors ? 503 : 200, latencyNanos: 1_000_000) }
+            for _ in 0..<20 { old.metrics.record(reactor: 0, status: 200, latencyNanos: 1_000_000) }
+            clock.advance(seconds: 1)
+            driver.tick()
+        }
+        for _ in 0..<4 { second(errors: 0) }
+        #expect(driver.status("v2")?.step == 1, "no step is taken while the fleet cannot agree")
+        #expect(!new.state.isFailed)
+        second(errors: 10)
+        #expect(new.state.isFailed, "the rollback is not held back")
+        #expect(driver.status("v2")?.state == .rolledBack)
+    }
 }
