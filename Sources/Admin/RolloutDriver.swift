@@ -83,8 +83,16 @@ public final class RolloutDriver: Sendable {
         state.withLock { s in
             if let totals { s.fleetTotals = totals }
             guard s.role != role else { return }
+            let wasIsolated = s.role == .isolated
             s.role = role
             Log.notice("rollout_driver_role", ["role": role.rawValue])
+            guard wasIsolated else { return }
+            // Back in touch: rollbacks taken while cut off are written for the whole fleet.
+            for (uuid, entry) in s.entries where entry.rollout.phase == .rolledBack {
+                if registry.storedRollout(uuid: uuid)?.phase != .rolledBack {
+                    registry.recordRollout(uuid: uuid, progress: entry.rollout.progress)
+                }
+            }
         }
         storedChanged()
     }

@@ -252,6 +252,39 @@ struct FleetTests {
         for p in fleet.live { #expect(try Fleet.store(p)["reconnects"] as? Int ?? 0 >= 1) }
     }
 
+    @Test("etcd unreachable: a gate failing through instance 2 rolls back there alone, and on all three once etcd is back")
+    func isolatedRollbackWrittenLater() throws {
+        let v1 = try TestBackend.named("v1"), v2 = try Self.faulty("v2")
+        let fleet = try Fleet(clusters: [Self.cluster(v1.port, "1.0", "v1")], extra: ["rollback": ["minRequests": 1_000_000]])
+        defer { fleet.stop(); v1.stop(); v2.stop() }
+        _ = try fleet.leader()
+        _ = try fleet.member(1).putCluster(Self.cluster(v2.port, "2.0", "v2", plan: [
+            "steps": [["mode": "GRADUAL", "percent": 50, "holdSeconds": 600], ["mode": "INSTANT"]],
+            "analysis": ["maxErrorRatio": 0.05, "windowSeconds": 3, "minRequests": 10]]))
+        try waitUntil("the plan running everywhere", timeout: 5) {
+            try fleet.live.allSatisfy { p in let state = try Fleet.clusters(p)["v2"]?["state"] as? String; return state == "active" }
+        }
+        fleet.etcd.stop()
+        try waitUntil("every instance to see etcd gone", timeout: 5) {
+            try fleet.live.allSatisfy { try Fleet.store($0)["link"] as? String == "unreachable" }
+        }
+        let load = Load([fleet.member(2)], headers: { _ in ["X-Fault": "1"] }, expectOK: false)
+        try waitUntil("instance 2 to roll v2 back on its own", timeout: 15) {
+            try Fleet.clusters(fleet.member(2))["v2"]?["state"] as? String == "failed"
+        }
+        load.stop()
+        for i in [1, 3] { #expect(try Fleet.clusters(fleet.member(i))["v2"]?["state"] as? String == "active", "instance \(i)") }
+        try fleet.etcd.start()
+        try waitUntil("v2 failed on all three once etcd is back", timeout: 10) {
+            try fleet.live.allSatisfy { try Fleet.clusters($0)["v2"]?["state"] as? String == "failed" }
+        }
+        for p in fleet.live { #expect(Self.served(p) == "v1") }
+        // The rollout's own record follows: every instance shows it rolled back.
+        try waitUntil("the rollback recorded for the fleet", timeout: 5) {
+            try fleet.live.allSatisfy { try $0.api("GET", "/configuration/cluster/v2").1.contains("\"rolledBack\"") }
+        }
+    }
+
     @Test("GRADUAL across the fleet: clients whose requests alternate between the three instances only ever move forward")
     func gradualCookiesAcrossInstances() throws {
         let v1 = try TestBackend.named("v1"), v2 = try TestBackend.named("v2")
