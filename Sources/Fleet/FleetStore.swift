@@ -298,7 +298,7 @@ public final class FleetStore: StateStore, @unchecked Sendable {
     /// Twice a second: keeps the lease alive (a third of its TTL), takes part in the
     /// election and publishes this instance's windows once a second.
     private func sessionLoop() {
-        let client = EtcdClient(endpoints: settings.endpoints, timeoutMillis: 1000)
+        let client = EtcdClient(endpoints: settings.endpoints, timeoutMillis: 2000)
         var lastKeepAlive: UInt64 = 0
         var lastPublish: UInt64 = 0
         let keepAliveEvery = UInt64(settings.leaseSeconds) * 1_000_000_000 / 3
@@ -332,7 +332,10 @@ public final class FleetStore: StateStore, @unchecked Sendable {
                 if error.description.contains("lease not found") {
                     perform(shared.withLock { $0.election.leaseLost() }, client)
                 } else {
-                    lost(error)
+                    // Whether etcd is reachable is the watcher's to say (a slow answer here,
+                    // e.g. while a restarted etcd elects its own leader, must not make the API
+                    // refuse writes); this thread only stops leading until it is heard again.
+                    shared.withLock { $0.lastError = error.description }
                     perform(shared.withLock { $0.election.disconnected() }, client)
                 }
             }
@@ -348,7 +351,7 @@ public final class FleetStore: StateStore, @unchecked Sendable {
                     let id = try client.grant(ttlSeconds: settings.leaseSeconds)
                     perform(shared.withLock { $0.election.leaseGranted(id) }, client)
                 } catch {
-                    lost(error)
+                    shared.withLock { $0.lastError = error.description }
                 }
             case .campaign(let lease):
                 let txn = EtcdTxn(compares: [EtcdCompare(key: settings.leaderKey, target: .create, equals: 0)],
@@ -358,7 +361,7 @@ public final class FleetStore: StateStore, @unchecked Sendable {
                     let holder = won ? settings.instance : (try client.range(settings.leaderKey)).kvs.first.map { String(decoding: $0.value, as: UTF8.self) }
                     perform(shared.withLock { $0.leader = holder; return $0.election.campaigned(won: won, holder: holder) }, client)
                 } catch {
-                    lost(error)
+                    shared.withLock { $0.lastError = error.description }
                 }
             case .lead:
                 Log.notice("fleet_leading", ["instance": settings.instance])

@@ -242,7 +242,7 @@ struct FleetTests {
             try fleet.live.allSatisfy { try Fleet.store($0)["link"] as? String == "connected" }
         }
         print("fleet: instances reconnected \(Int(Date().timeIntervalSince(back) * 1000)) ms after etcd returned")
-        #expect(try fleet.member(1).metric("switchyard_store_connected") == 1)
+        try waitUntil("the store metric back to connected", timeout: 5) { try fleet.member(1).metric("switchyard_store_connected") == 1 }
         _ = try fleet.member(2).putCluster(Self.cluster(v2.port, "2.0", "v2"))
         for i in [1, 3] { try waitUntil("instance \(i) to serve v2", timeout: 1) { Self.served(fleet.member(i)) == "v2" } }
         load.stop()
