@@ -146,13 +146,17 @@ public final class RolloutDriver: Sendable {
             }
             takeSample(&s, snapshot.clusters, now: now)
             sync(&s, snapshot.clusters, now: now)
-            guard let (new, old) = running(snapshot.clusters), var entry = s.entries[new.spec.uuid] else { return }
-            let window = stats(s.windows, plan: entry.rollout.plan, new: new.spec.uuid, old: old?.spec.uuid)
-            let actions = entry.rollout.tick(now: now, window: window)
-            // Cut off from the fleet, only a rollback is taken; anything else waits.
-            if s.role == .isolated && !actions.contains(.route(.allOld)) { return }
-            s.entries[new.spec.uuid] = entry
-            perform(actions, new: new, old: old, snapshot: snapshot.clusters)
+            // Each service runs its own plan.
+            for range in snapshot.serviceRanges {
+                let clusters = Array(snapshot.clusters[range])
+                guard let (new, old) = running(clusters), var entry = s.entries[new.spec.uuid] else { continue }
+                let window = stats(s.windows, plan: entry.rollout.plan, new: new.spec.uuid, old: old?.spec.uuid)
+                let actions = entry.rollout.tick(now: now, window: window)
+                // Cut off from the fleet, only a rollback is taken; anything else waits.
+                if s.role == .isolated && !actions.contains(.route(.allOld)) { continue }
+                s.entries[new.spec.uuid] = entry
+                perform(actions, new: new, old: old, snapshot: snapshot.clusters)
+            }
         }
     }
 
@@ -258,7 +262,7 @@ public final class RolloutDriver: Sendable {
 
     private func olderUsable(than cluster: ClusterRuntime, in clusters: [ClusterRuntime]) -> ClusterRuntime? {
         guard let i = clusters.firstIndex(where: { $0 === cluster }) else { return nil }
-        return clusters[(i + 1)...].first { !$0.state.isFailed }
+        return clusters[(i + 1)...].first { !$0.state.isFailed && $0.service == cluster.service }
     }
 
     /// The window the gates judge: each version's exchanges over `analysis.windowSeconds`.

@@ -333,8 +333,11 @@ final class ClientSession: EventHandler {
         }
         setCookies.removeAll(keepingCapacity: true)
         guard let choice = worker.route(request: request, source: buffer.readable, cookies: &setCookies) else {
-            worker.counters.add(ProxyCounter.rejected + 2)
-            failExchange(status: 503, message: "no cluster available", backendFault: false)
+            if worker.lastRouteUnmatched {
+                failExchange(status: 404, message: "not found", backendFault: false)
+            } else {
+                failExchange(status: 503, message: "no cluster available", backendFault: false)
+            }
             return
         }
         cluster = choice.cluster

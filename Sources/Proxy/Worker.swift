@@ -81,6 +81,14 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var clusterHealth: [ClusterHealth] = []
     /// Scratch for the sweep: which backends some cluster still sends exchanges to.
     private var backendWanted: [Bool] = []
+    /// For each cluster: the index of its service in `snapshot.services`.
+    private var serviceOf: [Int] = []
+    /// Each service's routing cookie names (its own, suffixed, or its release group's).
+    private var serviceCookies: [CookieNames] = []
+    /// Cluster → index, to find an exchange's service when several exist (built per snapshot).
+    private var clusterIndex: [ObjectIdentifier: Int] = [:]
+    /// Whether the last `route` found no service for the request's host and path (404).
+    private(set) var lastRouteUnmatched = false
     private var instantCookie: [String] = []
     /// `instantCookie` as bytes, for the cookie lines of the other modes.
     private var instantCookieBytes: [[UInt8]] = []
@@ -143,7 +151,22 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// Adopts a new snapshot: exchanges in flight keep the clusters they hold.
     public func adopt(_ next: Snapshot) {
         snapshot = next
-        candidates = next.clusters.map { RouteCandidate($0.spec, state: $0.state) }
+        serviceOf = [Int](repeating: 0, count: next.clusters.count)
+        for (s, range) in next.serviceRanges.enumerated() { for i in range { serviceOf[i] = s } }
+        serviceCookies = next.services.map { service in
+            service.cookieNames(base: settings.cookieNames, domain: service.releaseGroup.flatMap { next.cookieDomains[$0] })
+        }
+        clusterIndex = [:]
+        if next.services.count > 1 {
+            for (i, c) in next.clusters.enumerated() { clusterIndex[ObjectIdentifier(c)] = i }
+        }
+        candidates = next.clusters.indices.map { i in
+            let c = next.clusters[i]
+            var candidate = RouteCandidate(c.spec, state: c.state)
+            // In a release group, cookies name the release, which every service of the group has.
+            if next.services[serviceOf[i]].releaseGroup != nil { candidate.uuid = c.spec.releaseName }
+            return candidate
+        }
         planned = next.clusters.map { !($0.spec.rollout?.steps.isEmpty ?? true) }
         specModes = next.clusters.map(\.spec.mode)
         mirrorsSteps = next.clusters.map { $0.spec.rollout?.analysis?.maxDivergenceRatio != nil }
@@ -151,7 +174,10 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         roundRobin = next.clusters.map { Int.random(in: 0..<max(1, $0.addresses.count)) }
         healthWords = [UInt64](repeating: 0, count: next.clusters.count)
         clusterHealth = next.clusters.map(\.health)
-        instantCookie = next.clusters.map { "\(settings.cookieNames.session)=\($0.spec.uuid); Path=/; HttpOnly; SameSite=Lax" }
+        instantCookie = next.clusters.indices.map { i in
+            let names = serviceCookies[serviceOf[i]]
+            return names.session + "=" + candidates[i].uuid + names.attributes
+        }
         instantCookieBytes = instantCookie.map { Array($0.utf8) }
     }
 
@@ -172,7 +198,19 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         let now = loop.now
         var latest = -1
         var previous = -1
-        for i in candidates.indices {
+        let service: Int
+        if snapshot.table.isTrivial, snapshot.table.defaultService != nil {
+            service = snapshot.table.defaultService!
+        } else if let matched = matchService(request: request, source: source) {
+            service = matched
+        } else {
+            lastRouteUnmatched = true
+            return nil
+        }
+        lastRouteUnmatched = false
+        let range = snapshot.serviceRanges[service]
+        let names = serviceCookies[service]
+        for i in range {
             let cluster = snapshot.clusters[i]
             // One atomic load: the readiness gate and every backend's probe/drain verdict.
             let word = clusterHealth[i].word
@@ -208,22 +246,22 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             appendSetCookie(instantCookie[latest], to: &cookies)
         } else {
             if mode == .gradual { candidates[latest].gradualThreshold = threshold ?? snapshot.clusters[latest].state.gradualThreshold }
-            var input = RouteInput(sessionCookie: request.cookie(named: settings.cookieNames.session, source: source),
-                                   transitionCookie: mode == .gradual ? request.cookie(named: settings.cookieNames.transition, source: source) : nil,
+            var input = RouteInput(sessionCookie: request.cookie(named: names.session, source: source),
+                                   transitionCookie: mode == .gradual ? request.cookie(named: names.transition, source: source) : nil,
                                    methodIsIdempotent: request.method.isIdempotent,
                                    nowUnix: Clock.unixSeconds())
             if mode == .gradual {
                 switch request.fetchMetadata(source: source) {
                 case .absent:
                     input.fetch = .absent
-                    input.lastSeenMillis = parseLastSeen(request.cookie(named: settings.cookieNames.lastSeen, source: source))
+                    input.lastSeenMillis = parseLastSeen(request.cookie(named: names.lastSeen, source: source))
                 case .navigation: input.fetch = .navigation
                 case .subresource: input.fetch = .subresource
                 }
                 input.nowMillis = Clock.unixMillis()
                 input.moveAfterIdleMillis = settings.moveAfterIdleMillis
             }
-            guard let decision = Routing.route(input, candidates: candidates, names: settings.cookieNames, random: &rng,
+            guard let decision = Routing.route(input, candidates: candidates[range], names: names, random: &rng,
                                                renderCookies: false) else { return nil }
             chosen = decision.primary
             shadow = decision.shadow
@@ -239,7 +277,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
                 // the old version's answer (the client gets the new one unless it fails).
                 shadow = previous >= 0 ? previous : nil
             }
-            appendSetCookieLines(decision, sessionCookieLine: instantCookieBytes[chosen], names: settings.cookieNames,
+            appendSetCookieLines(decision, sessionCookieLine: instantCookieBytes[chosen], names: names,
                                  dates: &expiresDates, to: &cookies)
         }
         guard let backend = pickBackend(cluster: chosen, now: now) else { return nil }
@@ -253,7 +291,47 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
 
     /// The Set-Cookie line naming `cluster` (used when CONCURRENT falls back to the old version).
     func sessionCookieLine(for cluster: ClusterRuntime, to out: inout [UInt8]) {
-        appendSetCookie("\(settings.cookieNames.session)=\(cluster.spec.uuid); Path=/; HttpOnly; SameSite=Lax", to: &out)
+        if let i = index(of: cluster) {
+            appendSetCookie(instantCookie[i], to: &out)
+        } else {
+            appendSetCookie("\(settings.cookieNames.session)=\(cluster.spec.uuid)\(settings.cookieNames.attributes)", to: &out)
+        }
+    }
+
+    /// The index of `cluster` in the current snapshot, if it is still there.
+    private func index(of cluster: ClusterRuntime) -> Int? {
+        if snapshot.services.count > 1 { return clusterIndex[ObjectIdentifier(cluster)] }
+        return snapshot.clusters.firstIndex { $0 === cluster }
+    }
+
+    /// The service of a request by its host (`Host`, or the authority of an absolute-form
+    /// target) and path; nil when none serves it.
+    private func matchService(request: RequestHead, source: UnsafeRawBufferPointer) -> Int? {
+        var host: Range<Int>?
+        var path = request.targetRange
+        // Absolute form: scheme://authority/path — the authority wins over Host (RFC 9112 §3.2.2).
+        if path.count > 0, source[path.lowerBound] != 0x2F, source[path.lowerBound] != 0x2A {
+            var i = path.lowerBound
+            while i + 2 < path.upperBound, !(source[i] == 0x3A && source[i + 1] == 0x2F && source[i + 2] == 0x2F) { i += 1 }
+            if i + 2 < path.upperBound {
+                let start = i + 3
+                var end = start
+                while end < path.upperBound, source[end] != 0x2F, source[end] != 0x3F { end += 1 }
+                host = start..<end
+                path = end..<path.upperBound
+            }
+        }
+        if host == nil {
+            for field in request.headers where field.kind == .host {
+                host = field.valueRange
+                break
+            }
+        }
+        if path.isEmpty {
+            // "http://host" alone: the path is "/".
+            return snapshot.table.match(host: host.map { String(decoding: UnsafeRawBufferPointer(rebasing: source[$0]), as: UTF8.self) }, path: "/")
+        }
+        return snapshot.table.match(source: source, host: host, path: path)
     }
 
     private func appendSetCookie(_ value: String, to out: inout [UInt8]) {
@@ -397,7 +475,19 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     func recordOutcome(cluster: ClusterRuntime, status: Int, latencyNanos: UInt64, headNanos: UInt64? = nil) {
         cluster.metrics.record(reactor: id, status: status, latencyNanos: latencyNanos, headNanos: headNanos)
         let success = status < 500
-        let latest = snapshot.clusters.first { !$0.state.isFailed && !ClusterHealth.isPending($0.health.word) }
+        // The latest of the exchange's service (with one service, the first of all clusters).
+        let range: Range<Int>
+        if snapshot.services.count > 1 {
+            guard let i = clusterIndex[ObjectIdentifier(cluster)] else {
+                cluster.state.record(success: success, nowMillis: Clock.unixMillis())
+                if !success { checkRollback(cluster) }
+                return
+            }
+            range = snapshot.serviceRanges[serviceOf[i]]
+        } else {
+            range = snapshot.clusters.indices
+        }
+        let latest = snapshot.clusters[range].first { !$0.state.isFailed && !ClusterHealth.isPending($0.health.word) }
         // A plan's GRADUAL steps hold their percentage: exchanges do not raise it.
         if let latest, latest.spec.mode == .gradual, success, latest.spec.rollout?.steps.isEmpty ?? true {
             latest.state.advanceGradual(by: latest.spec.percentageTransitionPerRequest ?? 0)

@@ -168,7 +168,7 @@ enum Launcher {
         let registry = make(fleet ?? store)
         let report: StartReport
         do {
-            report = try registry.start(seed: config.clusters)
+            report = try registry.start(seed: config.clusters, services: config.services, defaultService: config.defaultService)
         } catch {
             switch error {
             case .store(.corrupt(let path, let offset, let reason)):
@@ -227,7 +227,7 @@ enum Launcher {
         let snapshot: Snapshot
         let fleetStore = config.etcd.map(makeFleetStore)
         switch openState(stateDir, options: options, config: config, fleet: fleetStore,
-                         registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0) }) {
+                         registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0, releaseGroups: config.releaseGroups) }) {
         case .success(let (r, report)):
             registry = r
             snapshot = report.snapshot
