@@ -15,10 +15,10 @@ struct FleetTests {
         String(decoding: try JSONSerialization.data(withJSONObject: ["cluster": cluster]), as: UTF8.self)
     }
 
-    static func served(_ p: ProxyProcess, headers: [String: String] = [:]) -> String? {
+    static func served(_ p: ProxyProcess, target: String = "/", headers: [String: String] = [:]) -> String? {
         guard let c = try? ClientConnection(port: p.port, timeout: 2) else { return nil }
         defer { c.close() }
-        return (try? c.get("/", headers: headers))?.header("X-Backend")
+        return (try? c.get(target, headers: headers))?.header("X-Backend")
     }
 
     static func revision(_ p: ProxyProcess) throws -> Int { try Fleet.store(p)["revision"] as? Int ?? -1 }
@@ -58,6 +58,34 @@ struct FleetTests {
             let c = try Fleet.clusters(p)["v2"]
             #expect(c?["version"] as? String == "2.100")
         }
+    }
+
+    @Test("a change set (a new service with its cluster, a cluster replaced) is one etcd revision, served by every instance")
+    func changeSetIsOneTransaction() throws {
+        let v1 = try TestBackend.named("v1"), v2 = try TestBackend.named("v2"), shop = try TestBackend.named("shop")
+        let fleet = try Fleet(clusters: [Self.cluster(v1.port, "1.0", "v1")])
+        defer { fleet.stop(); v1.stop(); v2.stop(); shop.stop() }
+        let before = try Self.revision(fleet.member(1))
+        let changes: [String: Any] = ["changes": [
+            ["putService": ["name": "shop", "hosts": ["shop.test"]]],
+            ["service": "shop", "put": Self.cluster(shop.port, "1.0", "s1")],
+            ["put": Self.cluster(v2.port, "2.0", "v2")],
+            ["delete": "v1"],
+        ]]
+        let body = String(decoding: try JSONSerialization.data(withJSONObject: changes), as: UTF8.self)
+        let (code, text) = try fleet.member(1).api("POST", "/changes", body: body)
+        #expect(code == 202, "\(text)")
+        let after = try Self.revision(fleet.member(1))
+        #expect(after > before)
+        try waitUntil("the change set everywhere", timeout: 1) { try fleet.live.allSatisfy { try Self.revision($0) == after } }
+        for p in fleet.live {
+            #expect(Self.served(p) == "v2")
+            // The absolute form's authority picks the service.
+            #expect(Self.served(p, target: "http://shop.test/") == "shop")
+        }
+        // One record in etcd: the state key changed once for the whole set.
+        let (_, range) = try fleet.etcd.post("/v3/kv/range", #"{"key":"\#(Data("\(fleet.prefix)state".utf8).base64EncodedString())"}"#)
+        #expect(range.contains("\"mod_revision\":\"\(after)\""), "\(range)")
     }
 
     @Test("concurrent PUTs on two instances: one 202, one 409, never a lost update")
