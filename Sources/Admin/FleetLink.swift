@@ -1,10 +1,8 @@
 import Comparator
 import Fleet
-import Locks
 import Observability
 import Proxy
 import Reactor
-import Store
 
 /// Joins this instance to a fleet: the state another instance writes (through the shared
 /// store's watch) is adopted by the registry on the control-plane thread, rollout progress
@@ -16,7 +14,7 @@ public final class FleetLink: Sendable {
     private let rollouts: RolloutDriver
     private let loop: EventLoop
     private let comparisons: ComparisonLog
-    /// The fleet's latest published totals, parsed (the leader's windows read them).
+    /// Length of the latency histogram the published totals are read into.
     private let buckets: Int
 
     public init(store: FleetStore, registry: ClusterRegistry, rollouts: RolloutDriver, loop: EventLoop, comparisons: ComparisonLog) {

@@ -70,7 +70,6 @@ public final class FleetStore: StateStore, @unchecked Sendable {
         var link = "connecting"
         var lastError: String?
         var reconnects = 0
-        var everConnected = false
         var election: Election
         var leader: String?
         /// Each instance's last published windows (kept after its key expires, so the sums
@@ -115,14 +114,14 @@ public final class FleetStore: StateStore, @unchecked Sendable {
             do {
                 let (revision, kvs) = try client.range(settings.stateKey)
                 guard let kv = kvs.first else {
-                    shared.withLock { $0.revision = revision; $0.link = "connected"; $0.everConnected = true }
+                    shared.withLock { $0.revision = revision; $0.link = "connected" }
                     return (nil, [])
                 }
                 let state: StoredState
                 do { state = try Records.decodeSnapshot(kv.value) } catch {
                     throw StoreError.corrupt(path: "etcd \(settings.stateKey)", offset: 0, reason: error.description)
                 }
-                shared.withLock { $0.model = state; $0.revision = kv.modRevision; $0.link = "connected"; $0.everConnected = true }
+                shared.withLock { $0.model = state; $0.revision = kv.modRevision; $0.link = "connected" }
                 return (state, [])
             } catch let error as StoreError {
                 throw error
@@ -229,7 +228,6 @@ public final class FleetStore: StateStore, @unchecked Sendable {
         shared.withLock { s in
             if s.link != "connected" { Log.notice("fleet_store_connected", ["endpoints": settings.endpoints.map(\.description).joined(separator: ",")]) }
             s.link = "connected"
-            s.everConnected = true
         }
     }
 
