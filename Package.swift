@@ -4,6 +4,7 @@
 //   CLinux ← Syscalls ← Reactor ← Proxy ← Admin ← switchyard
 //   COpenSSL (the system's OpenSSL 3) ← TLS (its one safe surface) ← Proxy
 //   Store (the durable control-plane state: journal + snapshot) ← Admin
+//   Fleet (etcd client, leader election, shared state of several instances) ← Admin
 //   HTTP1, Routing, Observability: pure modules without sockets.
 //   Rollout (staged plans and analysis gates: a state machine as data, no dependencies)
 //     ← Routing (a cluster's plan is part of its ClusterSpec) ← Config ← Store
@@ -35,8 +36,9 @@ let package = Package(
         .target(name: "Config", dependencies: ["Routing", "Rollout"]),
         .target(name: "Proxy", dependencies: ["Reactor", "Syscalls", "TLS", "HTTP1", "Routing", "Observability", "Comparator", "Locks"], swiftSettings: hotPath),
         .target(name: "Store", dependencies: ["Config", "Routing", "Rollout"]),
-        .target(name: "Admin", dependencies: ["Proxy", "Config", "Store", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor", "Rollout", "TLS"]),
-        .executableTarget(name: "switchyard", dependencies: ["Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1", "TLS"]),
+        .target(name: "Fleet", dependencies: ["Syscalls", "HTTP1", "Config", "Store", "Routing", "Rollout", "Locks", "Observability"]),
+        .target(name: "Admin", dependencies: ["Fleet", "Proxy", "Config", "Store", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor", "Rollout", "TLS"]),
+        .executableTarget(name: "switchyard", dependencies: ["Fleet", "Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1", "TLS"]),
         .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1", "Comparator"], path: "Benchmarks/BenchCore"),
         .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], exclude: ["Corpus"]),
@@ -45,6 +47,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Routing", "Rollout"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Config", "Routing", "Rollout"]),
         .testTarget(name: "AdminTests", dependencies: ["Admin", "Store", "Proxy", "Routing", "Config", "Rollout", "Observability"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "Store", "Config", "Routing", "Rollout"]),
         .testTarget(name: "ComparatorTests", dependencies: ["Comparator"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "Syscalls"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Reactor", "Syscalls"]),

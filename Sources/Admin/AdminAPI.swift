@@ -28,6 +28,8 @@ public final class AdminAPI: Sendable {
     let healthState = Lock(HealthState())
     /// The TLS listeners (`/status`, metrics, `POST /tls/reload`); nil without any.
     let tls: TLSListenerSet?
+    /// The fleet this instance belongs to (etcd store), if any.
+    private let fleetBox = Lock<FleetLink?>(nil)
 
     public init(registry: ClusterRegistry, metrics: ProxyMetrics, token: String?, workers: Int,
                 comparisons: ComparisonLog = ComparisonLog(), rollouts: RolloutDriver? = nil,
@@ -47,6 +49,22 @@ public final class AdminAPI: Sendable {
     /// Replaces the bearer token (nil: no authentication); takes effect with the next request.
     public func setToken(_ token: String?) {
         tokenBox.withLock { $0 = token }
+    }
+
+    /// Joins the API to a fleet: `/status` and `/metrics` show its store.
+    public func setFleet(_ fleet: FleetLink) {
+        fleetBox.withLock { $0 = fleet }
+    }
+
+    /// The answer to a change the registry refused for its store: 409 when another
+    /// instance of the fleet changed the state first, 503 when the fleet's store cannot be
+    /// reached, 500 when a local store failed.
+    static func storeFailure(_ error: RegistryError) -> AdminResponse {
+        switch error {
+        case .store(.conflict(let message)): .text(409, message)
+        case .store(.unavailable(let message)): .text(503, message)
+        default: .text(500, error.description)
+        }
     }
 
     static let clusterPrefix = "/configuration/cluster"
@@ -178,7 +196,7 @@ public final class AdminAPI: Sendable {
         case .notFound(let m): return .text(404, m)
         case .conflict(let m): return .text(409, m)
         case .lastActive: return .text(409, error.description)
-        case .store: return .text(500, error.description)
+        case .store(let e): return Self.storeFailure(.store(e))
         }
     }
 
@@ -217,7 +235,7 @@ public final class AdminAPI: Sendable {
             case .noServer: return .text(404, "cluster \(id) has no server \(server)")
             }
         } catch {
-            return .text(500, error.description)
+            return Self.storeFailure(error)
         }
     }
 
@@ -350,6 +368,7 @@ public final class AdminAPI: Sendable {
             "uptimeSeconds": Int(Clock.unixSeconds() - started),
         ]
         var result = status
+        if let fleet = fleetBox.withLock({ $0 }) { result["store"] = fleet.statusJSON() }
         if let latest = snapshot.clusters(of: defaultServiceName).first(where: { !$0.state.isFailed && !$0.health.isPending }) {
             result["latest"] = latest.spec.uuid
         }
@@ -529,6 +548,7 @@ public final class AdminAPI: Sendable {
         family("switchyard_snapshot_generation", "gauge", "Generation of the published cluster snapshot.")
         out += "switchyard_snapshot_generation \(snapshot.generation)\n"
         out += renderHealthMetrics()
+        if let fleet = fleetBox.withLock({ $0 }) { out += fleet.metricsText() }
         return out
     }
 }

@@ -317,7 +317,14 @@ public final class ClusterRegistry: @unchecked Sendable {
             publish(snapshot)
             return (snapshot, uuids)
         case .failure(let error):
-            if case .store(let e) = error { Log.error("state_write_failed", ["change": "changes", "error": e.description]) }
+            if case .store(let e) = error {
+                // In a fleet, another instance writing first is a conflict, not a failure.
+                if case .conflict = e {
+                    Log.notice("state_write_conflict", ["change": "changes", "error": e.description])
+                } else {
+                    Log.error("state_write_failed", ["change": "changes", "error": e.description])
+                }
+            }
             throw error
         }
     }
@@ -540,7 +547,12 @@ public final class ClusterRegistry: @unchecked Sendable {
                     recorded.append(change)
                 } catch {
                     // The model keeps the old value, so the next tick tries again.
-                    Log.error("state_write_failed", ["change": "tick", "error": error.description])
+                    // In a fleet another instance often records the same fact first.
+                    if case .conflict = error {
+                        Log.info("state_write_conflict", ["change": "tick", "error": error.description])
+                    } else {
+                        Log.error("state_write_failed", ["change": "tick", "error": error.description])
+                    }
                     break
                 }
             }
@@ -570,6 +582,75 @@ public final class ClusterRegistry: @unchecked Sendable {
     /// The rollout progress the store holds for a cluster, if any.
     public func storedRollout(uuid: String) -> RolloutProgress? {
         contents.withLock { c in c.model.index(of: uuid).flatMap { c.model.clusters[$0].rollout } }
+    }
+
+    /// Takes the whole state another instance of the fleet wrote (from the shared store's
+    /// watch) and publishes it: services and clusters added, replaced or removed as it says
+    /// (a change set arrives as one state); failed marks,
+    /// GRADUAL thresholds (never lowered: each instance raises its own), readiness and
+    /// drained servers as it records them. Runtimes of unchanged definitions are kept (their
+    /// counters and connections go on). Call on the control-plane thread. Returns the
+    /// published snapshot, or nil when a server no longer resolves (nothing changes then).
+    @discardableResult
+    public func adopt(_ state: StoredState) -> Snapshot? {
+        var resolved: [String: [SocketAddress]] = [:]
+        for cluster in state.clusters {
+            guard let addresses = try? Self.resolve(cluster.spec, path: "state") else {
+                Log.error("fleet_state_rejected", ["uuid": cluster.spec.uuid, "reason": "a server does not resolve"])
+                return nil
+            }
+            resolved[cluster.spec.uuid] = addresses
+        }
+        let snapshot = contents.withLock { c -> Snapshot in
+            let before = c.model
+            var runtimes: [ClusterRuntime] = []
+            for stored in state.clusters {
+                let uuid = stored.spec.uuid
+                let previous = c.clusters.first { $0.spec.uuid == uuid }
+                let runtime: ClusterRuntime
+                if let previous, previous.spec == stored.spec, previous.service == stored.service {
+                    runtime = previous
+                } else {
+                    c.sequence += 1
+                    let health = ClusterHealth(servers: stored.spec.servers, check: stored.spec.healthCheck, pending: !stored.ready,
+                                               pendingSince: Clock.nanoseconds(), previous: previous?.health)
+                    let runtimeState = previous?.state ?? sharedState(stored.spec, service: stored.service, c)
+                    if previous != nil {
+                        runtimeState.readmit()
+                        if stored.rollout == nil { runtimeState.setPlannedRoute(nil) }
+                        runtimeState.setGradualThreshold(0)
+                    }
+                    runtime = ClusterRuntime(spec: stored.spec, addresses: resolved[uuid] ?? [], state: runtimeState,
+                                             metrics: previous?.metrics ?? ClusterMetrics(reactors: reactors), sequence: c.sequence, health: health,
+                                             service: stored.service)
+                    Log.notice(previous == nil ? "cluster_added" : "cluster_replaced",
+                               ["uuid": uuid, "version": stored.spec.version, "mode": stored.spec.mode.rawValue, "service": stored.service, "by": "fleet"])
+                }
+                let old = before.index(of: uuid).map { before.clusters[$0] }
+                if let f = stored.failure {
+                    if runtime.state.markFailed(reason: f.reason, at: f.time) {
+                        Log.warning("cluster_failed", ["uuid": uuid, "version": stored.spec.version, "reason": f.reason, "by": "fleet"])
+                    }
+                } else if old?.failure != nil, runtime.state.isFailed {
+                    runtime.state.readmit()
+                }
+                if stored.threshold > runtime.state.gradualThreshold { runtime.state.setGradualThreshold(stored.threshold) }
+                if stored.ready, runtime.health.isPending { _ = runtime.health.markReady() }
+                for (i, server) in stored.spec.servers.enumerated() {
+                    _ = runtime.health.setDrained(stored.drained.contains(server), server: i)
+                }
+                runtimes.append(runtime)
+            }
+            for gone in c.clusters where state.index(of: gone.spec.uuid) == nil {
+                Log.notice("cluster_removed", ["uuid": gone.spec.uuid, "version": gone.spec.version, "by": "fleet"])
+            }
+            c.clusters = runtimes
+            c.model = state
+            c.generation += 1
+            return makeSnapshot(c)
+        }
+        publish(snapshot)
+        return snapshot
     }
 
     /// The generation of the current snapshot (cheap: no snapshot is built).

@@ -1,4 +1,5 @@
 import Comparator
+import Fleet
 import Observability
 import Proxy
 
@@ -59,7 +60,13 @@ public final class ExchangeWindows {
     /// comparisons of each and the next cluster not marked failed after it; clusters no
     /// longer listed are forgotten.
     public func sample(_ clusters: [ClusterRuntime], now: Int64, comparisons: ComparisonLog? = nil) {
-        var next: [String: [Sample]] = [:]
+        record(Self.totals(clusters, comparisons: comparisons), now: now)
+    }
+
+    /// The cumulative totals of `clusters` (latest first) by uuid, as this instance counted
+    /// them (what a fleet's instance publishes).
+    public static func totals(_ clusters: [ClusterRuntime], comparisons: ComparisonLog? = nil) -> [String: ExchangeTotals] {
+        var out: [String: ExchangeTotals] = [:]
         for (i, cluster) in clusters.enumerated() {
             let m = cluster.metrics
             var requests = 0
@@ -68,13 +75,23 @@ public final class ExchangeWindows {
             if let comparisons, let older = clusters[(i + 1)...].first(where: { !$0.state.isFailed }) {
                 compared = comparisons.totals(old: older.spec.uuid, new: cluster.spec.uuid)
             }
-            let sample = Sample(second: now, requests: requests, errors: m.sum(ClusterCounter.responses + 4),
-                                latency: m.latencyCounts(), compared: compared.compared, divergent: compared.divergent)
-            var ring = samples[cluster.spec.uuid] ?? []
+            out[cluster.spec.uuid] = ExchangeTotals(requests: requests, errors: m.sum(ClusterCounter.responses + 4), latency: m.latencyCounts(),
+                                                    compared: compared.compared, divergent: compared.divergent)
+        }
+        return out
+    }
+
+    /// Takes cumulative totals by cluster uuid at unix second `now` (this instance's, or a
+    /// fleet's summed); clusters not listed are forgotten.
+    public func record(_ totals: [String: ExchangeTotals], now: Int64) {
+        var next: [String: [Sample]] = [:]
+        for (uuid, t) in totals {
+            let sample = Sample(second: now, requests: t.requests, errors: t.errors, latency: t.latency, compared: t.compared, divergent: t.divergent)
+            var ring = samples[uuid] ?? []
             if let last = ring.last, last.second == now { ring.removeLast() }
             ring.append(sample)
             if ring.count > keepSeconds { ring.removeFirst(ring.count - keepSeconds) }
-            next[cluster.spec.uuid] = ring
+            next[uuid] = ring
         }
         samples = next
     }
@@ -90,9 +107,9 @@ public final class ExchangeWindows {
                                   compared: last.compared, divergent: last.divergent)
         }
         var latency = last.latency
-        for i in latency.indices { latency[i] -= first.latency[i] }
+        for i in latency.indices { latency[i] = max(0, latency[i] - (i < first.latency.count ? first.latency[i] : 0)) }
         // Comparison totals restart when the older cluster changes: never below zero.
-        return ExchangeWindow(requests: last.requests - first.requests, errors: last.errors - first.errors, latency: latency,
+        return ExchangeWindow(requests: max(0, last.requests - first.requests), errors: max(0, last.errors - first.errors), latency: latency,
                               compared: max(0, last.compared - first.compared), divergent: max(0, last.divergent - first.divergent))
     }
 

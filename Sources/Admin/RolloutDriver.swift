@@ -1,4 +1,5 @@
 import Comparator
+import Fleet
 import Locks
 import Observability
 import Proxy
@@ -41,6 +42,25 @@ public final class RolloutDriver: Sendable {
     private struct State {
         var entries: [String: Entry] = [:]
         let windows = ExchangeWindows()
+        var role = FleetRole.alone
+        /// The fleet's summed totals, for a leader's windows (nil: this instance's counters).
+        var fleetTotals: (@Sendable () -> [String: ExchangeTotals])?
+    }
+
+    /// This instance's part in a fleet's rollouts.
+    public enum FleetRole: String, Sendable {
+        /// No fleet: this instance judges its own exchanges and drives its plans.
+        case alone
+        /// It leads the fleet: it judges every instance's exchanges and drives the plans,
+        /// writing each step to the shared store.
+        case leader
+        /// Another instance leads: its plans follow the progress the store holds and nothing
+        /// is judged or recorded here.
+        case follower
+        /// The fleet's store cannot be reached: plans pause (no step is taken), but a gate
+        /// that fails on this instance's own exchanges still rolls back here; the failed mark
+        /// is written once the store is back.
+        case isolated
     }
 
     private let state = Lock(State())
@@ -56,8 +76,63 @@ public final class RolloutDriver: Sendable {
         self.clock = clock
     }
 
+    /// Sets this instance's part in a fleet; `totals` gives the fleet's summed exchange
+    /// totals (read when leading). A follower that becomes leader continues each plan from
+    /// the step the store holds.
+    public func setFleet(role: FleetRole, totals: (@Sendable () -> [String: ExchangeTotals])? = nil) {
+        state.withLock { s in
+            if let totals { s.fleetTotals = totals }
+            guard s.role != role else { return }
+            let wasIsolated = s.role == .isolated
+            s.role = role
+            Log.notice("rollout_driver_role", ["role": role.rawValue])
+            guard wasIsolated else { return }
+            // Back in touch: rollbacks taken while cut off are written for the whole fleet.
+            for (uuid, entry) in s.entries where entry.rollout.phase == .rolledBack {
+                if registry.storedRollout(uuid: uuid)?.phase != .rolledBack {
+                    registry.recordRollout(uuid: uuid, progress: entry.rollout.progress)
+                }
+            }
+        }
+        storedChanged()
+    }
+
+    /// This instance's part in a fleet.
+    public var role: FleetRole { state.withLock { $0.role } }
+
+    /// Takes up rollout progress that another instance wrote (the fleet's leader, or an
+    /// operator's command through another instance): each plan whose stored phase or step
+    /// differs from its machine's is restored from the store, its routing applied here.
+    public func storedChanged() {
+        let now = clock()
+        let snapshot = registry.snapshot
+        state.withLock { s in
+            sync(&s, snapshot.clusters, now: now)
+            for cluster in snapshot.clusters {
+                guard var entry = s.entries[cluster.spec.uuid], let stored = registry.storedRollout(uuid: cluster.spec.uuid) else { continue }
+                let current = entry.rollout.progress
+                guard stored.phase != current.phase || stored.step != current.step else { continue }
+                entry.rollout = Rollout(plan: entry.rollout.plan)
+                let actions = entry.rollout.restore(stored, now: now)
+                s.entries[cluster.spec.uuid] = entry
+                perform(actions, new: cluster, old: olderUsable(than: cluster, in: snapshot.clusters), snapshot: snapshot.clusters,
+                        recording: false)
+            }
+        }
+    }
+
+    /// Samples the windows: the fleet's totals when leading one, else this instance's.
+    private func takeSample(_ s: inout State, _ clusters: [ClusterRuntime], now: Int64) {
+        if s.role == .leader, let totals = s.fleetTotals {
+            s.windows.record(totals(), now: now / 1000)
+        } else {
+            s.windows.sample(clusters, now: now / 1000, comparisons: comparisons)
+        }
+    }
+
     /// The periodic look (once a second): samples every cluster's exchanges, then brings
-    /// each rollout up to date and ticks the running one with its window.
+    /// each rollout up to date and ticks the running one with its window. A fleet's follower
+    /// only keeps its machines in step with the store.
     public func tick() {
         let now = clock()
         let snapshot = registry.snapshot
@@ -65,7 +140,11 @@ public final class RolloutDriver: Sendable {
             // Without a plan nothing reads the windows: no sampling (a plan takes its own
             // baseline sample when it appears).
             guard snapshot.clusters.contains(where: { $0.spec.rollout != nil }) || !s.entries.isEmpty else { return }
-            s.windows.sample(snapshot.clusters, now: now / 1000, comparisons: comparisons)
+            if s.role == .follower {
+                sync(&s, snapshot.clusters, now: now)
+                return
+            }
+            takeSample(&s, snapshot.clusters, now: now)
             sync(&s, snapshot.clusters, now: now)
             // Each service runs its own plan.
             for range in snapshot.serviceRanges {
@@ -73,6 +152,8 @@ public final class RolloutDriver: Sendable {
                 guard let (new, old) = running(clusters), var entry = s.entries[new.spec.uuid] else { continue }
                 let window = stats(s.windows, plan: entry.rollout.plan, new: new.spec.uuid, old: old?.spec.uuid)
                 let actions = entry.rollout.tick(now: now, window: window)
+                // Cut off from the fleet, only a rollback is taken; anything else waits.
+                if s.role == .isolated && !actions.contains(.route(.allOld)) { continue }
                 s.entries[new.spec.uuid] = entry
                 perform(actions, new: new, old: old, snapshot: snapshot.clusters)
             }
@@ -141,7 +222,7 @@ public final class RolloutDriver: Sendable {
             if let entry = s.entries[uuid], entry.runtime == ObjectIdentifier(cluster), entry.rollout.plan == plan { continue }
             if let analysis = plan.analysis { s.windows.keep(atLeast: analysis.windowSeconds) }
             // A baseline sample: the new version's windows and counts start from here.
-            s.windows.sample(clusters, now: now / 1000, comparisons: comparisons)
+            takeSample(&s, clusters, now: now)
             var rollout = Rollout(plan: plan)
             var actions: [Rollout.Action] = []
             if let stored = registry.storedRollout(uuid: uuid) {
@@ -149,12 +230,13 @@ public final class RolloutDriver: Sendable {
                 actions += firstLook(&rollout, s.windows, cluster, clusters, now: now)
             }
             s.entries[uuid] = Entry(rollout: rollout, runtime: ObjectIdentifier(cluster))
-            perform(actions, new: cluster, old: olderUsable(than: cluster, in: clusters), snapshot: clusters)
+            perform(actions, new: cluster, old: olderUsable(than: cluster, in: clusters), snapshot: clusters,
+                    recording: s.role != .follower)
         }
         for uuid in s.entries.keys where !live.contains(uuid) { s.entries[uuid] = nil }
         // A plan that has not started starts once its cluster is ready: at once without a
-        // health check, after its readiness gate with one.
-        for cluster in clusters where !cluster.health.isPending {
+        // health check, after its readiness gate with one (a fleet's leader starts it).
+        for cluster in clusters where !cluster.health.isPending && (s.role == .alone || s.role == .leader) {
             guard var entry = s.entries[cluster.spec.uuid], entry.rollout.phase == .pending else { continue }
             var actions = entry.rollout.ready(now: now)
             actions += firstLook(&entry.rollout, s.windows, cluster, clusters, now: now)
@@ -200,7 +282,10 @@ public final class RolloutDriver: Sendable {
 
     // MARK: Actions
 
-    private func perform(_ actions: [Rollout.Action], new: ClusterRuntime, old: ClusterRuntime?, snapshot: [ClusterRuntime]) {
+    /// Performs a machine's actions. Without `recording` (a fleet's follower, or progress
+    /// taken from the store) nothing is written: no progress, no retirement.
+    private func perform(_ actions: [Rollout.Action], new: ClusterRuntime, old: ClusterRuntime?, snapshot: [ClusterRuntime],
+                         recording: Bool = true) {
         // A rollback's reason travels in the progress it records (after its route action).
         let recordedReason = actions.lazy.compactMap { action -> String? in
             if case .persist(let progress) = action { return progress.reason }
@@ -227,6 +312,7 @@ public final class RolloutDriver: Sendable {
             case .markState:
                 break   // the machine's state is what the API shows
             case .persist(let progress):
+                guard recording else { continue }
                 registry.recordRollout(uuid: new.spec.uuid, progress: progress)
             case .log(let line):
                 let level: LogLevel = line.event == "rollout_rolled_back" ? .warning : .notice
@@ -234,7 +320,7 @@ public final class RolloutDriver: Sendable {
                           + line.fields.map { ($0.key, $0.value) })
             case .retireOld:
                 // Exchanges in flight hold the old cluster's runtime: they finish as they are.
-                guard let old, old !== new else { continue }
+                guard recording, let old, old !== new else { continue }
                 do {
                     _ = try registry.delete(uuid: old.spec.uuid, force: true)
                     Log.notice("cluster_retired", ["uuid": old.spec.uuid, "version": old.spec.version, "by": new.spec.uuid])

@@ -17,6 +17,8 @@ import Routing
 ///  "comparisons": {"kept": 100, "ignoreHeaders": ["Date", "Server", …]},
 ///  "accessLog": {"path": "stderr", "format": "logfmt", "sample": 1.0},
 ///  "state": {"dir": "/var/lib/switchyard", "compactAfterRecords": 1000},
+///     (or, for a fleet: {"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "prefix": "/switchyard/",
+///      "instance": "edge-1", "leaseSeconds": 5})
 ///  "logLevel": "NOTICE"}
 /// ```
 ///
@@ -182,7 +184,11 @@ public enum ConfigFile {
                 config.stateDir = dir
             }
             config.compactAfterRecords = try state.int("compactAfterRecords", in: 1...1_000_000) ?? config.compactAfterRecords
+            config.etcd = try etcdState(&state)
             try state.rejectUnknown()
+        }
+        if config.etcd != nil && config.stateDir != nil {
+            throw ConfigError(field: "state.dir", message: "is for the file store; an etcd store keeps no local state (remove one of them)")
         }
         if let level = try top.string("logLevel") {
             let names = ["CRITICAL", "ERROR", "WARNING", "WARN", "NOTICE", "INFO", "DEBUG"]
@@ -259,4 +265,35 @@ public enum ConfigFile {
         }
         return name
     }
+}
+
+/// Reads `state.store` and, for `"etcd"`, its endpoints, prefix, instance name and lease TTL.
+func etcdState(_ state: inout Fields) throws(ConfigError) -> EtcdStateConfig? {
+    let store = try state.string("store") ?? "file"
+    guard store == "etcd" else {
+        guard store == "file" else { throw state.fail("store", "must be \"file\" or \"etcd\", not \"\(store)\"") }
+        for key in ["endpoints", "instance", "leaseSeconds", "prefix"] where state.raw(key) != nil {
+            throw state.fail(key, "is for \"store\": \"etcd\"")
+        }
+        return nil
+    }
+    guard let raw = state.raw("endpoints") as? [Any], !raw.isEmpty else {
+        throw state.fail("endpoints", "must be a non-empty array of etcd client URLs (\"http://127.0.0.1:2379\")")
+    }
+    var endpoints: [String] = []
+    for (i, value) in raw.enumerated() {
+        guard let url = value as? String, url.hasPrefix("http://"), let colon = url.dropFirst(7).lastIndex(of: ":"),
+              let port = Int(url[url.index(after: colon)...].trimmingCharacters(in: ["/"])), (1...65535).contains(port) else {
+            throw state.fail("endpoints[\(i)]", "must be http://host:port (TLS to etcd is not supported)")
+        }
+        endpoints.append(url)
+    }
+    let prefix = try state.string("prefix") ?? "/switchyard/"
+    guard !prefix.isEmpty, prefix.hasSuffix("/") else { throw state.fail("prefix", "must be a key prefix ending in \"/\"") }
+    guard let instance = try state.string("instance"), !instance.isEmpty,
+          instance.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else {
+        throw state.fail("instance", "must name this instance (printable, no spaces or \"/\"), unique in the fleet")
+    }
+    let lease = try state.int("leaseSeconds", in: 2...60) ?? 5
+    return EtcdStateConfig(endpoints: endpoints, prefix: prefix, instance: instance, leaseSeconds: lease)
 }

@@ -136,11 +136,34 @@ public struct ProxyConfig: Sendable, Equatable {
     public var stateDir: String?
     /// Journal records after which the state is compacted into a snapshot (`state.compactAfterRecords`).
     public var compactAfterRecords = 1000
+    /// The fleet's shared store (`"state": {"store": "etcd", …}`); nil: the file store.
+    public var etcd: EtcdStateConfig?
     /// Log level name, upper case (`logLevel`); the command-line flag wins when given.
     public var logLevel: String?
 
     /// Creates a configuration with defaults around the given clusters.
     public init(clusters: [ClusterSpec]) {
         self.clusters = clusters
+    }
+}
+
+/// `"state": {"store": "etcd", "endpoints": [...], "prefix": "/switchyard/", "instance": "name"}`:
+/// several instances share their control-plane state through etcd.
+public struct EtcdStateConfig: Equatable, Sendable {
+    /// Client URLs of the etcd members, `http://host:port`.
+    public var endpoints: [String]
+    /// Key prefix of this fleet.
+    public var prefix: String
+    /// This instance's name, unique in the fleet.
+    public var instance: String
+    /// TTL of each instance's lease in seconds (`leaseSeconds`, 2...60): a dead leader is
+    /// replaced within it.
+    public var leaseSeconds: Int
+
+    public init(endpoints: [String], prefix: String = "/switchyard/", instance: String, leaseSeconds: Int = 5) {
+        self.endpoints = endpoints
+        self.prefix = prefix
+        self.instance = instance
+        self.leaseSeconds = leaseSeconds
     }
 }

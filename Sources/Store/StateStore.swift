@@ -24,12 +24,18 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case locked(path: String)
     /// A system call failed.
     case io(path: String, call: String, errno: Int32)
+    /// A shared store (etcd) changed since the state the change was checked against: another
+    /// instance wrote first (the API answers 409; nothing was written).
+    case conflict(String)
+    /// A shared store (etcd) cannot be reached (the API answers 503; nothing was written).
+    case unavailable(String)
 
     public var description: String {
         switch self {
         case .corrupt(let path, let offset, let reason): "\(path): \(reason) at byte \(offset)"
         case .locked(let path): "\(path) is in use by another switchyard process"
         case .io(let path, let call, let errno): "\(path): \(call): \(errorText(errno))"
+        case .conflict(let message), .unavailable(let message): message
         }
     }
 }

@@ -1,6 +1,7 @@
 import Admin
 import Comparator
 import Config
+import Fleet
 import HTTP1
 import Observability
 import Proxy
@@ -140,9 +141,13 @@ enum Launcher {
 
     /// Opens the state store and loads the start-up state into the registry. Returns nil
     /// (after printing one line) when the process must not start, with the exit status.
-    static func openState(_ stateDir: String?, options: Options, config: ProxyConfig,
+    static func openState(_ stateDir: String?, options: Options, config: ProxyConfig, fleet: FleetStore? = nil,
                           registry make: (StateStore?) -> ClusterRegistry) -> Result<(ClusterRegistry, StartReport), ExitStatus> {
         var store: JournalStore?
+        if fleet != nil, let stateDir {
+            printError("switchyard: --state-dir \(stateDir): this instance keeps its state in etcd (\"state\": {\"store\": \"etcd\"}); give one or the other")
+            return .failure(ExitStatus(code: 2))
+        }
         if let stateDir {
             do {
                 store = try JournalStore(directory: stateDir)
@@ -166,7 +171,7 @@ enum Launcher {
                 }
             }
         }
-        let registry = make(store)
+        let registry = make(fleet ?? store)
         let report: StartReport
         do {
             report = try registry.start(seed: config.clusters, services: config.services, defaultService: config.defaultService)
@@ -182,7 +187,9 @@ enum Launcher {
             return .failure(ExitStatus(code: 2))
         }
         for warning in report.warnings { Log.warning("state_torn_record", ["detail": warning]) }
-        if let stateDir {
+        if let fleet {
+            logFleetStart(fleet, report: report)
+        } else if let stateDir {
             Log.notice("state_loaded", ["source": report.source == "state" ? "state directory" : "configuration file (state directory was empty)",
                                         "dir": stateDir, "clusters": String(report.snapshot.clusters.count)])
         } else {
@@ -224,7 +231,9 @@ enum Launcher {
         }
         let registry: ClusterRegistry
         let snapshot: Snapshot
-        switch openState(stateDir, options: options, config: config, registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0, releaseGroups: config.releaseGroups) }) {
+        let fleetStore = config.etcd.map(makeFleetStore)
+        switch openState(stateDir, options: options, config: config, fleet: fleetStore,
+                         registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0, releaseGroups: config.releaseGroups) }) {
         case .success(let (r, report)):
             registry = r
             snapshot = report.snapshot
@@ -281,6 +290,12 @@ enum Launcher {
         }
         control.loop.execute { rollouts.clustersChanged() }   // plans restored from the state directory
         control.loop.execute { dashboard.noticeChanges() }   // the clusters loaded at start are the first events
+        if let fleetStore {
+            let fleet = FleetLink(store: fleetStore, registry: registry, rollouts: rollouts, loop: control.loop,
+                                  comparisons: proxySettings.comparisons)
+            api.setFleet(fleet)
+            fleet.start()
+        }
         // Health checks and readiness gates run on the control-plane thread too.
         HealthChecker(loop: control.loop, registry: registry, metrics: metrics).start()
         Log.notice("started", ["proxy": "\(config.proxyHost):\(proxy.port)", "api": "\(config.adminHost):\(control.port)",
@@ -311,6 +326,8 @@ enum Launcher {
             }
         }
         Log.notice("stopping", ["signal": received == SIGTERM ? "SIGTERM" : "SIGINT"])
+        // Leaving the fleet first: the lease is revoked, so another instance leads at once.
+        fleetStore?.stop()
         proxy.stopAndWait()
         proxySettings.accessLog?.stop()
         // The data plane has stopped: record its last failed marks and GRADUAL progress

@@ -125,7 +125,7 @@ let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: #"{\#(okCluster),"logLevel":"LOUD"}"#,
                   error: "logLevel: unknown level \"LOUD\" (use CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG)"),
     FileErrorCase(json: #"{\#(okCluster),"state":{"dir":""}}"#, error: "state.dir: must be a directory path"),
-    FileErrorCase(json: #"{\#(okCluster),"state":{"path":"/x"}}"#, error: "state.path: unknown field (expected one of: compactAfterRecords, dir)"),
+    FileErrorCase(json: #"{\#(okCluster),"state":{"path":"/x"}}"#, error: "state.path: unknown field (expected one of: compactAfterRecords, dir, endpoints, instance, leaseSeconds, prefix, store)"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":5}"#, error: "proxy: must be an object"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"port":70000}}"#, error: "proxy.port: must be an integer between 0 and 65535"),
     FileErrorCase(json: #"{\#(okCluster),"proxy":{"hostname":""}}"#, error: "proxy.hostname: must be a host name or IP address"),
@@ -203,5 +203,42 @@ func configFileErrors(_ c: FileErrorCase) {
     #expect(throws: Never.self) { try ConfigFile.validateAll([a, ClusterSpec(uuid: "y", version: "1", servers: local1034)]) }
     #expect(throws: ConfigError(field: "clusters[1].uuid", message: "\"x\" is already used by clusters[0]")) {
         try ConfigFile.validateAll([a, a])
+    }
+}
+
+/// `"state": {"store": "etcd", …}`: a fleet's shared store.
+@Suite struct EtcdStateConfigTests {
+    let base = #"{"cluster": {"version": "1", "servers": [{"hostname": "127.0.0.1", "port": 80}]}, "state": "#
+
+    func parse(_ state: String) throws(ConfigError) -> ProxyConfig {
+        try ConfigFile.parse(Array((base + state + "}").utf8), resolve: { _ in true })
+    }
+
+    @Test func etcdStoreWithDefaults() throws {
+        let config = try parse(#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "edge-1"}"#)
+        #expect(config.etcd == EtcdStateConfig(endpoints: ["http://127.0.0.1:2379"], prefix: "/switchyard/", instance: "edge-1", leaseSeconds: 5))
+        #expect(try parse(#"{"dir": "/tmp/x"}"#).etcd == nil)
+        #expect(try parse(#"{"store": "file"}"#).etcd == nil)
+    }
+
+    @Test(arguments: [
+        (#"{"store": "consul"}"#, "state.store"),
+        (#"{"store": "etcd", "instance": "a"}"#, "state.endpoints"),
+        (#"{"store": "etcd", "endpoints": ["https://127.0.0.1:2379"], "instance": "a"}"#, "state.endpoints[0]"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1"], "instance": "a"}"#, "state.endpoints[0]"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"]}"#, "state.instance"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "a b"}"#, "state.instance"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "a", "prefix": "/x"}"#, "state.prefix"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "a", "leaseSeconds": 1}"#, "state.leaseSeconds"),
+        (#"{"store": "etcd", "endpoints": ["http://127.0.0.1:2379"], "instance": "a", "dir": "/tmp"}"#, "state.dir"),
+        (#"{"dir": "/tmp", "instance": "a"}"#, "state.instance"),
+    ])
+    func badEtcdSettingsNameTheirField(_ state: String, _ field: String) {
+        do throws(ConfigError) {
+            _ = try parse(state)
+            Issue.record("accepted \(state)")
+        } catch {
+            #expect(error.field == field, "\(error)")
+        }
     }
 }
