@@ -100,6 +100,8 @@ public final class ClusterRegistry: @unchecked Sendable {
     /// The durable store; nil without `--state-dir` (changes then live in memory only).
     /// Used only under `contents`' lock.
     private let store: StateStore?
+    /// With TLS listeners: why a service host is not covered by any certificate (nil when it is).
+    private let hostCoverage = Lock<(@Sendable (String) -> String?)?>(nil)
     /// Where snapshots go (the proxy's publish), set once the data plane exists.
     private let publisher = Lock<(@Sendable (Snapshot) -> Void)?>(nil)
 
@@ -118,6 +120,12 @@ public final class ClusterRegistry: @unchecked Sendable {
 
     /// Whether changes survive a restart.
     public var isDurable: Bool { store != nil }
+
+    /// Makes every service host created or changed from now on need a TLS certificate that
+    /// covers it (`check` answers why not, or nil).
+    public func setHostCoverage(_ check: @escaping @Sendable (String) -> String?) {
+        hostCoverage.withLock { $0 = check }
+    }
 
     /// Connects the registry to the data plane.
     public func setPublisher(_ publish: @escaping @Sendable (Snapshot) -> Void) {
@@ -366,6 +374,11 @@ public final class ClusterRegistry: @unchecked Sendable {
             var services = sim.services
             if let k = services.firstIndex(where: { $0.name == spec.name }) { services[k] = spec } else { services.append(spec) }
             let at = path.isEmpty ? "" : path + "."
+            if let check = hostCoverage.withLock({ $0 }) {
+                for (k, host) in spec.hosts.enumerated() {
+                    if let why = check(host) { return .failure(.invalid(index: i, ConfigError(field: at + "hosts[\(k)]", message: why))) }
+                }
+            }
             if let conflict = serviceConflict(services) {
                 let host = services[conflict.service].name == spec.name ? conflict.host : spec.hosts.firstIndex(of: services[conflict.service].hosts[conflict.host]) ?? 0
                 return .failure(.invalid(index: i, ConfigError(field: at + "hosts[\(host)]", message: conflict.message)))

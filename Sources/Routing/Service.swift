@@ -164,3 +164,20 @@ func normalizedPrefix(_ prefix: String) -> String {
     while p.count > 1, p.hasSuffix("/") { p.removeLast() }
     return p
 }
+
+/// Whether a certificate for DNS `names` (its SANs, `*.example.com` wildcards covering one
+/// label) serves every host a host pattern matches: an exact host needs its own name or a
+/// wildcard one label up; a wildcard pattern needs the same wildcard.
+public func certificateNames(_ names: [String], cover pattern: String) -> Bool {
+    let lowerNames = names.map { $0.lowercased() }
+    switch HostPattern(pattern) {
+    case .exact(let host)?:
+        if lowerNames.contains(host) { return true }
+        guard let dot = host.firstIndex(of: "."), dot != host.startIndex else { return false }
+        return lowerNames.contains("*" + host[dot...])
+    case .wildcard(let suffix)?:
+        return lowerNames.contains("*" + suffix)
+    case nil:
+        return false
+    }
+}

@@ -255,6 +255,23 @@ enum Launcher {
             printError("switchyard: \(error.description)")
             return 2
         }
+        // With TLS listeners, every service host needs a certificate that covers it.
+        let tlsNames = plan.extra.compactMap(\.tls).flatMap { $0.certificates.flatMap(\.names) }
+        if plan.extra.contains(where: { $0.tls != nil }) {
+            let check: @Sendable (String) -> String? = { host in
+                certificateNames(tlsNames, cover: host) ? nil
+                    : "no certificate of the TLS listeners covers \"\(host)\" (their names: \(tlsNames.joined(separator: ", ")))"
+            }
+            for service in registry.services {
+                for (k, host) in service.hosts.enumerated() {
+                    if let why = check(host) {
+                        printError("switchyard: services.\(service.name).hosts[\(k)]: \(why)")
+                        return 2
+                    }
+                }
+            }
+            registry.setHostCoverage(check)
+        }
         let proxy: ProxyServer
         do {
             proxy = try ProxyServer(listen: plan.main, workers: workers, settings: proxySettings, snapshot: snapshot, metrics: metrics,

@@ -370,6 +370,37 @@ struct TLSListenerTests {
         #expect(try proxy.api("GET", "/status").1.contains("\"names\":[\"second.test\",\"site.test\"]"))
     }
 
+    @Test("services behind a TLS listener: a host no certificate covers is refused at start and from the API; SNI picks the service's certificate")
+    func servicesNeedCertificates() throws {
+        let certs = try Certificates()
+        let shop = try certs.make("shop", names: ["shop.test", "*.shop.test"])
+        let backend = try TestBackend.named("shop")
+        defer { backend.stop() }
+        func config(hosts: [String]) -> [String: Any] {
+            var c = ProxyProcess.config(clusters: [ProxyProcess.cluster(ports: [backend.port], version: "1.0")])
+            c["proxy"] = ["hostname": "127.0.0.1", "listeners": [["port": 0, "tls": ["certificates": [shop]]]]]
+            c["services"] = [["name": "shop", "hosts": hosts, "clusters": [ProxyProcess.cluster(ports: [backend.port], version: "1.0", uuid: "s1")]]]
+            return c
+        }
+        let path = certs.path("uncovered.json")
+        try writeConfig(config(hosts: ["shop.test", "api.test"]), to: path)
+        let (status, stderr) = try runSwitchyard(["--config", path])
+        #expect(status == 2)
+        #expect(stderr.contains("services.shop.hosts[1]: no certificate of the TLS listeners covers \"api.test\""))
+
+        let proxy = try ProxyProcess(config: config(hosts: ["shop.test", "www.shop.test", "*.shop.test"]))
+        defer { proxy.stop() }
+        try waitUntil("the TLS listener line") { proxy.log.contains("tls=yes") }
+        let line = proxy.log.split(separator: "\n").first { $0.contains("event=listening") && $0.contains("tls=yes") } ?? ""
+        let port = line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) } ?? 0
+        let (rc, out) = try Self.shell("curl -s --cacert \(shop["cert"]!) --resolve www.shop.test:\(port):127.0.0.1 https://www.shop.test:\(port)/")
+        #expect(rc == 0 && out == "shop\n")
+        let refused = try proxy.api("PUT", "/services/api", body: #"{"hosts":["api.test"]}"#)
+        #expect(refused.0 == 400 && refused.1.hasPrefix("hosts[0]: no certificate of the TLS listeners covers \"api.test\""))
+        #expect(try proxy.api("PUT", "/services/deep", body: #"{"hosts":["a.b.shop.test"]}"#).0 == 400)
+        #expect(try proxy.api("PUT", "/services/static", body: #"{"hosts":["shop.test"],"pathPrefix":"/static"}"#).0 == 202)
+    }
+
     @Test("configuration errors name the field: missing file, bad PEM, key mismatch, h2 in alpn")
     func configErrors() throws {
         let certs = try Certificates()

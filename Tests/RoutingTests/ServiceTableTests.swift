@@ -141,3 +141,14 @@ func hostPatterns(_ c: PatternCase) {
     #expect(grouped.session == "dynsoftup_web")
     #expect(grouped.attributes == "; Path=/; Domain=example.com; HttpOnly; SameSite=Lax")
 }
+
+@Test func certificatesCoverServiceHosts() {
+    let names = ["shop.example.com", "*.shop.example.com", "API.example.com"]
+    #expect(certificateNames(names, cover: "shop.example.com"))
+    #expect(certificateNames(names, cover: "www.shop.example.com"))
+    #expect(certificateNames(names, cover: "*.shop.example.com"))
+    #expect(certificateNames(names, cover: "api.example.com"))
+    #expect(!certificateNames(names, cover: "a.b.shop.example.com"))   // a wildcard covers one label
+    #expect(!certificateNames(names, cover: "*.example.com"))
+    #expect(!certificateNames(names, cover: "example.com"))
+}
