@@ -345,4 +345,38 @@ struct ServicesTests {
         #expect(try get(client2, host: "shop.test", "/api/x").bodyText == "api\n")
         #expect(try get(client2, host: "other.test", "/").bodyText == "default\n")
     }
+
+    @Test("release group: a new release failing in one service is rolled back in every service of the group")
+    func releaseGroupRollback() throws {
+        let front1 = try TestBackend.named("front 2026.11"), front2 = try TestBackend.named("front 2026.12")
+        let api1 = try TestBackend.named("api 2026.11")
+        defer { for b in [front1, front2, api1] { b.stop() } }
+        func cluster(_ port: Int, _ uuid: String, _ release: String) -> [String: Any] {
+            var c = ProxyProcess.cluster(ports: [port], version: release == "2026.11" ? "1.0" : "2.0", uuid: uuid)
+            c["release"] = release
+            return c
+        }
+        let config: [String: Any] = [
+            "proxy": ["hostname": "127.0.0.1", "port": 0], "configService": ["hostname": "127.0.0.1", "port": 0],
+            "services": [
+                service("front", hosts: ["shop.test"], clusters: [cluster(front1.port, "f1", "2026.11")], extra: ["releaseGroup": "web"]),
+                service("api", hosts: ["shop.test"], prefix: "/api", clusters: [cluster(api1.port, "a1", "2026.11")], extra: ["releaseGroup": "web"]),
+            ],
+        ]
+        let proxy = try ProxyProcess(config: config)
+        defer { proxy.stop() }
+        // Release 2026.12: the front works, the API's backend refuses connections.
+        let start = body(["changes": [["service": "front", "put": cluster(front2.port, "f2", "2026.12")],
+                                       ["service": "api", "put": cluster(TestBackend.closedPort(), "a2", "2026.12")]]])
+        #expect(try proxy.api("POST", "/changes", body: start).0 == 202)
+        let client = try ClientConnection(port: proxy.port)
+        try waitUntil("the front to serve 2026.12") { try get(client, host: "shop.test", "/").bodyText == "front 2026.12\n" }
+        // The API's failure (no healthy backend) marks the release failed, in the front too.
+        _ = try? get(ClientConnection(port: proxy.port), host: "shop.test", "/api/x")
+        try waitUntil("2026.12 rolled back everywhere") {
+            try get(ClientConnection(port: proxy.port), host: "shop.test", "/").bodyText == "front 2026.11\n"
+        }
+        #expect(try get(ClientConnection(port: proxy.port), host: "shop.test", "/api/x").bodyText == "api 2026.11\n")
+        #expect(try proxy.api("GET", "/services/front/clusters/f2").1.contains("\"state\":\"failed\""))
+    }
 }
