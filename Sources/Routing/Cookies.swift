@@ -4,24 +4,38 @@ public struct CookieNames: Sendable, Equatable {
     /// Cookie naming the cluster that served the client (value: cluster uuid).
     public var session = "dynsoftup"
     /// Cookie holding the client's random id for GRADUAL bucketing.
-    public var transition = "transition"
+    public var transition = "transition" { didSet { transitionLine = Self.line(transition) } }
     /// Cookie holding when (unix milliseconds) a client without fetch metadata last made a
     /// request while it waited to move to the latest version.
-    public var lastSeen = "dynsoftup_seen"
+    public var lastSeen = "dynsoftup_seen" { didSet { lastSeenLine = Self.line(lastSeen) } }
     /// The cookies' `Path` attribute (a service may narrow it).
-    public var path = "/" { didSet { attributes = Self.render(path: path, domain: domain) } }
+    public var path = "/" { didSet { renderAttributes() } }
     /// The cookies' `Domain` attribute (a release group's `cookieDomain`), if any.
-    public var domain: String? { didSet { attributes = Self.render(path: path, domain: domain) } }
+    public var domain: String? { didSet { renderAttributes() } }
     /// Every routing cookie's attributes after its value: `; Path=/; HttpOnly; SameSite=Lax`,
     /// with `; Domain=…` after the path when set.
     public private(set) var attributes = "; Path=/; HttpOnly; SameSite=Lax"
+    /// `Set-Cookie: transition=` and `Set-Cookie: dynsoftup_seen=` as bytes, and `attributes`
+    /// with the line's CRLF: what `appendSetCookieLines` copies around each value.
+    public private(set) var transitionLine: [UInt8] = Self.line("transition")
+    public private(set) var lastSeenLine: [UInt8] = Self.line("dynsoftup_seen")
+    public private(set) var attributesLine: [UInt8] = Array("; Path=/; HttpOnly; SameSite=Lax\r\n".utf8)
 
     /// Creates cookie names; defaults `dynsoftup`, `transition` and `dynsoftup_seen`.
     public init(session: String = "dynsoftup", transition: String = "transition", lastSeen: String = "dynsoftup_seen") {
         self.session = session
         self.transition = transition
         self.lastSeen = lastSeen
+        transitionLine = Self.line(transition)
+        lastSeenLine = Self.line(lastSeen)
     }
+
+    private mutating func renderAttributes() {
+        attributes = Self.render(path: path, domain: domain)
+        attributesLine = Array((attributes + "\r\n").utf8)
+    }
+
+    static func line(_ name: String) -> [UInt8] { Array("Set-Cookie: \(name)=".utf8) }
 
     static func render(path: String, domain: String?) -> String {
         "; Path=" + path + (domain.map { "; Domain=" + $0 } ?? "") + "; HttpOnly; SameSite=Lax"

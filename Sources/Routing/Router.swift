@@ -293,20 +293,15 @@ public func appendSetCookieLines(_ decision: RouteDecision, sessionCookieLine: [
     }
     out.append(13); out.append(10)
     if let id = decision.newTransitionID {
-        out.append(contentsOf: "Set-Cookie: ".utf8)
-        out.append(contentsOf: names.transition.utf8)
-        out.append(0x3D)
-        out.append(contentsOf: id.utf8)
-        out.append(contentsOf: names.attributes.utf8)
-        out.append(13); out.append(10)
+        out.append(contentsOf: names.transitionLine)
+        let bytes = id.utf8.span
+        for i in bytes.indices { out.append(bytes[i]) }
+        out.append(contentsOf: names.attributesLine)
     }
     if let seen = decision.lastSeenMillis {
-        out.append(contentsOf: "Set-Cookie: ".utf8)
-        out.append(contentsOf: names.lastSeen.utf8)
-        out.append(0x3D)
-        out.append(contentsOf: String(seen).utf8)
-        out.append(contentsOf: names.attributes.utf8)
-        out.append(13); out.append(10)
+        out.append(contentsOf: names.lastSeenLine)
+        appendDecimal(seen, to: &out)
+        out.append(contentsOf: names.attributesLine)
     }
 }
 
@@ -340,10 +335,28 @@ public func newTransitionID(using random: inout some RandomNumberGenerator) -> S
 /// modulo 100. The same id lands in the same bucket in every process and run
 /// (unlike `Hasher`, which is seeded per process).
 public func gradualBucket(_ clientID: String) -> Int {
+    let bytes = clientID.utf8.span
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in clientID.utf8 {
-        hash ^= UInt64(byte)
+    for i in bytes.indices {
+        hash ^= UInt64(bytes[i])
         hash &*= 0x0000_0100_0000_01b3
     }
     return Int(hash % 100)
+}
+
+/// Appends the decimal digits of `value` (with `-` when negative), without a String.
+func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
+    if value < 0 { out.append(0x2D) }
+    var digits = 1
+    var rest = value.magnitude
+    while rest >= 10 { rest /= 10; digits += 1 }
+    let start = out.count
+    out.append(contentsOf: repeatElement(0x30, count: digits))
+    rest = value.magnitude
+    var i = start + digits - 1
+    repeat {
+        out[i] = 0x30 &+ UInt8(rest % 10)
+        rest /= 10
+        i -= 1
+    } while rest > 0
 }
