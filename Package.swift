@@ -4,6 +4,7 @@
 //   CLinux ← Syscalls ← Reactor ← Proxy ← Admin ← switchyard
 //   Store (the durable control-plane state: journal + snapshot) ← Admin
 //   HTTP1, Routing, Observability: pure modules without sockets.
+//   Upgrade (the self-upgrade hand-over protocol and state machine: pure, no dependencies) ← switchyard
 //   Rollout (staged plans and analysis gates: a state machine as data, no dependencies)
 //     ← Routing (a cluster's plan is part of its ClusterSpec) ← Config ← Store
 import PackageDescription
@@ -33,7 +34,8 @@ let package = Package(
         .target(name: "Proxy", dependencies: ["Reactor", "Syscalls", "HTTP1", "Routing", "Observability", "Comparator", "Locks"], swiftSettings: hotPath),
         .target(name: "Store", dependencies: ["Config", "Routing", "Rollout"]),
         .target(name: "Admin", dependencies: ["Proxy", "Config", "Store", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor", "Rollout"]),
-        .executableTarget(name: "switchyard", dependencies: ["Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1"]),
+        .target(name: "Upgrade"),
+        .executableTarget(name: "switchyard", dependencies: ["Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1", "Upgrade"]),
         .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1", "Comparator"], path: "Benchmarks/BenchCore"),
         .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], exclude: ["Corpus"]),
@@ -45,6 +47,7 @@ let package = Package(
         .testTarget(name: "ComparatorTests", dependencies: ["Comparator"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Reactor", "Syscalls"]),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),
+        .testTarget(name: "UpgradeTests", dependencies: ["Upgrade", "Syscalls"]),
         .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore", "switchyard"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Syscalls", "switchyard"]),
     ]

@@ -99,11 +99,17 @@ public final class ClusterRegistry: @unchecked Sendable {
 
     /// Loads the start-up state: the store's when it holds any, else the configuration's
     /// clusters (which then seed the store). Failed marks and GRADUAL thresholds are restored.
-    public func start(seed specs: [ClusterSpec]) throws(RegistryError) -> StartReport {
+    /// With `adopting`, the state a predecessor process handed over at a self-upgrade is
+    /// used as it is (the store is only opened for the changes to come).
+    public func start(seed specs: [ClusterSpec], adopting handedOver: StoredState? = nil) throws(RegistryError) -> StartReport {
         var state = StoredState(seed: specs)
         var source = "config"
         var warnings: [String] = []
-        if let store {
+        if let handedOver {
+            state = handedOver
+            source = "predecessor"
+            do { _ = try store?.load() } catch { throw .store(error) }
+        } else if let store {
             do {
                 let loaded = try store.load()
                 warnings = loaded.warnings
