@@ -147,6 +147,10 @@ public enum ConfigFile {
             config.compactAfterRecords = try state.int("compactAfterRecords", in: 1...1_000_000) ?? config.compactAfterRecords
             try state.rejectUnknown()
         }
+        if var upgrade = try top.object("upgrade") {
+            config.upgradeDrainSeconds = try upgrade.number("drainSeconds", in: 0...86_400) ?? config.upgradeDrainSeconds
+            try upgrade.rejectUnknown()
+        }
         if let level = try top.string("logLevel") {
             let names = ["CRITICAL", "ERROR", "WARNING", "WARN", "NOTICE", "INFO", "DEBUG"]
             guard names.contains(level.uppercased()) else {

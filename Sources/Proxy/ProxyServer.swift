@@ -14,13 +14,15 @@ public final class ProxyServer: Sendable {
     public let metrics: ProxyMetrics
     /// The port the listeners are bound to (useful after binding port 0).
     public let port: Int
-    private let threads = Lock<[pthread_t]>([])
+    let threads = Lock<[pthread_t]>([])
+    /// The worker that adopts the next handed-over connection.
+    let adoptNext = Lock(0)
     private let current: Lock<Snapshot>
     private let settings: ProxySettings
 
     /// Binds one listener per worker (all on the same address) and builds the workers.
     /// Throws when the address cannot be bound.
-    public init(listen address: SocketAddress, workers count: Int, settings: ProxySettings, snapshot: Snapshot, metrics: ProxyMetrics) throws(SyscallError) {
+    public convenience init(listen address: SocketAddress, workers count: Int, settings: ProxySettings, snapshot: Snapshot, metrics: ProxyMetrics) throws(SyscallError) {
         var fds: [Int32] = []
         var bound = address
         for _ in 0..<max(1, count) {
@@ -31,7 +33,12 @@ public final class ProxyServer: Sendable {
             }
             fds.append(fd)
         }
-        port = bound.port
+        try self.init(listeners: fds, settings: settings, snapshot: snapshot, metrics: metrics)
+    }
+
+    /// Builds one worker per listener already bound (a self-upgrade's successor inherits them).
+    public init(listeners fds: [Int32], settings: ProxySettings, snapshot: Snapshot, metrics: ProxyMetrics) throws(SyscallError) {
+        port = try Socket.localAddress(fds[0]).port
         self.metrics = metrics
         self.settings = settings
         current = Lock(snapshot)

@@ -29,6 +29,7 @@ let usage = """
 Usage:
   switchyard [--config FILE] [--state-dir DIR] [--reset-state] [--workers N] [--log-level LEVEL]
   switchyard demo [--port 8080] [--admin-port 9090] [--state-dir DIR] [--workers N] [--log-level LEVEL]
+  switchyard upgrade [--config FILE | --admin URL] [--binary PATH] [--timeout SECONDS]
   switchyard --help
 
 Options:
@@ -117,6 +118,7 @@ func parseOptions(_ arguments: [String], defaultConfig: String? = nil) throws(Us
 
 /// Writes one line to standard error with a single write(2).
 func printError(_ line: String) {
+    Successor.refuse(line)
     var bytes = Array((line + "\n").utf8)
     bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
 }
