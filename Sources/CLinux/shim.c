@@ -242,7 +242,19 @@ int cl_set_cloexec(int fd, int on) {
     return fcntl(fd, F_SETFD, on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC));
 }
 
-int cl_spawn(const char *path, char *const argv[], char *const envp[], int *pid) {
+int cl_spawn(const char *path, char *const argv[], char *const envp[], int keep_fd, int *pid) {
+    // The child gets stdin, stdout, stderr and `keep_fd` as descriptor 3, nothing else: a
+    // descriptor this process inherited without close-on-exec (a supervisor's) must not
+    // outlive it in the child.
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    int source = keep_fd;
+    if (keep_fd == 3) {
+        source = fcntl(keep_fd, F_DUPFD_CLOEXEC, 10);
+        if (source < 0) { posix_spawn_file_actions_destroy(&actions); return errno; }
+    }
+    if (keep_fd >= 0) posix_spawn_file_actions_adddup2(&actions, source, 3);
+    posix_spawn_file_actions_addclosefrom_np(&actions, keep_fd >= 0 ? 4 : 3);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     // The child starts with an empty signal mask and default dispositions: the parent
@@ -254,8 +266,10 @@ int cl_spawn(const char *path, char *const argv[], char *const envp[], int *pid)
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t child = 0;
-    int rc = posix_spawn(&child, path, NULL, &attr, argv, envp);
+    int rc = posix_spawn(&child, path, &actions, &attr, argv, envp);
     posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    if (source != keep_fd) close(source);
     if (rc == 0) *pid = (int)child;
     return rc;
 }

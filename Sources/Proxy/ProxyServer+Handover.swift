@@ -28,12 +28,11 @@ extension ProxyServer {
     }
 
     /// Hands every client connection to `sink` as it goes idle (see `Worker.beginHandover`).
-    /// `done` runs once, with the summed counts, when no worker has a connection left; each
-    /// worker's loop then stops.
+    /// Returns once every worker has given the sink its idle connections. `done` runs once,
+    /// with the summed counts, when no worker has a connection left; each worker's loop then stops.
     public func beginHandover(to sink: ConnectionSink, done: @escaping @Sendable (HandoverCounts) -> Void) {
         let remaining = Lock((workers.count, HandoverCounts()))
-        for worker in workers {
-            worker.loop.execute {
+        onEveryWorker { worker in
                 worker.beginHandover(to: sink) { counts in
                     worker.loop.stop()
                     let total: HandoverCounts? = remaining.withLock { state in
@@ -43,7 +42,6 @@ extension ProxyServer {
                     }
                     if let total { done(total) }
                 }
-            }
         }
     }
 

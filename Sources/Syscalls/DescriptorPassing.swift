@@ -112,10 +112,14 @@ public enum ChildProcess {
         }
     }
 
+    /// The descriptor number `keep` has in a child started by `spawn`.
+    public static let keptDescriptor: Int32 = 3
+
     /// Starts `path` with `arguments` (the first is the program name) and `environment`
-    /// (`NAME=value` strings); returns its pid. The child starts with no signal blocked.
-    /// Descriptors without close-on-exec are inherited. The corresponding C function is `posix_spawn`.
-    public static func spawn(_ path: String, arguments: [String], environment: [String]) throws(SyscallError) -> Int32 {
+    /// (`NAME=value` strings); returns its pid. The child starts with no signal blocked and
+    /// only descriptors 0-2, plus `keep` as `keptDescriptor`, open.
+    /// The corresponding C function is `posix_spawn`.
+    public static func spawn(_ path: String, arguments: [String], environment: [String], keep: Int32 = -1) throws(SyscallError) -> Int32 {
         func cStrings(_ list: [String]) -> [UnsafeMutablePointer<CChar>?] { list.map { strdup($0) } + [nil] }
         let argv = cStrings(arguments)
         let envp = cStrings(environment)
@@ -124,7 +128,7 @@ public enum ChildProcess {
             for p in envp { free(p) }
         }
         var pid: Int32 = 0
-        let rc = cl_spawn(path, argv, envp, &pid)
+        let rc = cl_spawn(path, argv, envp, keep, &pid)
         guard rc == 0 else { throw SyscallError(call: "posix_spawn", errno: rc) }
         return pid
     }

@@ -116,7 +116,7 @@ enum UpgradeCommand {
             usleep(20_000)
             guard let status = try? exchange(address, method: "GET", token: token, body: []), status.status == 200 else { continue }
             let pid = status.json["pid"] as? Int ?? 0
-            if pid != oldPID, (status.json["serial"] as? Int ?? 0) >= serial {
+            if pid != oldPID, (status.json["serial"] as? Int ?? 0) >= serial, status.json["state"] as? String == "serving" {
                 let millis = Double(Clock.nanoseconds() &- started) / 1e6
                 printOut("switchyard upgrade: pid \(oldPID) handed over to pid \(pid) (upgrade \(serial)); the new process served the API \(Int(millis.rounded())) ms after the request")
                 return 0

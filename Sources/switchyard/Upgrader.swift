@@ -147,7 +147,9 @@ final class Upgrader: @unchecked Sendable {
             case .exited: "exited"
             }
         }
-        var out: [String: Any] = ["pid": Int(getpid()), "serial": Int(serial), "state": state]
+        // A successor not yet committed says so: `switchyard upgrade` waits for "serving".
+        var out: [String: Any] = ["pid": Int(getpid()), "serial": Int(serial),
+                                  "state": state == "serving" && isFrozen ? "taking over" : state]
         if let last = outcome.withLock({ $0 }) {
             out["last"] = ["serial": Int(last.serial), "outcome": last.succeeded ? "handed over" : "failed", "reason": last.reason]
         }
@@ -250,12 +252,8 @@ final class Upgrader: @unchecked Sendable {
             if !text.hasPrefix(handoverVariable + "=") { environment.append(text) }
             entry += 1
         }
-        environment.append("\(handoverVariable)=\(channel)")
-        // Only the child's end is inherited; it is close-on-exec again before anyone else
-        // could start a process (only this thread starts processes).
-        try DescriptorChannel.setCloseOnExec(channel, false)
-        defer { try? DescriptorChannel.setCloseOnExec(channel, true) }
-        return try ChildProcess.spawn(binary, arguments: [binary] + arguments, environment: environment)
+        environment.append("\(handoverVariable)=\(ChildProcess.keptDescriptor)")
+        return try ChildProcess.spawn(binary, arguments: [binary] + arguments, environment: environment, keep: channel)
     }
 
     /// Waits for `ready` or `refused` (or the successor's end, or the ready time) and
@@ -322,14 +320,15 @@ final class Upgrader: @unchecked Sendable {
                 Log.error("upgrade_failed", ["serial": String(serial), "reason": reason, "action": "still serving; nothing changed"])
                 return
             case .commit(let serial):
-                proxy.stopAccepting()
+                // Idle connections leave the workers' loops before the successor hears of
+                // the commit (and says it serves), so none of them is served here after.
+                let s = ConnectionSender(channel: channel)
+                sender = s
+                proxy.beginHandover(to: s) { counts in s.finish(counts) }
                 control.stopAccepting()
                 try? DescriptorChannel.send(channel, bytes: HandoverMessage.committed.encoded())
                 outcome.withLock { $0 = Outcome(serial: serial, succeeded: true, reason: "the new process (pid \(child)) serves") }
                 Log.notice("upgrade_committed", ["serial": String(serial), "successor": String(child)])
-                let s = ConnectionSender(channel: channel)
-                sender = s
-                proxy.beginHandover(to: s) { counts in s.finish(counts) }
                 pending += drain(s)
             case .closeRemaining:
                 proxy.closeRemaining()

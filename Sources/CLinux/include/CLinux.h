@@ -92,8 +92,9 @@ int cl_wait_readable(int fd, int timeout_ms);
 // Sets (1) or clears (0) FD_CLOEXEC; 0 on success.
 int cl_set_cloexec(int fd, int on);
 // posix_spawn of `path` with `argv` and `envp` (NULL-terminated); the child's pid in *pid.
-// Returns 0 or an error number.
-int cl_spawn(const char *path, char *const argv[], char *const envp[], int *pid);
+// The child keeps descriptors 0-2 and `keep_fd` (unless -1) as descriptor 3; all others are
+// closed. Returns 0 or an error number.
+int cl_spawn(const char *path, char *const argv[], char *const envp[], int keep_fd, int *pid);
 // waitpid(2): 0 when still running (with `nohang`), the pid when it ended (its raw status
 // in *status), -1 with errno set.
 int cl_wait_child(int pid, int *status, int nohang);
