@@ -238,6 +238,7 @@ enum Launcher {
         if let inherited {
             // The directory's lock came with its descriptor; the state with the offer.
             if let stateDir, let lock = inherited.stateLock { journal = JournalStore(directory: stateDir, lockedDescriptor: lock) }
+            proxySettings.comparisons.restore(Upgrader.totals(inherited.comparisons))
             registry = ClusterRegistry(reactors: workers, policy: config.rollback, store: journal)
             do {
                 snapshot = try registry.start(seed: config.clusters, adopting: inherited.state).snapshot
@@ -295,7 +296,7 @@ enum Launcher {
         }
         proxy.start()
         let controlThread = control.start()
-        upgrader.attach(proxy: proxy, control: control, registry: registry, store: journal)
+        upgrader.attach(proxy: proxy, control: control, registry: registry, store: journal, comparisons: proxySettings.comparisons)
         if let inherited {
             upgrader.received.withLock {
                 $0["listener"] = inherited.proxyListeners.count

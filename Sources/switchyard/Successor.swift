@@ -22,6 +22,8 @@ enum Successor {
         var adminListener: Int32
         var stateLock: Int32?
         var state: StoredState
+        /// CONCURRENT comparison totals (rollout gates read them).
+        var comparisons: ComparisonCounts
     }
 
     /// The hand-over socket, -1 when this process was started by hand. Set once at start-up,
@@ -105,8 +107,14 @@ enum Successor {
         } catch {
             return refuse("handed-over state: \(error)")
         }
+        let comparisons: ComparisonCounts
+        do {
+            comparisons = try ComparisonCounts(encoded: offer.comparisons)
+        } catch {
+            return refuse(error.description)
+        }
         return .success(Inheritance(serial: offer.serial, predecessorPID: offer.predecessorPID, proxyListeners: listeners,
-                                    adminListener: admin, stateLock: lock, state: state))
+                                    adminListener: admin, stateLock: lock, state: state, comparisons: comparisons))
     }
 
     /// Tells the predecessor this process serves. False when it is gone.

@@ -1,4 +1,5 @@
 import Admin
+import Comparator
 import Config
 import Dispatch
 import Locks
@@ -63,6 +64,7 @@ final class Upgrader: @unchecked Sendable {
     private var control: ControlPlane!
     private var registry: ClusterRegistry!
     private var store: JournalStore?
+    private var comparisons: ComparisonLog?
 
     init(serial: UInt64, arguments: [String], drainSeconds: Double, frozen: Bool) {
         self.serial = serial
@@ -72,11 +74,28 @@ final class Upgrader: @unchecked Sendable {
     }
 
     /// Connects the parts the upgrade hands over; call once, before serving.
-    func attach(proxy: ProxyServer, control: ControlPlane, registry: ClusterRegistry, store: JournalStore?) {
+    func attach(proxy: ProxyServer, control: ControlPlane, registry: ClusterRegistry, store: JournalStore?, comparisons: ComparisonLog) {
         self.proxy = proxy
         self.control = control
         self.registry = registry
         self.store = store
+        self.comparisons = comparisons
+    }
+
+    /// The comparison counts as the offer carries them.
+    static func counts(_ totals: ComparisonLog.Totals) -> ComparisonCounts {
+        ComparisonCounts(total: totals.total, divergent: totals.divergent, fallbacks: totals.fallbacks,
+                         pairs: totals.pairs.map { .init(old: $0.old, new: $0.new, compared: $0.compared, divergent: $0.divergent, fallbacks: $0.fallbacks) })
+    }
+
+    /// The comparator's totals from the offer's counts.
+    static func totals(_ counts: ComparisonCounts) -> ComparisonLog.Totals {
+        var totals = ComparisonLog.Totals()
+        totals.total = counts.total
+        totals.divergent = counts.divergent
+        totals.fallbacks = counts.fallbacks
+        totals.pairs = counts.pairs.map { .init(old: $0.old, new: $0.new, compared: $0.compared, divergent: $0.divergent, fallbacks: $0.fallbacks) }
+        return totals
     }
 
     /// True while state changes are held back.
@@ -215,7 +234,8 @@ final class Upgrader: @unchecked Sendable {
             child = try spawn(binary, channel: theirs)
             actions = feed(.spawned(pid: child))
             let offer = HandoverMessage.Offer(serial: serial, predecessorPID: getpid(), proxyListeners: proxy.workers.count,
-                                              adminListener: true, stateLock: store != nil, state: stateBytes)
+                                              adminListener: true, stateLock: store != nil, state: stateBytes,
+                                              comparisons: comparisons.map { Self.counts($0.totalsForHandover()).encoded() } ?? [])
             var fds = proxy.listenerDescriptors + [control.listenerDescriptor]
             if let store { fds.append(store.lockDescriptor) }
             try DescriptorChannel.send(channel, bytes: HandoverMessage.offer(offer).encoded(), descriptors: fds)

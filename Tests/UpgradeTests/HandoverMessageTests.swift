@@ -109,3 +109,23 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct ComparisonCountsTests {
+    @Test func roundTripAndGarbage() throws {
+        let counts = ComparisonCounts(total: 12, divergent: 2, fallbacks: 1,
+                                      pairs: [.init(old: "a", new: "b", compared: 12, divergent: 2, fallbacks: 1),
+                                              .init(old: "", new: "uuid with spaces", compared: 0, divergent: 0, fallbacks: 0)])
+        let bytes = counts.encoded()
+        #expect(try ComparisonCounts(encoded: bytes) == counts)
+        #expect(try ComparisonCounts(encoded: []) == ComparisonCounts())
+        for cut in 1..<bytes.count {
+            #expect(throws: HandoverDecodeError.self) { try ComparisonCounts(encoded: Array(bytes[0..<cut])) }
+        }
+        var rng = SplitMix(seed: 7)
+        for _ in 0..<5000 {
+            var mutated = bytes
+            mutated[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+            _ = try? ComparisonCounts(encoded: mutated)
+        }
+    }
+}
