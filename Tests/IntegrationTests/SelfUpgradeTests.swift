@@ -42,10 +42,10 @@ import Glibc
     }
 
     /// Starts the proxy in test mode (responses name the serving pid) with a state directory.
-    static func start(backend: TestBackend, stateDir: String) throws -> ProxyProcess {
+    static func start(backend: TestBackend, stateDir: String?) throws -> ProxyProcess {
         let config = ProxyProcess.config(clusters: [ProxyProcess.cluster(ports: [backend.port], version: "1.0")],
                                          extra: ["upgrade": ["drainSeconds": 60]])
-        return try ProxyProcess(config: config, arguments: ["--workers", "2", "--log-level", "INFO", "--state-dir", stateDir],
+        return try ProxyProcess(config: config, arguments: ["--workers", "2", "--log-level", "INFO"] + (stateDir.map { ["--state-dir", $0] } ?? []),
                                 wrapper: ["/usr/bin/env", "SWITCHYARD_TEST_SERVING_PID=1"])
     }
 
@@ -310,6 +310,28 @@ import Glibc
         }
         #expect(Self.pid(of: try client.get("/c")) == next)
         Self.terminate(next)
+    }
+
+    @Test("GRADUAL progress survives an upgrade without a state directory")
+    func gradualProgressInMemory() throws {
+        let backend = try Self.backend()
+        defer { backend.stop() }
+        let proxy = try Self.start(backend: backend, stateDir: nil)
+        defer { proxy.stop() }
+        let v2 = try proxy.putCluster(ProxyProcess.cluster(ports: [backend.port], version: "2.0",
+                                                           mode: ["mode": "GRADUAL", "percentageTransitionPerRequest": 10]))
+        let client = try ClientConnection(port: proxy.port)
+        defer { client.close() }
+        for i in 0..<3 { #expect(try client.get("/g/\(i)").status == 200) }
+        let before = try proxy.statusClusters()[v2]?["gradualThreshold"] as? Double
+        #expect(before == 30)
+        let pid = try Self.serving(proxy).pid
+        #expect(try Self.upgrade(proxy).status == 0)
+        let after = try Self.serving(proxy).pid
+        #expect(after != pid)
+        #expect(try proxy.statusClusters()[v2]?["gradualThreshold"] as? Double == 30)
+        #expect(try proxy.api("GET", "/configuration/cluster/\(v2)").0 == 200)
+        Self.terminate(after)
     }
 
     @Test("two upgrades at once: the second is refused with 409")
