@@ -42,9 +42,9 @@ import Glibc
     }
 
     /// Starts the proxy in test mode (responses name the serving pid) with a state directory.
-    static func start(backend: TestBackend, stateDir: String?) throws -> ProxyProcess {
+    static func start(backend: TestBackend, stateDir: String?, drainSeconds: Double = 60) throws -> ProxyProcess {
         let config = ProxyProcess.config(clusters: [ProxyProcess.cluster(ports: [backend.port], version: "1.0")],
-                                         extra: ["upgrade": ["drainSeconds": 60]])
+                                         extra: ["upgrade": ["drainSeconds": drainSeconds]])
         return try ProxyProcess(config: config, arguments: ["--workers", "2", "--log-level", "INFO"] + (stateDir.map { ["--state-dir", $0] } ?? []),
                                 wrapper: ["/usr/bin/env", "SWITCHYARD_TEST_SERVING_PID=1"])
     }
@@ -332,6 +332,29 @@ import Glibc
         #expect(try proxy.statusClusters()[v2]?["gradualThreshold"] as? Double == 30)
         #expect(try proxy.api("GET", "/configuration/cluster/\(v2)").0 == 200)
         Self.terminate(after)
+    }
+
+    @Test("after upgrade.drainSeconds the old process closes what is still busy and exits 0")
+    func drainTimeBoundsTheOldProcess() throws {
+        let backend = try Self.backend()
+        defer { backend.stop() }
+        let proxy = try Self.start(backend: backend, stateDir: makeStateDirPath(), drainSeconds: 1)
+        defer { proxy.stop() }
+        let tunnel = try ClientConnection(port: proxy.port)
+        defer { tunnel.close() }
+        try tunnel.send("GET /tunnel HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        #expect(try tunnel.readResponse().status == 101)
+        let started = Date()
+        #expect(try Self.upgrade(proxy).status == 0)
+        let next = try Self.serving(proxy).pid
+        try waitUntil("the old process to give up on the tunnel and exit", timeout: 20) { !proxy.process.isRunning }
+        #expect(proxy.process.terminationStatus == 0)
+        #expect(Date().timeIntervalSince(started) >= 1)
+        #expect(try tunnel.socket.receiveSome().isEmpty)
+        try waitUntil("the new process to count it") {
+            try proxy.metric("switchyard_upgrade_handover_total{what=\"closed_at_deadline\"}") == 1
+        }
+        Self.terminate(next)
     }
 
     @Test("two upgrades at once: the second is refused with 409")
