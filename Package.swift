@@ -50,5 +50,6 @@ let package = Package(
         .testTarget(name: "UpgradeTests", dependencies: ["Upgrade", "Syscalls"]),
         .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore", "switchyard"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Syscalls", "switchyard"]),
+        .testTarget(name: "CtlTests", dependencies: ["switchyard"]),
     ]
 )

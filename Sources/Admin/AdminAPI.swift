@@ -22,9 +22,14 @@ public final class AdminAPI: Sendable {
     let comparisons: ComparisonLog
     /// Carries out rollout plans; nil in tools and tests that run none.
     let rollouts: RolloutDriver?
+    /// Events and series of the live dashboard; nil in tools and tests that keep none.
+    let dashboard: Dashboard?
+    /// Worker ping and start-up state for `/healthz` and `/readyz` (see AdminAPI+Health).
+    let healthState = Lock(HealthState())
 
     public init(registry: ClusterRegistry, metrics: ProxyMetrics, token: String?, workers: Int,
                 comparisons: ComparisonLog = ComparisonLog(), rollouts: RolloutDriver? = nil,
+                dashboard: Dashboard? = nil,
                 extraRoutes: [String: @Sendable (AdminRequest) -> AdminResponse] = [:]) {
         self.registry = registry
         self.metrics = metrics
@@ -32,7 +37,8 @@ public final class AdminAPI: Sendable {
         self.workers = workers
         self.comparisons = comparisons
         self.rollouts = rollouts
-        self.extraRoutes = extraRoutes
+        self.dashboard = dashboard
+        self.extraRoutes = extraRoutes.merging(dashboard?.routes ?? [:]) { mine, _ in mine }
     }
 
     /// Replaces the bearer token (nil: no authentication); takes effect with the next request.
@@ -44,22 +50,42 @@ public final class AdminAPI: Sendable {
 
     /// Answers one request.
     public func handle(_ request: AdminRequest) -> AdminResponse {
+        if let health = healthAnswer(request) { return health }
+        // The dashboard page holds no data: it loads without the token and asks for it.
+        if request.path == "/", request.method == "GET" {
+            return DashboardPage.response
+        }
         if let token = tokenBox.withLock({ $0 }), !authorized(request, token: token) {
             return AdminResponse(status: 401, body: Array("missing or wrong bearer token\n".utf8),
                                  extraHeaders: ["WWW-Authenticate: Bearer realm=\"switchyard\""])
         }
         let path = request.path
-        if path == Self.clusterPrefix || path == Self.clusterPrefix + "/" {
+        if path == "/services" || path.hasPrefix("/services/") { return handleServices(request) }
+        if path == "/changes" || path == "/changes/" {
+            guard request.method == "POST" else { return methodNotAllowed("POST") }
+            return postChanges(request.body)
+        }
+        return handleClusters(request, prefix: Self.clusterPrefix, service: defaultServiceName) ?? handleOther(request)
+    }
+
+    /// The cluster API of one service under `prefix` (`/configuration/cluster` for the default
+    /// service, `/services/{name}/clusters` for the others); nil when the path is not under it.
+    func handleClusters(_ request: AdminRequest, prefix: String, service: String) -> AdminResponse? {
+        let path = request.path
+        if path == prefix || path == prefix + "/" {
             switch request.method {
-            case "GET": return listClusters()
-            case "PUT", "POST": return putCluster(request.body)
+            case "GET": return listClusters(service: service)
+            case "PUT", "POST": return putCluster(request.body, service: service)
             default: return methodNotAllowed("GET, PUT, POST")
             }
         }
-        if path.hasPrefix(Self.clusterPrefix + "/") {
-            var id = String(path.dropFirst(Self.clusterPrefix.count + 1))
+        if path.hasPrefix(prefix + "/") {
+            var id = String(path.dropFirst(prefix.count + 1))
             if id.hasSuffix("/") { id.removeLast() }
             let parts = id.split(separator: "/", omittingEmptySubsequences: false)
+            if parts.count >= 2, !parts[0].isEmpty, !clusterExists(String(parts[0]), service: service) {
+                return .text(404, "no cluster with uuid \(parts[0])")
+            }
             if parts.count == 2, let command = RolloutCommand(rawValue: String(parts[1])), !parts[0].isEmpty {
                 guard request.method == "POST" else { return methodNotAllowed("POST") }
                 return rolloutCommand(command, uuid: String(parts[0]))
@@ -70,12 +96,22 @@ public final class AdminAPI: Sendable {
             }
             guard !id.isEmpty, !id.contains("/") else { return .text(404, "no such path: \(path)") }
             switch request.method {
-            case "GET": return getCluster(id)
+            case "GET": return getCluster(id, service: service)
             case "DELETE":
-                return deleteCluster(id, force: request.queryFlag("force"))
+                return deleteCluster(id, force: request.queryFlag("force"), service: service)
             default: return methodNotAllowed("GET, DELETE")
             }
         }
+        return nil
+    }
+
+    /// Whether cluster `uuid` is one of `service`'s.
+    private func clusterExists(_ uuid: String, service: String) -> Bool {
+        registry.snapshot.clusters.contains { $0.spec.uuid == uuid && $0.service == service }
+    }
+
+    private func handleOther(_ request: AdminRequest) -> AdminResponse {
+        let path = request.path
         switch path {
         case "/metrics":
             guard request.method == "GET" else { return methodNotAllowed("GET") }
@@ -92,7 +128,7 @@ public final class AdminAPI: Sendable {
         }
     }
 
-    private func methodNotAllowed(_ allow: String) -> AdminResponse {
+    func methodNotAllowed(_ allow: String) -> AdminResponse {
         AdminResponse(status: 405, body: Array("method not allowed; use \(allow)\n".utf8), extraHeaders: ["Allow: \(allow)"])
     }
 
@@ -110,42 +146,52 @@ public final class AdminAPI: Sendable {
         return diff == 0
     }
 
-    private func putCluster(_ body: [UInt8]) -> AdminResponse {
+    private func putCluster(_ body: [UInt8], service: String) -> AdminResponse {
+        let spec: ClusterSpec
         do {
-            let spec = try ClusterJSON.parseClusterBody(body, resolve: { SocketAddress(host: $0, port: 1) != nil }, newUUID: makeUUID)
-            try registry.put(spec)
-            rollouts?.clustersChanged()
-            return .text(202, spec.uuid).withoutNewline()
-        } catch let error as ConfigError {
+            spec = try ClusterJSON.parseClusterBody(body, resolve: { SocketAddress(host: $0, port: 1) != nil }, newUUID: makeUUID)
+        } catch {
             Log.info("api_rejected", ["reason": error.description])
             return .text(400, error.description)
-        } catch let error as RegistryError {
-            switch error {
-            case .invalid(let e):
-                Log.info("api_rejected", ["reason": e.description])
-                return .text(400, e.description)
-            case .store:
-                return .text(500, error.description)
-            }
+        }
+        do {
+            try registry.apply([.put(service: service, spec)], paths: ["cluster"])
+            rollouts?.clustersChanged()
+            dashboard?.noticeChanges(cause: "API")
+            return .text(202, spec.uuid).withoutNewline()
         } catch {
-            return .text(500, "\(error)")
+            return Self.response(error)
+        }
+    }
+
+    /// The answer to a refused change.
+    static func response(_ error: ChangeSetError) -> AdminResponse {
+        switch error {
+        case .invalid:
+            Log.info("api_rejected", ["reason": error.description])
+            return .text(400, error.description)
+        case .notFound(let m): return .text(404, m)
+        case .conflict(let m): return .text(409, m)
+        case .lastActive: return .text(409, error.description)
+        case .store: return .text(500, error.description)
         }
     }
 
     /// `DELETE /configuration/cluster/{id}[?force=true]`: 202, 404, 409 for the last active
     /// cluster (clients would get 503s) unless forced, 500 when the change cannot be made durable.
-    private func deleteCluster(_ id: String, force: Bool) -> AdminResponse {
+    private func deleteCluster(_ id: String, force: Bool, service: String) -> AdminResponse {
         do {
-            switch try registry.delete(uuid: id, force: force) {
-            case .deleted:
-                rollouts?.clustersChanged()
-                return .text(202, id)
+            try registry.apply([.delete(service: service, uuid: id)], force: force)
+            rollouts?.clustersChanged()
+            dashboard?.noticeChanges(cause: "API")
+            return .text(202, id)
+        } catch {
+            switch error {
             case .notFound: return .text(404, "no cluster with uuid \(id)")
             case .lastActive:
                 return .text(409, "cluster \(id) is the last active cluster; deleting it leaves clients without a backend (add ?force=true to delete it anyway)")
+            default: return Self.response(error)
             }
-        } catch {
-            return .text(500, error.description)
         }
     }
 
@@ -159,7 +205,9 @@ public final class AdminAPI: Sendable {
         }
         do {
             switch try registry.setDrained(uuid: id, server: server, drained: drain) {
-            case .done: return .text(202, "\(server) \(drain ? "drained" : "enabled")")
+            case .done:
+                dashboard?.noticeChanges(cause: "API")
+                return .text(202, "\(server) \(drain ? "drained" : "enabled")")
             case .noCluster: return .text(404, "no cluster with uuid \(id)")
             case .noServer: return .text(404, "cluster \(id) has no server \(server)")
             }
@@ -188,10 +236,10 @@ public final class AdminAPI: Sendable {
         ClusterJSON.Live(failure: cluster.state.failure, pending: cluster.health.isPending, backends: cluster.health.backends)
     }
 
-    private func listClusters() -> AdminResponse {
+    func listClusters(service: String) -> AdminResponse {
         let snapshot = registry.snapshot
         let statuses = rollouts?.statuses() ?? [:]
-        let list: [Any] = snapshot.clusters.map { render(cluster: $0, rollout: statuses[$0.spec.uuid]) }
+        let list: [Any] = snapshot.clusters(of: service).map { render(cluster: $0, rollout: statuses[$0.spec.uuid]) }
         return .json(200, JSONText.encode(list))
     }
 
@@ -212,6 +260,7 @@ public final class AdminAPI: Sendable {
         switch rollouts.command(command, uuid: uuid) {
         case .accepted:
             Log.notice("rollout_command", ["cluster": uuid, "command": command.rawValue])
+            dashboard?.noticeChanges(cause: "by operator")
             return .text(202, uuid).withoutNewline()
         case .notFound(let why): return .text(404, why)
         case .refused(let why): return .text(409, why)
@@ -235,8 +284,8 @@ public final class AdminAPI: Sendable {
         return out
     }
 
-    private func getCluster(_ id: String) -> AdminResponse {
-        guard let cluster = registry.snapshot.clusters.first(where: { $0.spec.uuid == id }) else {
+    private func getCluster(_ id: String, service: String) -> AdminResponse {
+        guard let cluster = registry.snapshot.clusters.first(where: { $0.spec.uuid == id && $0.service == service }) else {
             return .text(404, "no cluster with uuid \(id)")
         }
         return .json(200, JSONText.encode(render(cluster: cluster, rollout: rollouts?.status(id))))
@@ -249,6 +298,7 @@ public final class AdminAPI: Sendable {
         let clusters: [Any] = snapshot.clusters.map { cluster -> Any in
             var entry: [String: Any] = [
                 "uuid": cluster.spec.uuid,
+                "service": cluster.service,
                 "version": cluster.spec.version,
                 "mode": cluster.spec.mode.rawValue,
                 "state": live(cluster).state,
@@ -295,7 +345,17 @@ public final class AdminAPI: Sendable {
             "uptimeSeconds": Int(Clock.unixSeconds() - started),
         ]
         var result = status
-        if let latest = snapshot.clusters.first(where: { !$0.state.isFailed && !$0.health.isPending }) { result["latest"] = latest.spec.uuid }
+        if let latest = snapshot.clusters(of: defaultServiceName).first(where: { !$0.state.isFailed && !$0.health.isPending }) {
+            result["latest"] = latest.spec.uuid
+        }
+        result["services"] = snapshot.services.indices.map { i -> Any in
+            var entry = ServiceJSON.render(snapshot.services[i])
+            entry["clusters"] = snapshot.clusters[snapshot.serviceRanges[i]].map(\.spec.uuid)
+            if let latest = snapshot.clusters[snapshot.serviceRanges[i]].first(where: { !$0.state.isFailed && !$0.health.isPending }) {
+                entry["latest"] = latest.spec.uuid
+            }
+            return entry
+        }
         return JSONText.encode(result)
     }
 
@@ -349,7 +409,9 @@ public final class AdminAPI: Sendable {
             s.replacingAll("\\", "\\\\").replacingAll("\"", "\\\"").replacingAll("\n", "\\n")
         }
         let snapshot = registry.snapshot
-        let labels = snapshot.clusters.map { "cluster=\"\(escape($0.spec.uuid))\",version=\"\(escape($0.spec.version))\"" }
+        let labels = snapshot.clusters.map {
+            "service=\"\(escape($0.service))\",cluster=\"\(escape($0.spec.uuid))\",version=\"\(escape($0.spec.version))\""
+        }
 
         family("switchyard_requests_total", "counter", "Requests routed to a cluster.")
         for (c, l) in zip(snapshot.clusters, labels) { out += "switchyard_requests_total{\(l)} \(c.metrics.sum(ClusterCounter.requests))\n" }
@@ -459,6 +521,7 @@ public final class AdminAPI: Sendable {
         }
         family("switchyard_snapshot_generation", "gauge", "Generation of the published cluster snapshot.")
         out += "switchyard_snapshot_generation \(snapshot.generation)\n"
+        out += renderHealthMetrics()
         return out
     }
 }

@@ -23,6 +23,38 @@ public enum RegistryError: Error, CustomStringConvertible {
     }
 }
 
+/// Why a change set was refused. Nothing of it remains.
+public enum ChangeSetError: Error, CustomStringConvertible {
+    /// A change is wrong (400), naming the change by index when there are several.
+    case invalid(index: Int?, ConfigError)
+    /// A change names a service or cluster that does not exist (404).
+    case notFound(String)
+    /// `ifGeneration` no longer holds (409).
+    case conflict(String)
+    /// A delete would remove the last active cluster of its service (409 unless forced).
+    case lastActive
+    /// The store failed (500).
+    case store(StoreError)
+
+    public var description: String {
+        switch self {
+        case .invalid(_, let e): e.description
+        case .notFound(let m): m
+        case .conflict(let m): m
+        case .lastActive: "it is the last active cluster of its service"
+        case .store(let e): "the change could not be made durable: \(e.description)"
+        }
+    }
+
+    var registryError: RegistryError {
+        switch self {
+        case .store(let e): .store(e)
+        case .invalid(_, let e): .invalid(e)
+        default: .invalid(ConfigError(field: "cluster", message: description))
+        }
+    }
+}
+
 /// What `delete` did.
 public enum DeleteOutcome: Equatable, Sendable {
     case deleted
@@ -71,10 +103,17 @@ public final class ClusterRegistry: @unchecked Sendable {
     /// Where snapshots go (the proxy's publish), set once the data plane exists.
     private let publisher = Lock<(@Sendable (Snapshot) -> Void)?>(nil)
 
-    public init(reactors: Int, policy: RollbackPolicy, store: StateStore? = nil) {
+    /// Release groups' settings from the configuration.
+    private let releaseGroups: [String: ReleaseGroupSpec]
+    /// Their cookie domains, as snapshots carry them.
+    private let cookieDomains: [String: String]
+
+    public init(reactors: Int, policy: RollbackPolicy, store: StateStore? = nil, releaseGroups: [String: ReleaseGroupSpec] = [:]) {
         self.reactors = reactors
         self.policy = policy
         self.store = store
+        self.releaseGroups = releaseGroups
+        self.cookieDomains = releaseGroups.compactMapValues(\.cookieDomain)
     }
 
     /// Whether changes survive a restart.
@@ -101,8 +140,10 @@ public final class ClusterRegistry: @unchecked Sendable {
     /// clusters (which then seed the store). Failed marks and GRADUAL thresholds are restored.
     /// With `adopting`, the state a predecessor process handed over at a self-upgrade is
     /// used as it is (the store is only opened for the changes to come).
-    public func start(seed specs: [ClusterSpec], adopting handedOver: StoredState? = nil) throws(RegistryError) -> StartReport {
-        var state = StoredState(seed: specs)
+    public func start(seed specs: [ClusterSpec], services: [ServiceConfig] = [], defaultService: ServiceSpec? = nil,
+                      adopting handedOver: StoredState? = nil) throws(RegistryError) -> StartReport {
+        var state = StoredState(seed: specs, services: (defaultService.map { [$0] } ?? []) + services.map(\.spec),
+                                serviceClusters: services.flatMap { s in s.clusters.map { (s.spec.name, $0) } })
         var source = "config"
         var warnings: [String] = []
         if let handedOver {
@@ -126,16 +167,30 @@ public final class ClusterRegistry: @unchecked Sendable {
         var resolved: [(StoredCluster, [SocketAddress])] = []
         for (i, cluster) in state.clusters.enumerated() {
             do {
-                resolved.append((cluster, try Self.resolve(cluster.spec, path: source == "state" ? "state.clusters[\(i)] (\(cluster.spec.uuid))" : "clusters[\(i)]")))
+                let path = source == "state" ? "state.clusters[\(i)] (\(cluster.spec.uuid))"
+                    : cluster.service == defaultServiceName ? "clusters[\(i)]" : "services.\(cluster.service).clusters (\(cluster.spec.uuid))"
+                resolved.append((cluster, try Self.resolve(cluster.spec, path: path)))
             } catch {
                 throw .invalid(error)
             }
         }
+        let groups = Dictionary(state.services.compactMap { s in s.releaseGroup.map { (s.name, $0) } }, uniquingKeysWith: { a, _ in a })
         let snapshot = contents.withLock { c -> Snapshot in
             c.model = state
+            // A release group's clusters of one release share their state.
+            var shared: [String: ClusterState] = [:]
             c.clusters = resolved.map { stored, addresses in
                 c.sequence += 1
+                let key = groups[stored.service].map { $0 + " " + stored.spec.releaseName }
+                if let key, let existing = shared[key] {
+                    return ClusterRuntime(spec: stored.spec, addresses: addresses, state: existing, metrics: ClusterMetrics(reactors: reactors),
+                                          sequence: c.sequence,
+                                          health: ClusterHealth(servers: stored.spec.servers, check: stored.spec.healthCheck,
+                                                                pending: !stored.ready, pendingSince: Clock.nanoseconds()),
+                                          service: stored.service)
+                }
                 let runtimeState = ClusterState(policy: policy)
+                if let key { shared[key] = runtimeState }
                 if let f = stored.failure { _ = runtimeState.markFailed(reason: f.reason, at: f.time) }
                 runtimeState.setGradualThreshold(stored.threshold)
                 // A cluster that had not passed its readiness gate waits for it again (its
@@ -146,10 +201,11 @@ public final class ClusterRegistry: @unchecked Sendable {
                     if let i = health.index(of: server) { health.setDrained(true, server: i) }
                 }
                 return ClusterRuntime(spec: stored.spec, addresses: addresses, state: runtimeState,
-                                      metrics: ClusterMetrics(reactors: reactors), sequence: c.sequence, health: health)
+                                      metrics: ClusterMetrics(reactors: reactors), sequence: c.sequence, health: health,
+                                      service: stored.service)
             }
             c.generation += 1
-            return Snapshot(generation: c.generation, clusters: c.clusters)
+            return makeSnapshot(c)
         }
         publish(snapshot)
         return StartReport(source: source, warnings: warnings, snapshot: snapshot)
@@ -183,87 +239,252 @@ public final class ClusterRegistry: @unchecked Sendable {
         }
     }
 
-    /// Adds a cluster, or replaces the one with the same uuid (which also re-admits it if it
-    /// had been marked failed; its GRADUAL progress is kept unless the servers, version or
-    /// mode change). Returns the published snapshot.
+    /// Adds a cluster to the default service, or replaces the one with the same uuid (which
+    /// also re-admits it if it had been marked failed; its GRADUAL progress is kept unless the
+    /// servers, version or mode change). Returns the published snapshot.
     @discardableResult
     public func put(_ spec: ClusterSpec) throws(RegistryError) -> Snapshot {
-        let addresses: [SocketAddress]
-        do { addresses = try Self.resolve(spec, path: "cluster") } catch { throw .invalid(error) }
-        let result = contents.withLock { c -> Result<Snapshot, StoreError> in
-            do throws(StoreError) {
-                try record(.put(spec), in: &c)
-            } catch {
-                return .failure(error)
-            }
-            c.sequence += 1
-            // The store decided whether the definition starts behind its readiness gate.
-            let ready = c.model.index(of: spec.uuid).map { c.model.clusters[$0].ready } ?? (spec.healthCheck == nil)
-            if let index = c.clusters.firstIndex(where: { $0.spec.uuid == spec.uuid }) {
-                let old = c.clusters.remove(at: index)
-                let progress = old.state.gradualThreshold
-                let keep = StoredState.keepsProgress(old.spec, spec)
-                old.state.readmit()
-                if keep { old.state.setGradualThreshold(progress) }
-                // A plan that starts again takes no exchange until the driver starts it.
-                if let i = c.model.index(of: spec.uuid), c.model.clusters[i].rollout == nil { old.state.setPlannedRoute(nil) }
-                // Replacing counts as the most recent addition (it wins a version tie).
-                let health = ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: !ready,
-                                           pendingSince: Clock.nanoseconds(), previous: old.health)
-                c.clusters.append(ClusterRuntime(spec: spec, addresses: addresses, state: old.state, metrics: old.metrics, sequence: c.sequence,
-                                                 health: health))
-                Log.notice("cluster_replaced", ["uuid": spec.uuid, "version": spec.version, "mode": spec.mode.rawValue,
-                                                "gradualProgress": keep ? "kept" : "reset", "state": ready ? "active" : "pending"])
-            } else {
-                let health = ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: !ready, pendingSince: Clock.nanoseconds())
-                c.clusters.append(ClusterRuntime(spec: spec, addresses: addresses, state: ClusterState(policy: policy),
-                                                 metrics: ClusterMetrics(reactors: reactors), sequence: c.sequence, health: health))
-                Log.notice("cluster_added", ["uuid": spec.uuid, "version": spec.version, "mode": spec.mode.rawValue,
-                                             "servers": spec.servers.map(\.description).joined(separator: ","),
-                                             "state": ready ? "active" : "pending"])
-            }
-            compactIfWanted(&c)
-            c.generation += 1
-            return .success(Snapshot(generation: c.generation, clusters: c.clusters))
-        }
-        switch result {
-        case .success(let snapshot):
-            publish(snapshot)
-            return snapshot
-        case .failure(let error):
-            Log.error("state_write_failed", ["change": "put", "uuid": spec.uuid, "error": error.description])
-            throw .store(error)
+        do {
+            return try apply([.put(service: defaultServiceName, spec)], paths: ["cluster"]).snapshot
+        } catch {
+            throw error.registryError
         }
     }
 
-    /// Removes a cluster. Refuses (`.lastActive`) to remove the last cluster not marked
-    /// failed unless `force`: that would leave clients with 503s.
+    /// Removes a cluster, of whichever service. Refuses (`.lastActive`) to remove the last
+    /// cluster of its service not marked failed unless `force`: that would leave clients with 503s.
     public func delete(uuid: String, force: Bool = false) throws(RegistryError) -> DeleteOutcome {
-        let result = contents.withLock { c -> Result<(DeleteOutcome, Snapshot?), StoreError> in
-            guard let index = c.clusters.firstIndex(where: { $0.spec.uuid == uuid }) else { return .success((.notFound, nil)) }
-            let target = c.clusters[index]
-            if !force && !target.state.isFailed && !c.clusters.contains(where: { $0 !== target && !$0.state.isFailed }) {
-                return .success((.lastActive, nil))
+        do {
+            _ = try apply([.delete(service: nil, uuid: uuid)], force: force)
+            return .deleted
+        } catch {
+            switch error {
+            case .notFound: return .notFound
+            case .lastActive: return .lastActive
+            default: throw error.registryError
+            }
+        }
+    }
+
+    /// Applies changes as one: every change is validated first (against the state the ones
+    /// before it leave), then all are made durable as one record and published as one
+    /// snapshot, so no exchange sees some of them without the others. With `ifGeneration`,
+    /// a snapshot that moved on since refuses the whole set. `paths` name each change's
+    /// cluster in errors (default `changes[i].put`).
+    @discardableResult
+    public func apply(_ changes: [ServiceChange], ifGeneration: UInt64? = nil, force: Bool = false,
+                      paths: [String]? = nil) throws(ChangeSetError) -> (snapshot: Snapshot, uuids: [String]) {
+        guard !changes.isEmpty else { throw .invalid(index: nil, ConfigError(field: "changes", message: "must list at least one change")) }
+        func path(_ i: Int) -> String {
+            if let given = paths.flatMap({ i < $0.count ? $0[i] : nil }) { return given }
+            switch changes[i] {
+            case .put: return "changes[\(i)].put"
+            case .putService: return "changes[\(i)].putService"
+            case .delete: return "changes[\(i)].delete"
+            case .deleteService: return "changes[\(i)].deleteService"
+            }
+        }
+        // Names are resolved before the lock: a slow resolver must not hold up other changes.
+        var addresses: [Int: [SocketAddress]] = [:]
+        for (i, change) in changes.enumerated() {
+            guard case .put(_, let spec) = change else { continue }
+            do { addresses[i] = try Self.resolve(spec, path: path(i)) } catch { throw .invalid(index: i, error) }
+        }
+        let result = contents.withLock { c -> Result<(Snapshot, [String]), ChangeSetError> in
+            if let ifGeneration, ifGeneration != c.generation {
+                return .failure(.conflict("the configuration changed: generation is \(c.generation), not \(ifGeneration)"))
+            }
+            var recorded: [StateChange] = []
+            var sim = c.model
+            for (i, change) in changes.enumerated() {
+                let stateChange: StateChange
+                switch validate(change, index: i, path: path(i), in: sim, c, force: force, batch: changes) {
+                case .success(let s): stateChange = s
+                case .failure(let e): return .failure(e)
+                }
+                sim.apply(stateChange)
+                recorded.append(stateChange)
             }
             do throws(StoreError) {
-                try record(.delete(uuid: uuid), in: &c)
+                try record(recorded.count == 1 ? recorded[0] : .changeSet(recorded), in: &c)
             } catch {
-                return .failure(error)
+                return .failure(.store(error))
             }
-            let removed = c.clusters.remove(at: index)
-            Log.notice("cluster_removed", ["uuid": uuid, "version": removed.spec.version, "forced": force ? "yes" : "no"])
+            for (i, change) in recorded.enumerated() { applyInMemory(change, addresses: addresses[i], in: &c) }
             compactIfWanted(&c)
             c.generation += 1
-            return .success((.deleted, Snapshot(generation: c.generation, clusters: c.clusters)))
+            let uuids = changes.compactMap { change -> String? in
+                if case .put(_, let spec) = change { return spec.uuid }
+                return nil
+            }
+            return .success((makeSnapshot(c), uuids))
         }
         switch result {
-        case .success(let (outcome, snapshot)):
-            if let snapshot { publish(snapshot) }
-            return outcome
+        case .success(let (snapshot, uuids)):
+            publish(snapshot)
+            return (snapshot, uuids)
         case .failure(let error):
-            Log.error("state_write_failed", ["change": "delete", "uuid": uuid, "error": error.description])
-            throw .store(error)
+            if case .store(let e) = error { Log.error("state_write_failed", ["change": "changes", "error": e.description]) }
+            throw error
         }
+    }
+
+    /// Checks one change against the state the earlier changes of its set leave (`sim`);
+    /// returns the record it makes.
+    private func validate(_ change: ServiceChange, index i: Int, path: String, in sim: StoredState, _ c: Contents, force: Bool,
+                          batch: [ServiceChange]) -> Result<StateChange, ChangeSetError> {
+        switch change {
+        case .put(let service, let spec):
+            if service != defaultServiceName, sim.serviceIndex(of: service) == nil {
+                return .failure(.notFound("no service called \(service)"))
+            }
+            if let existing = sim.index(of: spec.uuid), sim.clusters[existing].service != service {
+                return .failure(.invalid(index: i, ConfigError(field: path + ".uuid",
+                    message: "\"\(spec.uuid)\" is a cluster of service \(sim.clusters[existing].service)")))
+            }
+            // A release group's clusters of one release must move alike.
+            if let group = sim.services.first(where: { $0.name == service })?.releaseGroup {
+                let members = Set(sim.services.filter { $0.releaseGroup == group }.map(\.name))
+                for other in sim.clusters where members.contains(other.service) && other.service != service
+                    && other.spec.releaseName == spec.releaseName && !Self.transitionsAgree(other.spec, spec) {
+                    return .failure(.invalid(index: i, ConfigError(field: path + ".upgradeTransition",
+                        message: "must equal that of cluster \(other.spec.uuid) of service \(other.service): release \(spec.releaseName) of release group \(group) moves as one")))
+                }
+            }
+            return .success(service == defaultServiceName ? .put(spec) : .putIn(service: service, spec))
+        case .delete(let service, let uuid):
+            guard let at = sim.index(of: uuid), service == nil || sim.clusters[at].service == service else {
+                return .failure(.notFound("no cluster with uuid \(uuid)" + (service.map { " in service \($0)" } ?? "")))
+            }
+            let owner = sim.clusters[at].service
+            let failed = { (u: String) in c.clusters.first { $0.spec.uuid == u }?.state.isFailed ?? false }
+            if !force && !failed(uuid) && !sim.clusters.contains(where: { $0.service == owner && $0.spec.uuid != uuid && !failed($0.spec.uuid) }) {
+                return .failure(.lastActive)
+            }
+            return .success(.delete(uuid: uuid))
+        case .putService(let spec):
+            var services = sim.services
+            if let k = services.firstIndex(where: { $0.name == spec.name }) { services[k] = spec } else { services.append(spec) }
+            let at = path.isEmpty ? "" : path + "."
+            if let conflict = serviceConflict(services) {
+                let host = services[conflict.service].name == spec.name ? conflict.host : spec.hosts.firstIndex(of: services[conflict.service].hosts[conflict.host]) ?? 0
+                return .failure(.invalid(index: i, ConfigError(field: at + "hosts[\(host)]", message: conflict.message)))
+            }
+            do {
+                try ServiceJSON.validateGroups(services, groups: releaseGroups) { k in services[k].name == spec.name ? (path.isEmpty ? "service" : path) : "services.\(services[k].name)" }
+            } catch {
+                return .failure(.invalid(index: i, error))
+            }
+            return .success(.putService(spec))
+        case .deleteService(let name):
+            guard name != defaultServiceName else {
+                return .failure(.invalid(index: i, ConfigError(field: path.isEmpty ? "name" : path, message: "the default service cannot be deleted (delete its clusters instead)")))
+            }
+            guard sim.serviceIndex(of: name) != nil else { return .failure(.notFound("no service called \(name)")) }
+            return .success(.deleteService(name: name))
+        }
+    }
+
+    /// Whether two clusters of one release move alike: same mode, options and plan.
+    static func transitionsAgree(_ a: ClusterSpec, _ b: ClusterSpec) -> Bool {
+        a.mode == b.mode && a.sessionTimeout == b.sessionTimeout && a.percentageTransitionPerRequest == b.percentageTransitionPerRequest
+            && a.rollout == b.rollout
+    }
+
+    /// Makes an accepted (and recorded) change in the runtime cluster set.
+    private func applyInMemory(_ change: StateChange, addresses: [SocketAddress]?, in c: inout Contents) {
+        switch change {
+        case .put(let spec):
+            putRuntime(spec, service: defaultServiceName, addresses: addresses ?? [], in: &c)
+        case .putIn(let service, let spec):
+            putRuntime(spec, service: service, addresses: addresses ?? [], in: &c)
+        case .delete(let uuid):
+            guard let index = c.clusters.firstIndex(where: { $0.spec.uuid == uuid }) else { return }
+            let removed = c.clusters.remove(at: index)
+            Log.notice("cluster_removed", ["uuid": uuid, "version": removed.spec.version, "service": removed.service])
+        case .putService(let spec):
+            Log.notice("service_put", ["service": spec.name, "hosts": spec.hosts.joined(separator: ","), "pathPrefix": spec.pathPrefix])
+        case .deleteService(let name):
+            c.clusters.removeAll { $0.service == name }
+            Log.notice("service_removed", ["service": name])
+        default:
+            break
+        }
+    }
+
+    private func putRuntime(_ spec: ClusterSpec, service: String, addresses: [SocketAddress], in c: inout Contents) {
+        c.sequence += 1
+        // The store decided whether the definition starts behind its readiness gate.
+        let ready = c.model.index(of: spec.uuid).map { c.model.clusters[$0].ready } ?? (spec.healthCheck == nil)
+        if let index = c.clusters.firstIndex(where: { $0.spec.uuid == spec.uuid }) {
+            let old = c.clusters.remove(at: index)
+            let progress = old.state.gradualThreshold
+            let keep = StoredState.keepsProgress(old.spec, spec)
+            old.state.readmit()
+            if keep { old.state.setGradualThreshold(progress) }
+            // A plan that starts again takes no exchange until the driver starts it.
+            if let i = c.model.index(of: spec.uuid), c.model.clusters[i].rollout == nil { old.state.setPlannedRoute(nil) }
+            // Replacing counts as the most recent addition (it wins a version tie).
+            let health = ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: !ready,
+                                       pendingSince: Clock.nanoseconds(), previous: old.health)
+            c.clusters.append(ClusterRuntime(spec: spec, addresses: addresses, state: old.state, metrics: old.metrics, sequence: c.sequence,
+                                             health: health, service: service))
+            Log.notice("cluster_replaced", ["uuid": spec.uuid, "version": spec.version, "mode": spec.mode.rawValue, "service": service,
+                                            "gradualProgress": keep ? "kept" : "reset", "state": ready ? "active" : "pending"])
+        } else {
+            let health = ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: !ready, pendingSince: Clock.nanoseconds())
+            c.clusters.append(ClusterRuntime(spec: spec, addresses: addresses, state: sharedState(spec, service: service, c),
+                                             metrics: ClusterMetrics(reactors: reactors), sequence: c.sequence, health: health, service: service))
+            Log.notice("cluster_added", ["uuid": spec.uuid, "version": spec.version, "mode": spec.mode.rawValue, "service": service,
+                                         "servers": spec.servers.map(\.description).joined(separator: ","),
+                                         "state": ready ? "active" : "pending"])
+        }
+    }
+
+    /// The shared state of a new cluster: in a release group, the state of the same release's
+    /// cluster in another service of the group (so failure, GRADUAL threshold and plan step
+    /// are one for the release); otherwise a new one.
+    private func sharedState(_ spec: ClusterSpec, service: String, _ c: Contents) -> ClusterState {
+        if let group = c.model.services.first(where: { $0.name == service })?.releaseGroup {
+            let members = Set(c.model.services.filter { $0.releaseGroup == group }.map(\.name))
+            if let sibling = c.clusters.first(where: { members.contains($0.service) && $0.service != service
+                && $0.spec.releaseName == spec.releaseName }) {
+                return sibling.state
+            }
+        }
+        return ClusterState(policy: policy)
+    }
+
+    /// The published view: every service that exists (the default one when it has clusters,
+    /// has settings of its own, or is the only one) with its clusters.
+    private func makeSnapshot(_ c: Contents) -> Snapshot {
+        Snapshot(generation: c.generation, services: Self.activeServices(c.model), clusters: c.clusters, cookieDomains: cookieDomains)
+    }
+
+    static func activeServices(_ model: StoredState) -> [ServiceSpec] {
+        var services = model.services.filter { $0.name != defaultServiceName }
+        let own = model.services.first { $0.name == defaultServiceName }
+        if own != nil || services.isEmpty || model.clusters.contains(where: { $0.service == defaultServiceName }) {
+            services.append(own ?? .catchAll)
+        }
+        return services
+    }
+
+    /// Creates or replaces a service (its hosts, path, cookies and group; its clusters stay).
+    @discardableResult
+    public func putService(_ spec: ServiceSpec) throws(ChangeSetError) -> Snapshot {
+        try apply([.putService(spec)]).snapshot
+    }
+
+    /// Removes a service and all its clusters.
+    @discardableResult
+    public func deleteService(_ name: String) throws(ChangeSetError) -> Snapshot {
+        try apply([.deleteService(name)], force: true).snapshot
+    }
+
+    /// The services that exist, in order, with their specs.
+    public var services: [ServiceSpec] {
+        contents.withLock { Self.activeServices($0.model) }
     }
 
     /// Drains (no new exchanges; exchanges in flight finish; workers close pooled idle
@@ -365,7 +586,7 @@ public final class ClusterRegistry: @unchecked Sendable {
 
     /// The current snapshot (clusters latest first).
     public var snapshot: Snapshot {
-        contents.withLock { Snapshot(generation: $0.generation, clusters: $0.clusters) }
+        contents.withLock { makeSnapshot($0) }
     }
 
     /// The state as the store holds it (for tests and the status page).

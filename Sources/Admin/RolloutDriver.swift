@@ -67,11 +67,15 @@ public final class RolloutDriver: Sendable {
             guard snapshot.clusters.contains(where: { $0.spec.rollout != nil }) || !s.entries.isEmpty else { return }
             s.windows.sample(snapshot.clusters, now: now / 1000, comparisons: comparisons)
             sync(&s, snapshot.clusters, now: now)
-            guard let (new, old) = running(snapshot.clusters), var entry = s.entries[new.spec.uuid] else { return }
-            let window = stats(s.windows, plan: entry.rollout.plan, new: new.spec.uuid, old: old?.spec.uuid)
-            let actions = entry.rollout.tick(now: now, window: window)
-            s.entries[new.spec.uuid] = entry
-            perform(actions, new: new, old: old, snapshot: snapshot.clusters)
+            // Each service runs its own plan.
+            for range in snapshot.serviceRanges {
+                let clusters = Array(snapshot.clusters[range])
+                guard let (new, old) = running(clusters), var entry = s.entries[new.spec.uuid] else { continue }
+                let window = stats(s.windows, plan: entry.rollout.plan, new: new.spec.uuid, old: old?.spec.uuid)
+                let actions = entry.rollout.tick(now: now, window: window)
+                s.entries[new.spec.uuid] = entry
+                perform(actions, new: new, old: old, snapshot: snapshot.clusters)
+            }
         }
     }
 
@@ -176,7 +180,7 @@ public final class RolloutDriver: Sendable {
 
     private func olderUsable(than cluster: ClusterRuntime, in clusters: [ClusterRuntime]) -> ClusterRuntime? {
         guard let i = clusters.firstIndex(where: { $0 === cluster }) else { return nil }
-        return clusters[(i + 1)...].first { !$0.state.isFailed }
+        return clusters[(i + 1)...].first { !$0.state.isFailed && $0.service == cluster.service }
     }
 
     /// The window the gates judge: each version's exchanges over `analysis.windowSeconds`.

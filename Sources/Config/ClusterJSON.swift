@@ -108,6 +108,15 @@ public enum ClusterJSON {
             spec.healthCheck = try parseHealthCheck(&check, servers: servers.count)
         }
 
+        // release
+        if let release = try fields.string("release") {
+            guard !release.isEmpty, release.utf8.count <= maxVersionLength,
+                  release.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != ";" && $0 != "," && $0 != "\"" }) else {
+                throw fields.fail("release", "must be 1 to \(maxVersionLength) printable characters without spaces, ; , or \"")
+            }
+            spec.release = release
+        }
+
         // uuid
         if let uuid = try fields.string("uuid") {
             guard isValidUUID(uuid) else {
@@ -337,6 +346,7 @@ public enum ClusterJSON {
             "state": live.state,
         ]
         if !spec.ignoreBodyFor.isEmpty { cluster["ignoreBodyFor"] = spec.ignoreBodyFor }
+        if let release = spec.release { cluster["release"] = release }
         if let check = spec.healthCheck { cluster["healthCheck"] = render(check) }
         if let failed = live.failure {
             cluster["failure"] = ["reason": failed.reason, "time": iso8601(unixSeconds: failed.time)] as [String: Any]

@@ -38,9 +38,12 @@ public enum ConfigFile {
         let clusters: [ClusterSpec]
         let single = top.raw("cluster")
         let many = top.raw("clusters")
+        let hasServices = top.object["services"] != nil
         switch (single, many) {
+        case (nil, nil) where hasServices:
+            clusters = []
         case (nil, nil):
-            throw ConfigError(field: "cluster", message: "missing (give \"cluster\" or \"clusters\")")
+            throw ConfigError(field: "cluster", message: "missing (give \"cluster\", \"clusters\" or \"services\")")
         case (.some, .some):
             throw ConfigError(field: "clusters", message: "give either \"cluster\" or \"clusters\", not both")
         case let (object?, nil):
@@ -70,6 +73,38 @@ public enum ConfigFile {
         try validateAll(clusters)
 
         var config = ProxyConfig(clusters: clusters)
+
+        if var groups = try top.object("releaseGroups") {
+            config.releaseGroups = try ServiceJSON.parseGroups(&groups)
+        }
+        if let raw = top.raw("services") {
+            guard let list = raw as? [Any] else { throw top.fail("services", "must be an array of services") }
+            var services: [ServiceConfig] = []
+            for (i, element) in list.enumerated() {
+                guard let o = element as? [String: Any] else { throw ConfigError(field: "services[\(i)]", message: "must be a service object") }
+                let service = try ServiceJSON.parseService(o, path: "services[\(i)]", allowClusters: true, resolve: resolve, newUUID: newUUID)
+                if service.spec.name == defaultServiceName, !service.clusters.isEmpty, !clusters.isEmpty {
+                    throw ConfigError(field: "services[\(i)].clusters", message: "the default service's clusters are given by \"cluster\"/\"clusters\" already")
+                }
+                services.append(service)
+            }
+            // The default service's clusters: from `cluster`/`clusters`, else from its entry.
+            var all = services
+            if let d = all.firstIndex(where: { $0.spec.name == defaultServiceName }) {
+                if all[d].clusters.isEmpty { all[d].clusters = clusters }
+            } else {
+                all.append(ServiceConfig(spec: .catchAll, clusters: clusters))
+            }
+            try ServiceJSON.validate(all, groups: config.releaseGroups) { i in i < services.count ? "services[\(i)]" : "clusters" }
+            for (i, s) in services.enumerated() where s.spec.releaseGroup != nil {
+                guard s.spec.name != defaultServiceName else {
+                    throw ConfigError(field: "services[\(i)].releaseGroup", message: "the default service cannot be in a release group")
+                }
+            }
+            config.clusters = all.first { $0.spec.name == defaultServiceName }?.clusters ?? []
+            config.services = services.filter { $0.spec.name != defaultServiceName }
+            config.defaultService = services.first { $0.spec.name == defaultServiceName }?.spec
+        }
 
         if var proxy = try top.object("proxy") {
             config.proxyHost = try bindHost(&proxy) ?? config.proxyHost

@@ -97,8 +97,15 @@ public struct ProxyConfig: Sendable, Equatable {
     public var adminPort = 9090
     /// Bearer token the REST API requires when set (`configService.token`).
     public var adminToken: String?
-    /// Clusters in file order; at least one.
+    /// The default service's clusters in file order (`cluster`/`clusters`); at least one
+    /// unless `services` are given.
     public var clusters: [ClusterSpec]
+    /// The other services with their clusters (`services`), in file order.
+    public var services: [ServiceConfig] = []
+    /// The default service's own settings (cookies) when `services` names it.
+    public var defaultService: ServiceSpec?
+    /// Release groups' settings (`releaseGroups`).
+    public var releaseGroups: [String: ReleaseGroupSpec] = [:]
     /// Reactor thread count; nil means one per online CPU.
     public var workers: Int?
     /// Deadlines (`proxy.timeouts`).

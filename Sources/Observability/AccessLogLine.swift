@@ -39,7 +39,7 @@ public struct AccessLogLine {
             secondText.removeLast(5)   // ".mmmZ"
         }
         let values = r.client.count + requestLine.count + r.requestID.count + r.cluster.count + r.version.count
-            + r.backend.count + r.mode.count
+            + r.backend.count + r.mode.count + r.service.count
         LineSink.emit(to: &out, atMost: 320 + 6 * values) { w in
             w.put(format == .json ? #"{"time":""# : "time=")
             secondText.withUnsafeBytes { w.put($0) }
@@ -60,6 +60,7 @@ public struct AccessLogLine {
             value(&w, Key(" version=", #","version":"#), r.version, plain: plain.contains(.cluster))
             value(&w, Key(" backend=", #","backend":"#), r.backend, plain: plain.contains(.backend))
             value(&w, Key(" mode=", #","mode":"#), r.mode, plain: plain.contains(.cluster))
+            if !r.service.isEmpty { value(&w, Key(" service=", #","service":"#), r.service, plain: plain.contains(.cluster)) }
             if r.served != 0 {
                 let side: StaticString = r.served == 1 ? "new" : "old"
                 value(&w, Key(" served=", #","served":"#), UnsafeRawBufferPointer(start: side.utf8Start, count: side.utf8CodeUnitCount))

@@ -9,7 +9,7 @@
 /// `AccessClusterText`, made once per cluster, and are copied as one block. Native byte
 /// order: records never leave the process.
 public enum AccessRecord {
-    static let fieldCount = 7
+    static let fieldCount = 8
     static let headerBytes = 4 + 5 * 8 + 3 + fieldCount * 4
     /// Offset of the `diverged` byte, set after the fact for compared exchanges.
     public static let divergedOffset = 4 + 5 * 8 + 1
@@ -58,7 +58,7 @@ public enum AccessRecord {
                     put(plain.union(cluster.isPlain ? .cluster : []).rawValue)
                     put(UInt32(truncatingIfNeeded: client.count)); put(UInt32(truncatingIfNeeded: requestLine.count))
                     put(UInt32(truncatingIfNeeded: requestID.count)); put(UInt32(truncatingIfNeeded: backend.count))
-                    put(cluster.lengths.0); put(cluster.lengths.1); put(cluster.lengths.2)
+                    put(cluster.lengths.0); put(cluster.lengths.1); put(cluster.lengths.2); put(cluster.lengths.3)
                     bytes(client); bytes(requestLine); bytes(requestID); bytes(backend); bytes(block)
                     precondition(at == total, "AccessRecord: wrote \(at) of \(total) bytes")
                     initialized += total
@@ -82,7 +82,7 @@ public enum AccessRecord {
 /// A record written by `AccessRecord.append`, read in place.
 public struct AccessRecordView {
     let bytes: UnsafeRawBufferPointer
-    public let client, requestLine, requestID, cluster, version, backend, mode: UnsafeRawBufferPointer
+    public let client, requestLine, requestID, cluster, version, backend, mode, service: UnsafeRawBufferPointer
 
     init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
@@ -95,7 +95,7 @@ public struct AccessRecordView {
             return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
         }
         client = field(0); requestLine = field(1); requestID = field(2); backend = field(3)
-        cluster = field(4); version = field(5); mode = field(6)
+        cluster = field(4); version = field(5); mode = field(6); service = field(7)
     }
 
     public var startNanos: Int64 { bytes.loadUnaligned(fromByteOffset: 4, as: Int64.self) }
@@ -114,20 +114,21 @@ public struct AccessRecordView {
 /// The access log fields of one cluster — uuid, version and mode — as one block of bytes,
 /// made once when the cluster is published so that each exchange copies it in one go.
 public struct AccessClusterText: Sendable {
-    /// uuid, version and mode, back to back.
+    /// uuid, version, mode and service, back to back.
     public let bytes: [UInt8]
     /// Their lengths.
-    public let lengths: (UInt32, UInt32, UInt32)
-    /// All three are plain (no escaping needed): checked once here, not per line.
+    public let lengths: (UInt32, UInt32, UInt32, UInt32)
+    /// All are plain (no escaping needed): checked once here, not per line.
     public let isPlain: Bool
 
-    public init(uuid: String, version: String, mode: String) {
-        bytes = Array(uuid.utf8) + Array(version.utf8) + Array(mode.utf8)
-        lengths = (UInt32(uuid.utf8.count), UInt32(version.utf8.count), UInt32(mode.utf8.count))
+    /// The block of a cluster; `service` empty leaves the field out of the line.
+    public init(uuid: String, version: String, mode: String, service: String = "") {
+        bytes = Array(uuid.utf8) + Array(version.utf8) + Array(mode.utf8) + Array(service.utf8)
+        lengths = (UInt32(uuid.utf8.count), UInt32(version.utf8.count), UInt32(mode.utf8.count), UInt32(service.utf8.count))
         isPlain = [uuid, version, mode].allSatisfy { text in
             let bytes = Array(text.utf8)
             return !bytes.isEmpty && bytes.withUnsafeBytes { AccessLogLine.firstSpecial($0, alsoBare: true) == bytes.count }
-        }
+        } && service.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x3D && $0 != 0x5C }
     }
 
     /// No cluster (an exchange refused before routing).

@@ -82,7 +82,7 @@ public enum ProxyCounter {
     public static let backendConnectFailures = 6
     /// Refused or failed exchanges by the status sent: `rejected + i` for `rejectedStatuses[i]`.
     public static let rejected = 8
-    public static let rejectedStatuses = [400, 408, 413, 414, 431, 501, 502, 503, 504, 505, 411]
+    public static let rejectedStatuses = [400, 408, 413, 414, 431, 501, 502, 503, 504, 505, 411, 404]
 }
 
 /// The process's metrics registry: one block per reactor.

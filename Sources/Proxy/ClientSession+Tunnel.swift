@@ -61,7 +61,7 @@ extension ClientSession {
         }
         if progressed { setDeadline(.body, after: worker.settings.clientIdleNanos) }
         if upstreamDone && downstreamDone {
-            if let cluster { worker.recordOutcome(cluster: cluster, status: 101, latencyNanos: worker.loop.now &- exchangeStart) }
+            if let cluster { worker.recordOutcome(cluster: cluster, status: 101, latencyNanos: worker.loop.now &- exchangeStart, gradualLatest: gradualLatest) }
             cluster = nil
             close()
         }

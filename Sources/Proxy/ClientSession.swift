@@ -55,6 +55,8 @@ final class ClientSession: EventHandler {
 
     // The exchange in flight.
     var cluster: ClusterRuntime?
+    /// The exchange's `RouteChoice.gradualLatest` (whose threshold its success raises).
+    var gradualLatest: ClusterRuntime?
     var backend: BackendLink?
     var backendBuffer: ByteBuffer?
     var responseParser: HeadParser
@@ -334,11 +336,15 @@ final class ClientSession: EventHandler {
         }
         setCookies.removeAll(keepingCapacity: true)
         guard let choice = worker.route(request: request, source: buffer.readable, cookies: &setCookies) else {
-            worker.counters.add(ProxyCounter.rejected + 2)
-            failExchange(status: 503, message: "no cluster available", backendFault: false)
+            if worker.lastRouteUnmatched {
+                failExchange(status: 404, message: "not found", backendFault: false)
+            } else {
+                failExchange(status: 503, message: "no cluster available", backendFault: false)
+            }
             return
         }
         cluster = choice.cluster
+        gradualLatest = choice.gradualLatest
         choice.cluster.metrics.blocks[worker.id].add(ClusterCounter.requests)
         headHeldInBuffer = request.headLength
         servedSide = choice.servesOld ? 0 : 1
@@ -513,6 +519,7 @@ final class ClientSession: EventHandler {
             return
         }
         cluster = choice.cluster
+        gradualLatest = choice.gradualLatest
         connect(backendID: choice.backendID)
     }
 
@@ -801,7 +808,7 @@ final class ClientSession: EventHandler {
         let latency = worker.loop.now &- exchangeStart
         if let cluster {
             worker.recordOutcome(cluster: cluster, status: status, latencyNanos: latency,
-                                 headNanos: responseHeadAt != 0 ? responseHeadAt &- exchangeStart : nil)
+                                 headNanos: responseHeadAt != 0 ? responseHeadAt &- exchangeStart : nil, gradualLatest: gradualLatest)
         }
         let reusable = response.keepAlive && requestDone && !requestBodyWithdrawn && (backendBuffer?.readableCount ?? 0) == 0
             && { if case .untilClose = response.framing { return false }; return true }()
@@ -855,7 +862,7 @@ final class ClientSession: EventHandler {
         endComparison(servedComplete: false, reason: message)
         if backendFault, let cluster {
             cluster.metrics.blocks[worker.id].add(ClusterCounter.backendErrors)
-            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: worker.loop.now &- exchangeStart)
+            worker.recordOutcome(cluster: cluster, status: status, latencyNanos: worker.loop.now &- exchangeStart, gradualLatest: gradualLatest)
         }
         requestFlow?.release(to: worker.pools)
         requestFlow = nil

@@ -2,6 +2,7 @@ import HTTP1
 import Observability
 import Reactor
 import Routing
+import Synchronization
 import Syscalls
 
 /// A small fast random source for per-request decisions (GRADUAL client ids):
@@ -28,6 +29,9 @@ struct RouteChoice {
     /// A dark launch (CONCURRENT serving old): `cluster` is the old version and answers the
     /// client whatever happens; the new version, the shadow, is only compared.
     var servesOld = false
+    /// The service's latest cluster when it is GRADUAL without a plan: a successful exchange
+    /// raises its threshold (`recordOutcome`).
+    var gradualLatest: ClusterRuntime?
 }
 
 /// Everything one reactor thread owns: its listener, its sessions, its pools, its view of
@@ -82,8 +86,19 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var healthWords: [UInt64] = []
     /// Each cluster's shared health (held here so routing reaches it in one step).
     private var clusterHealth: [ClusterHealth] = []
+    /// What the sweep last looked at for pooled connections to excluded backends: the
+    /// exclusion count and the snapshot generation.
+    private var exclusionsSeen: (changes: Int, generation: UInt64, at: UInt64) = (-1, 0, 0)
     /// Scratch for the sweep: which backends some cluster still sends exchanges to.
     private var backendWanted: [Bool] = []
+    /// For each cluster: the index of its service in `snapshot.services`.
+    private var serviceOf: [Int] = []
+    /// Each service's routing cookie names (its own, suffixed, or its release group's).
+    private var serviceCookies: [CookieNames] = []
+    /// Cluster → index, to find an exchange's service when several exist (built per snapshot).
+    private var clusterIndex: [ObjectIdentifier: Int] = [:]
+    /// Whether the last `route` found no service for the request's host and path (404).
+    private(set) var lastRouteUnmatched = false
     private var instantCookie: [String] = []
     /// `instantCookie` as bytes, for the cookie lines of the other modes.
     private var instantCookieBytes: [[UInt8]] = []
@@ -146,7 +161,22 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// Adopts a new snapshot: exchanges in flight keep the clusters they hold.
     public func adopt(_ next: Snapshot) {
         snapshot = next
-        candidates = next.clusters.map { RouteCandidate($0.spec, state: $0.state) }
+        serviceOf = [Int](repeating: 0, count: next.clusters.count)
+        for (s, range) in next.serviceRanges.enumerated() { for i in range { serviceOf[i] = s } }
+        serviceCookies = next.services.map { service in
+            service.cookieNames(base: settings.cookieNames, domain: service.releaseGroup.flatMap { next.cookieDomains[$0] })
+        }
+        clusterIndex = [:]
+        if next.services.count > 1 {
+            for (i, c) in next.clusters.enumerated() { clusterIndex[ObjectIdentifier(c)] = i }
+        }
+        candidates = next.clusters.indices.map { i in
+            let c = next.clusters[i]
+            var candidate = RouteCandidate(c.spec, state: c.state)
+            // In a release group, cookies name the release, which every service of the group has.
+            if next.services[serviceOf[i]].releaseGroup != nil { candidate.uuid = c.spec.releaseName }
+            return candidate
+        }
         planned = next.clusters.map { !($0.spec.rollout?.steps.isEmpty ?? true) }
         specModes = next.clusters.map(\.spec.mode)
         mirrorsSteps = next.clusters.map { $0.spec.rollout?.analysis?.maxDivergenceRatio != nil }
@@ -154,7 +184,10 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         roundRobin = next.clusters.map { Int.random(in: 0..<max(1, $0.addresses.count)) }
         healthWords = [UInt64](repeating: 0, count: next.clusters.count)
         clusterHealth = next.clusters.map(\.health)
-        instantCookie = next.clusters.map { "\(settings.cookieNames.session)=\($0.spec.uuid); Path=/; HttpOnly; SameSite=Lax" }
+        instantCookie = next.clusters.indices.map { i in
+            let names = serviceCookies[serviceOf[i]]
+            return names.session + "=" + candidates[i].uuid + names.attributes
+        }
         instantCookieBytes = instantCookie.map { Array($0.utf8) }
     }
 
@@ -175,7 +208,18 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         let now = loop.now
         var latest = -1
         var previous = -1
-        for i in candidates.indices {
+        let service: Int
+        if snapshot.table.isTrivial, snapshot.table.defaultService != nil {
+            service = snapshot.table.defaultService!
+        } else if let matched = matchService(request: request, source: source) {
+            service = matched
+        } else {
+            lastRouteUnmatched = true
+            return nil
+        }
+        lastRouteUnmatched = false
+        let range = snapshot.serviceRanges[service]
+        for i in range {
             let cluster = snapshot.clusters[i]
             // One atomic load: the readiness gate and every backend's probe/drain verdict.
             let word = clusterHealth[i].word
@@ -210,23 +254,24 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             chosen = latest
             appendSetCookie(instantCookie[latest], to: &cookies)
         } else {
+            let names = serviceCookies[service]
             if mode == .gradual { candidates[latest].gradualThreshold = threshold ?? snapshot.clusters[latest].state.gradualThreshold }
-            var input = RouteInput(sessionCookie: request.cookie(named: settings.cookieNames.session, source: source),
-                                   transitionCookie: mode == .gradual ? request.cookie(named: settings.cookieNames.transition, source: source) : nil,
+            var input = RouteInput(sessionCookie: request.cookie(named: names.session, source: source),
+                                   transitionCookie: mode == .gradual ? request.cookie(named: names.transition, source: source) : nil,
                                    methodIsIdempotent: request.method.isIdempotent,
                                    nowUnix: Clock.unixSeconds())
             if mode == .gradual {
                 switch request.fetchMetadata(source: source) {
                 case .absent:
                     input.fetch = .absent
-                    input.lastSeenMillis = parseLastSeen(request.cookie(named: settings.cookieNames.lastSeen, source: source))
+                    input.lastSeenMillis = parseLastSeen(request.cookie(named: names.lastSeen, source: source))
                 case .navigation: input.fetch = .navigation
                 case .subresource: input.fetch = .subresource
                 }
                 input.nowMillis = Clock.unixMillis()
                 input.moveAfterIdleMillis = settings.moveAfterIdleMillis
             }
-            guard let decision = Routing.route(input, candidates: candidates, names: settings.cookieNames, random: &rng,
+            guard let decision = Routing.route(input, candidates: candidates[range], names: names, random: &rng,
                                                renderCookies: false) else { return nil }
             chosen = decision.primary
             shadow = decision.shadow
@@ -242,11 +287,13 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
                 // the old version's answer (the client gets the new one unless it fails).
                 shadow = previous >= 0 ? previous : nil
             }
-            appendSetCookieLines(decision, sessionCookieLine: instantCookieBytes[chosen], names: settings.cookieNames,
+            appendSetCookieLines(decision, sessionCookieLine: instantCookieBytes[chosen], names: names,
                                  dates: &expiresDates, to: &cookies)
         }
         guard let backend = pickBackend(cluster: chosen, now: now) else { return nil }
         var choice = RouteChoice(cluster: snapshot.clusters[chosen], backendID: backend, servesOld: servesOld)
+        // Outside a plan, a GRADUAL latest's threshold rises with each exchange of its service.
+        if specModes[latest] == .gradual && !planned[latest] { choice.gradualLatest = snapshot.clusters[latest] }
         if let shadow, let shadowBackend = pickBackend(cluster: shadow, now: now) {
             choice.shadow = (snapshot.clusters[shadow], shadowBackend)
             choice.shadowCookie = instantCookie[shadow]
@@ -256,7 +303,47 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
 
     /// The Set-Cookie line naming `cluster` (used when CONCURRENT falls back to the old version).
     func sessionCookieLine(for cluster: ClusterRuntime, to out: inout [UInt8]) {
-        appendSetCookie("\(settings.cookieNames.session)=\(cluster.spec.uuid); Path=/; HttpOnly; SameSite=Lax", to: &out)
+        if let i = index(of: cluster) {
+            appendSetCookie(instantCookie[i], to: &out)
+        } else {
+            appendSetCookie("\(settings.cookieNames.session)=\(cluster.spec.uuid)\(settings.cookieNames.attributes)", to: &out)
+        }
+    }
+
+    /// The index of `cluster` in the current snapshot, if it is still there.
+    private func index(of cluster: ClusterRuntime) -> Int? {
+        if snapshot.services.count > 1 { return clusterIndex[ObjectIdentifier(cluster)] }
+        return snapshot.clusters.firstIndex { $0 === cluster }
+    }
+
+    /// The service of a request by its host (`Host`, or the authority of an absolute-form
+    /// target) and path; nil when none serves it.
+    private func matchService(request: RequestHead, source: UnsafeRawBufferPointer) -> Int? {
+        var host: Range<Int>?
+        var path = request.targetRange
+        // Absolute form: scheme://authority/path — the authority wins over Host (RFC 9112 §3.2.2).
+        if path.count > 0, source[path.lowerBound] != 0x2F, source[path.lowerBound] != 0x2A {
+            var i = path.lowerBound
+            while i + 2 < path.upperBound, !(source[i] == 0x3A && source[i + 1] == 0x2F && source[i + 2] == 0x2F) { i += 1 }
+            if i + 2 < path.upperBound {
+                let start = i + 3
+                var end = start
+                while end < path.upperBound, source[end] != 0x2F, source[end] != 0x3F { end += 1 }
+                host = start..<end
+                path = end..<path.upperBound
+            }
+        }
+        if host == nil {
+            for field in request.headers where field.kind == .host {
+                host = field.valueRange
+                break
+            }
+        }
+        if path.isEmpty {
+            // "http://host" alone: the path is "/".
+            return snapshot.table.match(host: host.map { String(decoding: UnsafeRawBufferPointer(rebasing: source[$0]), as: UTF8.self) }, path: "/")
+        }
+        return snapshot.table.match(source: source, host: host, path: path)
     }
 
     private func appendSetCookie(_ value: String, to out: inout [UInt8]) {
@@ -397,13 +484,13 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         }
     }
 
-    /// Accounting for a finished exchange: metrics, rollback window, GRADUAL progress.
-    func recordOutcome(cluster: ClusterRuntime, status: Int, latencyNanos: UInt64, headNanos: UInt64? = nil) {
+    /// Accounting for a finished exchange: metrics, rollback window, GRADUAL progress of
+    /// `gradualLatest` (the exchange's `RouteChoice.gradualLatest`).
+    func recordOutcome(cluster: ClusterRuntime, status: Int, latencyNanos: UInt64, headNanos: UInt64? = nil,
+                       gradualLatest: ClusterRuntime? = nil) {
         cluster.metrics.record(reactor: id, status: status, latencyNanos: latencyNanos, headNanos: headNanos)
         let success = status < 500
-        let latest = snapshot.clusters.first { !$0.state.isFailed && !ClusterHealth.isPending($0.health.word) }
-        // A plan's GRADUAL steps hold their percentage: exchanges do not raise it.
-        if let latest, latest.spec.mode == .gradual, success, latest.spec.rollout?.steps.isEmpty ?? true {
+        if let latest = gradualLatest, success, !latest.state.isFailed {
             latest.state.advanceGradual(by: latest.spec.percentageTransitionPerRequest ?? 0)
         }
         cluster.state.record(success: success, nowMillis: Clock.unixMillis())
@@ -547,7 +634,15 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// lines collected since the last sweep to the writer.
     public func checkDeadline(now: UInt64) {
         accessLog?.flush()
-        closeIdleToExcludedBackends()
+        // When some exclusion or the snapshot changed, and once a second for connections
+        // pooled since (an exchange to a drained backend that finished): its cost grows with
+        // the number of clusters.
+        let changes = ClusterHealth.exclusionChanges.load(ordering: .acquiring)
+        if changes != exclusionsSeen.changes || snapshot.generation != exclusionsSeen.generation
+            || now &- exclusionsSeen.at >= 1_000_000_000 {
+            exclusionsSeen = (changes, snapshot.generation, now)
+            closeIdleToExcludedBackends()
+        }
         for id in backends.indices where !backends[id].idle.isEmpty {
             while let first = backends[id].idle.first, now &- first.since > settings.backendIdleNanos {
                 backends[id].idle.removeFirst()

@@ -68,6 +68,12 @@ public struct ClusterSpec: Sendable, Equatable {
     public var ignoreBodyFor: [String]
     /// Active health checks and the readiness gate; nil: no probes, ready at once.
     public var healthCheck: HealthCheckSpec?
+    /// The release this cluster belongs to (services of a release group move together between
+    /// releases); nil: its version names it.
+    public var release: String?
+
+    /// The release that routes a client in a release group: `release`, or the version.
+    public var releaseName: String { release ?? version }
 
     /// Creates a cluster description; no validation happens here (see the Config module).
     public init(

@@ -117,8 +117,13 @@ public final class ClusterHealth: Sendable {
 
     // MARK: Control plane
 
+    /// Counts every change of any cluster's exclusions (process-wide): a reader that saw the
+    /// same count before has nothing new to act on.
+    public static let exclusionChanges = Atomic<Int>(0)
+
     /// Recomputes and stores every word from `details` (call under the lock).
     private func publish(_ d: [Detail]) {
+        defer { Self.exclusionChanges.wrappingAdd(1, ordering: .releasing) }
         var head = first.load(ordering: .relaxed) & Self.pendingBit
         var rest = [UInt64](repeating: 0, count: more.count)
         for (i, detail) in d.enumerated() where detail.drained || detail.tracker.status == .down {

@@ -8,12 +8,23 @@ public struct CookieNames: Sendable, Equatable {
     /// Cookie holding when (unix milliseconds) a client without fetch metadata last made a
     /// request while it waited to move to the latest version.
     public var lastSeen = "dynsoftup_seen"
+    /// The cookies' `Path` attribute (a service may narrow it).
+    public var path = "/" { didSet { attributes = Self.render(path: path, domain: domain) } }
+    /// The cookies' `Domain` attribute (a release group's `cookieDomain`), if any.
+    public var domain: String? { didSet { attributes = Self.render(path: path, domain: domain) } }
+    /// Every routing cookie's attributes after its value: `; Path=/; HttpOnly; SameSite=Lax`,
+    /// with `; Domain=…` after the path when set.
+    public private(set) var attributes = "; Path=/; HttpOnly; SameSite=Lax"
 
     /// Creates cookie names; defaults `dynsoftup`, `transition` and `dynsoftup_seen`.
     public init(session: String = "dynsoftup", transition: String = "transition", lastSeen: String = "dynsoftup_seen") {
         self.session = session
         self.transition = transition
         self.lastSeen = lastSeen
+    }
+
+    static func render(path: String, domain: String?) -> String {
+        "; Path=" + path + (domain.map { "; Domain=" + $0 } ?? "") + "; HttpOnly; SameSite=Lax"
     }
 }
 

@@ -125,9 +125,6 @@ public struct RouteDecision: Equatable, Sendable {
     }
 }
 
-/// Attributes of every routing cookie: the whole site, hidden from scripts,
-/// sent on top-level navigations.
-let cookieAttributes = "; Path=/; HttpOnly; SameSite=Lax"
 
 /// Picks the cluster for one exchange. Pure: the time comes from `input`,
 /// new transition ids from `random`.
@@ -163,6 +160,18 @@ public func route(
     random: inout some RandomNumberGenerator,
     renderCookies: Bool = true
 ) -> RouteDecision? {
+    route(input, candidates: candidates[...], names: names, random: &random, renderCookies: renderCookies)
+}
+
+/// `route` over one service's candidates within a longer array; the decision's indices are
+/// those of the whole array.
+public func route(
+    _ input: RouteInput,
+    candidates: ArraySlice<RouteCandidate>,
+    names: CookieNames,
+    random: inout some RandomNumberGenerator,
+    renderCookies: Bool = true
+) -> RouteDecision? {
     guard let latest = candidates.firstIndex(where: { $0.usable }) else { return nil }
     let previous = candidates[(latest + 1)...].firstIndex(where: { $0.usable })
 
@@ -172,7 +181,7 @@ public func route(
         return candidates.firstIndex { $0.usable && $0.uuid == uuid }
     }
     func sessionCookie(_ index: Int) -> String {
-        renderCookies ? names.session + "=" + candidates[index].uuid + cookieAttributes : ""
+        renderCookies ? names.session + "=" + candidates[index].uuid + names.attributes : ""
     }
 
     switch candidates[latest].mode {
@@ -213,11 +222,11 @@ public func route(
         var decision = RouteDecision(primary: chosen, setCookies: [], effectiveMode: .gradual)
         if clientID != input.transitionCookie {
             decision.newTransitionID = clientID
-            if renderCookies { cookies.append(names.transition + "=" + clientID + cookieAttributes) }
+            if renderCookies { cookies.append(names.transition + "=" + clientID + names.attributes) }
         }
         if chosen != latest && input.fetch == .absent {
             decision.lastSeenMillis = input.nowMillis
-            if renderCookies { cookies.append(names.lastSeen + "=" + String(input.nowMillis) + cookieAttributes) }
+            if renderCookies { cookies.append(names.lastSeen + "=" + String(input.nowMillis) + names.attributes) }
         }
         decision.setCookies = cookies
         return decision
@@ -288,7 +297,7 @@ public func appendSetCookieLines(_ decision: RouteDecision, sessionCookieLine: [
         out.append(contentsOf: names.transition.utf8)
         out.append(0x3D)
         out.append(contentsOf: id.utf8)
-        out.append(contentsOf: cookieAttributes.utf8)
+        out.append(contentsOf: names.attributes.utf8)
         out.append(13); out.append(10)
     }
     if let seen = decision.lastSeenMillis {
@@ -296,7 +305,7 @@ public func appendSetCookieLines(_ decision: RouteDecision, sessionCookieLine: [
         out.append(contentsOf: names.lastSeen.utf8)
         out.append(0x3D)
         out.append(contentsOf: String(seen).utf8)
-        out.append(contentsOf: cookieAttributes.utf8)
+        out.append(contentsOf: names.attributes.utf8)
         out.append(13); out.append(10)
     }
 }

@@ -42,6 +42,29 @@ public enum Records {
             w.key("cluster", first: true); w.cluster(spec)
             w.key("op"); w.string("put")
             w.key("seq"); w.raw(String(sequence))
+        case .putIn(let service, let spec):
+            w.key("cluster", first: true); w.cluster(spec)
+            w.key("op"); w.string("put")
+            w.key("seq"); w.raw(String(sequence))
+            w.key("service"); w.string(service)
+        case .putService(let spec):
+            w.key("op", first: true); w.string("putService")
+            w.key("seq"); w.raw(String(sequence))
+            w.key("service"); w.bytes.append(contentsOf: JSONText.encode(ServiceJSON.render(spec)))
+        case .deleteService(let name):
+            w.key("name", first: true); w.string(name)
+            w.key("op"); w.string("deleteService")
+            w.key("seq"); w.raw(String(sequence))
+        case .changeSet(let changes):
+            w.key("changes", first: true)
+            w.bytes.append(UInt8(ascii: "["))
+            for (i, change) in changes.enumerated() {
+                if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
+                w.bytes.append(contentsOf: encode(change, sequence: 0))
+            }
+            w.bytes.append(UInt8(ascii: "]"))
+            w.key("op"); w.string("changes")
+            w.key("seq"); w.raw(String(sequence))
         case .delete(let uuid):
             w.key("op", first: true); w.string("delete")
             w.key("seq"); w.raw(String(sequence))
@@ -110,12 +133,17 @@ public enum Records {
             if let r = c.rollout {
                 w.key("rollout"); w.progress(r)
             }
+            if c.service != defaultServiceName { w.key("service"); w.string(c.service) }
             w.key("threshold"); w.number(c.threshold)
             w.bytes.append(UInt8(ascii: "}"))
         }
         w.bytes.append(UInt8(ascii: "]"))
         w.key("op"); w.string("snapshot")
         w.key("seq"); w.raw(String(state.sequence))
+        if !state.services.isEmpty {
+            w.key("services")
+            w.bytes.append(contentsOf: JSONText.encode(state.services.map { ServiceJSON.render($0) as Any }))
+        }
         w.bytes.append(UInt8(ascii: "}"))
         return w.bytes
     }
@@ -132,7 +160,28 @@ public enum Records {
         switch op {
         case "put":
             guard let c = o["cluster"] as? [String: Any] else { throw DecodeError(description: "put: no cluster") }
+            if let service = o["service"] {
+                guard let name = service as? String, ServiceSpec.isValidName(name) else { throw DecodeError(description: "put: bad service") }
+                if name != defaultServiceName { return (seq, .putIn(service: name, try spec(c))) }
+            }
             return (seq, .put(try spec(c)))
+        case "putService":
+            guard let so = o["service"] as? [String: Any] else { throw DecodeError(description: "putService: no service") }
+            return (seq, .putService(try service(so)))
+        case "deleteService":
+            guard let name = o["name"] as? String, ServiceSpec.isValidName(name) else { throw DecodeError(description: "deleteService: bad name") }
+            return (seq, .deleteService(name: name))
+        case "changes":
+            guard let list = o["changes"] as? [Any] else { throw DecodeError(description: "changes: no list") }
+            var changes: [StateChange] = []
+            for element in list {
+                guard let inner = element as? [String: Any] else { throw DecodeError(description: "changes: bad entry") }
+                let data = JSONText.encode(inner)
+                let (_, change) = try decode(data)
+                if case .changeSet = change { throw DecodeError(description: "changes: nested change set") }
+                changes.append(change)
+            }
+            return (seq, .changeSet(changes))
         case "delete":
             return (seq, .delete(uuid: try uuid()))
         case "failed":
@@ -194,8 +243,19 @@ public enum Records {
                     stored.drained.append(server)
                 }
             }
+            if let name = e["service"] {
+                guard let name = name as? String, ServiceSpec.isValidName(name) else { throw DecodeError(description: "snapshot: bad service entry") }
+                stored.service = name
+            }
             guard state.index(of: stored.spec.uuid) == nil else { throw DecodeError(description: "snapshot: duplicate uuid \(stored.spec.uuid)") }
             state.clusters.append(stored)
+        }
+        if let list = o["services"] {
+            guard let list = list as? [Any] else { throw DecodeError(description: "snapshot: bad services") }
+            for element in list {
+                guard let so = element as? [String: Any] else { throw DecodeError(description: "snapshot: bad service") }
+                state.services.append(try service(so))
+            }
         }
         return state
     }
@@ -257,6 +317,14 @@ public enum Records {
             throw DecodeError(description: "cluster: \(error.description)")
         }
     }
+
+    private static func service(_ o: [String: Any]) throws(DecodeError) -> ServiceSpec {
+        do {
+            return try ServiceJSON.parseService(o, path: "service", allowClusters: false, resolve: { _ in true }, newUUID: { "" }).spec
+        } catch {
+            throw DecodeError(description: "service: \(error.description)")
+        }
+    }
 }
 
 /// A minimal JSON writer for the record payloads: objects are opened by their first `key`
@@ -313,6 +381,11 @@ struct JSONOut {
                 string(pattern)
             }
             bytes.append(UInt8(ascii: "]"))
+        }
+        if let release = spec.release {
+            key("release", first: first)
+            first = false
+            string(release)
         }
         key("servers", first: first)
         bytes.append(UInt8(ascii: "["))

@@ -30,10 +30,13 @@ public struct StoredCluster: Equatable, Sendable {
     public var ready: Bool
     /// Servers drained by the operator, in the order of the definition.
     public var drained: [ServerAddress]
+    /// The service the cluster belongs to (`default` for the 2014 API's clusters).
+    public var service: String
 
     public init(spec: ClusterSpec, failure: StoredFailure? = nil, threshold: Double = 0, rollout: RolloutProgress? = nil,
-                ready: Bool? = nil, drained: [ServerAddress] = []) {
+                ready: Bool? = nil, drained: [ServerAddress] = [], service: String = defaultServiceName) {
         self.spec = spec
+        self.service = service
         self.failure = failure
         self.threshold = threshold
         self.rollout = rollout
@@ -60,6 +63,14 @@ public enum StateChange: Equatable, Sendable {
     case ready(uuid: String)
     /// A server of the cluster drained (`drained`) or enabled again.
     case drain(uuid: String, server: ServerAddress, drained: Bool)
+    /// A cluster of a service other than `default` added or replaced (as `put`).
+    case putIn(service: String, ClusterSpec)
+    /// A service created, or its hosts, path and cookies replaced (its clusters stay).
+    case putService(ServiceSpec)
+    /// A service and all its clusters removed.
+    case deleteService(name: String)
+    /// Several changes that take effect together (`POST /changes`): one record.
+    case changeSet([StateChange])
 }
 
 /// The whole durable state: clusters in order of addition (a replaced cluster counts as
@@ -70,16 +81,24 @@ public struct StoredState: Equatable, Sendable {
     public var sequence: UInt64
     /// Clusters, oldest addition first.
     public var clusters: [StoredCluster]
+    /// Services other than the implicit catch-all, in order of creation (`default` is listed
+    /// only when it has settings of its own).
+    public var services: [ServiceSpec]
 
-    public init(sequence: UInt64 = 0, clusters: [StoredCluster] = []) {
+    public init(sequence: UInt64 = 0, clusters: [StoredCluster] = [], services: [ServiceSpec] = []) {
         self.sequence = sequence
         self.clusters = clusters
+        self.services = services
     }
 
     /// The state the configuration file seeds: its clusters, healthy, thresholds at 0.
-    public init(seed specs: [ClusterSpec]) {
-        self.init(sequence: 0, clusters: specs.map { StoredCluster(spec: $0) })
+    public init(seed specs: [ClusterSpec], services: [ServiceSpec] = [], serviceClusters: [(service: String, spec: ClusterSpec)] = []) {
+        self.init(sequence: 0, clusters: specs.map { StoredCluster(spec: $0) } + serviceClusters.map { StoredCluster(spec: $0.spec, service: $0.service) },
+                  services: services)
     }
+
+    /// Index of the service called `name` in `services`.
+    public func serviceIndex(of name: String) -> Int? { services.firstIndex { $0.name == name } }
 
     /// Index of the cluster with `uuid`.
     public func index(of uuid: String) -> Int? { clusters.firstIndex { $0.spec.uuid == uuid } }
@@ -108,19 +127,22 @@ public struct StoredState: Equatable, Sendable {
     /// which validates first, and replaying them must not fail).
     public mutating func apply(_ change: StateChange) {
         sequence += 1
+        applyWithoutSequence(change)
+    }
+
+    private mutating func applyWithoutSequence(_ change: StateChange) {
         switch change {
+        case .changeSet(let changes):
+            for c in changes { applyWithoutSequence(c) }
+        case .putService(let spec):
+            if let i = serviceIndex(of: spec.name) { services[i] = spec } else { services.append(spec) }
+        case .deleteService(let name):
+            services.removeAll { $0.name == name }
+            clusters.removeAll { $0.service == name }
+        case .putIn(let service, let spec):
+            put(spec, service: service)
         case .put(let spec):
-            if let i = index(of: spec.uuid) {
-                let old = clusters.remove(at: i)
-                let threshold = Self.keepsProgress(old.spec, spec) ? old.threshold : 0
-                // A PUT after a rollback is a new attempt: the plan starts again.
-                let rollout = Self.keepsRollout(old.spec, spec) && old.rollout?.phase != .rolledBack ? old.rollout : nil
-                clusters.append(StoredCluster(spec: spec, failure: nil, threshold: threshold, rollout: rollout,
-                                              ready: Self.keepsReadiness(old, spec),
-                                              drained: old.drained.filter { spec.servers.contains($0) }))
-            } else {
-                clusters.append(StoredCluster(spec: spec))
-            }
+            put(spec, service: defaultServiceName)
         case .delete(let uuid):
             if let i = index(of: uuid) { clusters.remove(at: i) }
         case .failed(let uuid, let reason, let time):
@@ -141,6 +163,20 @@ public struct StoredState: Equatable, Sendable {
                 let listed = Set(clusters[i].drained + [server])
                 clusters[i].drained = clusters[i].spec.servers.filter { listed.contains($0) }
             }
+        }
+    }
+
+    private mutating func put(_ spec: ClusterSpec, service: String) {
+        if let i = index(of: spec.uuid) {
+            let old = clusters.remove(at: i)
+            let threshold = Self.keepsProgress(old.spec, spec) ? old.threshold : 0
+            // A PUT after a rollback is a new attempt: the plan starts again.
+            let rollout = Self.keepsRollout(old.spec, spec) && old.rollout?.phase != .rolledBack ? old.rollout : nil
+            clusters.append(StoredCluster(spec: spec, failure: nil, threshold: threshold, rollout: rollout,
+                                          ready: Self.keepsReadiness(old, spec),
+                                          drained: old.drained.filter { spec.servers.contains($0) }, service: service))
+        } else {
+            clusters.append(StoredCluster(spec: spec, service: service))
         }
     }
 }

@@ -5,7 +5,7 @@ import Observability
 
 /// What the command line asked for.
 struct Options: Equatable {
-    enum Command: Equatable { case run, demo, help }
+    enum Command: Equatable { case run, demo, help, checkConfig }
     var command = Command.run
     var configPath: String?
     var workers: Int?
@@ -18,6 +18,10 @@ struct Options: Equatable {
     var resetState = false
     /// True when no config flag was given and `./config.json` is used (the 2014 default).
     var configFromDefault = false
+    /// `--check-config FILE`: validate the file and exit (0 valid, 2 with the message).
+    var checkConfigPath: String?
+    /// `--no-resolve`: with `--check-config`, accept host names without looking them up.
+    var noResolve = false
 }
 
 /// A command-line mistake: one line for stderr.
@@ -29,6 +33,8 @@ let usage = """
 Usage:
   switchyard [--config FILE] [--state-dir DIR] [--reset-state] [--workers N] [--log-level LEVEL]
   switchyard demo [--port 8080] [--admin-port 9090] [--state-dir DIR] [--workers N] [--log-level LEVEL]
+  switchyard --check-config FILE [--no-resolve]
+  switchyard ctl COMMAND [...]          operate a running proxy (switchyard ctl --help)
   switchyard upgrade [--config FILE | --admin URL] [--binary PATH] [--timeout SECONDS]
   switchyard --help
 
@@ -40,6 +46,8 @@ Options:
   --reset-state                     move the state files aside and start from the configuration
   --workers N                       reactor threads (default: online CPUs)
   --log-level LEVEL, -logLevel=L    CRITICAL, ERROR, WARNING (default), NOTICE, INFO, DEBUG
+  --check-config FILE               validate FILE and exit: 0 when valid, 2 with the message
+  --no-resolve                      with --check-config: do not look host names up (DNS)
   --port N                          demo: proxy port (default 8080)
   --admin-port N                    demo: API port (default 9090)
 
@@ -98,10 +106,18 @@ func parseOptions(_ arguments: [String], defaultConfig: String? = nil) throws(Us
             options.stateDir = dir
         case "--reset-state":
             options.resetState = true
+        case "--check-config":
+            options.command = .checkConfig
+            options.checkConfigPath = try value(name, inline)
+        case "--no-resolve":
+            options.noResolve = true
         default:
             throw UsageError(description: "unknown argument \"\(argument)\" (see --help)")
         }
         i += 1
+    }
+    if options.noResolve && options.command != .checkConfig {
+        throw UsageError(description: "--no-resolve applies to --check-config")
     }
     if options.command == .run && options.configPath == nil, let defaultConfig {
         options.configPath = defaultConfig

@@ -32,10 +32,12 @@ enum Launcher {
     }
 
     static func main(_ arguments: [String]) -> Int32 {
+        // `ctl` and `upgrade` are clients: they keep the default signal handling (Ctrl-C ends them).
+        if arguments.first == "ctl" { return Ctl.main(Array(arguments.dropFirst())) }
+        if arguments.first == "upgrade" { return UpgradeCommand.main(Array(arguments.dropFirst())) }
         _ = handledSignals()
         Successor.attachFromEnvironment()
         _ = installedBinaryPath  // read now, before anyone replaces the file
-        if arguments.first == "upgrade" { return UpgradeCommand.main(Array(arguments.dropFirst())) }
         let options: Options
         do {
             options = try parseOptions(arguments, defaultConfig: access("config.json", R_OK) == 0 ? "config.json" : nil)
@@ -46,6 +48,9 @@ enum Launcher {
         if options.command == .help {
             print(usage)
             return 0
+        }
+        if options.command == .checkConfig, let path = options.checkConfigPath {
+            return checkConfig(path, resolve: !options.noResolve)
         }
         Log.setLevel(options.logLevel ?? (options.command == .demo ? .notice : .warning))
 
@@ -90,7 +95,7 @@ enum Launcher {
     }
 
     /// Reads and validates the configuration file.
-    static func loadConfig(_ path: String) throws(UsageError) -> ProxyConfig {
+    static func loadConfig(_ path: String, resolve: Bool = true) throws(UsageError) -> ProxyConfig {
         guard let file = fopen(path, "rb") else {
             throw UsageError(description: String(cString: strerror(errno)))
         }
@@ -104,7 +109,7 @@ enum Launcher {
             if bytes.count > 16 << 20 { throw UsageError(description: "file larger than 16 MiB") }
         }
         do {
-            return try ConfigFile.parse(bytes, resolve: { SocketAddress(host: $0, port: 1) != nil })
+            return try ConfigFile.parse(bytes, resolve: { resolve ? SocketAddress(host: $0, port: 1) != nil : true })
         } catch {
             throw UsageError(description: error.description)
         }
@@ -167,7 +172,7 @@ enum Launcher {
         let registry = make(store)
         let report: StartReport
         do {
-            report = try registry.start(seed: config.clusters)
+            report = try registry.start(seed: config.clusters, services: config.services, defaultService: config.defaultService)
         } catch {
             switch error {
             case .store(.corrupt(let path, let offset, let reason)):
@@ -239,9 +244,10 @@ enum Launcher {
             // The directory's lock came with its descriptor; the state with the offer.
             if let stateDir, let lock = inherited.stateLock { journal = JournalStore(directory: stateDir, lockedDescriptor: lock) }
             proxySettings.comparisons.restore(Upgrader.totals(inherited.comparisons))
-            registry = ClusterRegistry(reactors: workers, policy: config.rollback, store: journal)
+            registry = ClusterRegistry(reactors: workers, policy: config.rollback, store: journal, releaseGroups: config.releaseGroups)
             do {
-                snapshot = try registry.start(seed: config.clusters, adopting: inherited.state).snapshot
+                snapshot = try registry.start(seed: config.clusters, services: config.services, defaultService: config.defaultService,
+                                              adopting: inherited.state).snapshot
             } catch {
                 printError("switchyard: upgrade refused: state: \(error)")
                 return 2
@@ -251,7 +257,7 @@ enum Launcher {
         } else {
             switch openState(stateDir, options: options, config: config, registry: { store in
                 journal = store as? JournalStore
-                return ClusterRegistry(reactors: workers, policy: config.rollback, store: store)
+                return ClusterRegistry(reactors: workers, policy: config.rollback, store: store, releaseGroups: config.releaseGroups)
             }) {
             case .success(let (r, report)):
                 registry = r
@@ -281,10 +287,11 @@ enum Launcher {
         }
         registry.setPublisher { proxy.publish($0) }
         let rollouts = RolloutDriver(registry: registry, comparisons: proxySettings.comparisons)
+        let dashboard = Dashboard(registry: registry, rollouts: rollouts)
         let upgrader = Upgrader(serial: inherited?.serial ?? 0, arguments: Array(CommandLine.arguments.dropFirst()),
                                 drainSeconds: config.upgradeDrainSeconds, frozen: inherited != nil)
         let api = AdminAPI(registry: registry, metrics: metrics, token: config.adminToken, workers: workers,
-                           comparisons: proxySettings.comparisons, rollouts: rollouts,
+                           comparisons: proxySettings.comparisons, rollouts: rollouts, dashboard: dashboard,
                            extraRoutes: ["/upgrade": { upgrader.handle($0) }])
         let control: ControlPlane
         do {
@@ -295,6 +302,8 @@ enum Launcher {
             return 1
         }
         proxy.start()
+        api.setWorkerPing { proxy.ping(timeoutNanos: 1_000_000_000) }
+        api.markServing()
         let controlThread = control.start()
         upgrader.attach(proxy: proxy, control: control, registry: registry, store: journal, comparisons: proxySettings.comparisons)
         if let inherited {
@@ -324,8 +333,10 @@ enum Launcher {
             guard !upgrader.isFrozen else { return }
             registry.tick()
             rollouts.tick()
+            dashboard.tick()
         }
         control.loop.execute { rollouts.clustersChanged() }   // plans restored from the state directory
+        control.loop.execute { dashboard.noticeChanges() }   // the clusters loaded at start are the first events
         // Health checks and readiness gates run on the control-plane thread too.
         HealthChecker(loop: control.loop, registry: registry, metrics: metrics).start()
         Log.notice("started", ["proxy": "\(config.proxyHost):\(proxy.port)", "api": "\(config.adminHost):\(control.port)",

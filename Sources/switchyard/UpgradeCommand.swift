@@ -137,7 +137,14 @@ enum UpgradeCommand {
         if !body.isEmpty { head += "Content-Type: application/json\r\n" }
         if let token { head += "Authorization: Bearer \(token)\r\n" }
         head += "\r\n"
-        let response = try BlockingExchange.run(address, request: Array(head.utf8) + body, timeoutSeconds: 5)
+        let connection = try BlockingConnection(connectingTo: address, timeoutMillis: 5000)
+        try connection.send(Array(head.utf8) + body, timeoutMillis: 5000)
+        var response: [UInt8] = []
+        while true {
+            let chunk = try connection.receive(max: 16384, timeoutMillis: 5000)
+            if chunk.isEmpty { break }
+            response += chunk
+        }
         guard let split = findHeadEnd(response) else { throw UsageError(description: "incomplete answer") }
         let statusLine = String(decoding: response[..<(response.firstIndex(of: 13) ?? split)], as: UTF8.self)
         let parts = statusLine.split(separator: " ")

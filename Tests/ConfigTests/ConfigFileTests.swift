@@ -100,7 +100,7 @@ let okCluster = #""cluster":{"servers":[{"port":1034}]}"#
 let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: "[1]", error: "json: the configuration must be a JSON object"),
     FileErrorCase(json: "{\n  \"proxy\": {\"port\": 1235,}\n}", error: "json: expected a string key, found '}' at line 2, column 26 (byte 27)"),
-    FileErrorCase(json: #"{"proxy":{"port":1235}}"#, error: "cluster: missing (give \"cluster\" or \"clusters\")"),
+    FileErrorCase(json: #"{"proxy":{"port":1235}}"#, error: "cluster: missing (give \"cluster\", \"clusters\" or \"services\")"),
     FileErrorCase(json: #"{\#(okCluster),"clusters":[]}"#, error: "clusters: give either \"cluster\" or \"clusters\", not both"),
     FileErrorCase(json: #"{"cluster":[]}"#, error: "cluster: must be an object"),
     FileErrorCase(json: #"{"clusters":[]}"#, error: "clusters: must list at least one cluster"),
@@ -113,7 +113,7 @@ let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: #"{"clusters":[{"servers":[{"port":1}],"uuid":"a"},{"servers":[{"port":2}]},{"servers":[{"port":3}],"uuid":"a"}]}"#,
                   error: "clusters[2].uuid: \"a\" is already used by clusters[0]"),
     FileErrorCase(json: #"{\#(okCluster),"proxi":{}}"#,
-                  error: "proxi: unknown field (expected one of: accessLog, cluster, clusters, comparisons, configService, cookies, logLevel, proxy, rollback, state, workers)"),
+                  error: "proxi: unknown field (expected one of: accessLog, cluster, clusters, comparisons, configService, cookies, logLevel, proxy, releaseGroups, rollback, services, state, workers)"),
     FileErrorCase(json: #"{\#(okCluster),"accessLog":{}}"#, error: "accessLog.path: missing (\"stderr\" or a file path)"),
     FileErrorCase(json: #"{\#(okCluster),"accessLog":{"path":""}}"#, error: "accessLog.path: must be \"stderr\" or a file path"),
     FileErrorCase(json: #"{\#(okCluster),"accessLog":{"path":"stderr","format":"xml"}}"#,

@@ -84,9 +84,9 @@ struct AdminAPITests {
         _ = try client.readResponse()
         let metrics = try proxy.api("GET", "/metrics").1
         #expect(metrics.contains("# TYPE switchyard_requests_total counter"))
-        #expect(metrics.contains("switchyard_requests_total{cluster=\"v1\",version=\"1.0\"} 3"))
-        #expect(metrics.contains("switchyard_responses_total{cluster=\"v1\",version=\"1.0\",class=\"2xx\"} 3"))
-        #expect(metrics.contains("switchyard_request_duration_seconds_count{cluster=\"v1\",version=\"1.0\"} 3"))
+        #expect(metrics.contains("switchyard_requests_total{service=\"default\",cluster=\"v1\",version=\"1.0\"} 3"))
+        #expect(metrics.contains("switchyard_responses_total{service=\"default\",cluster=\"v1\",version=\"1.0\",class=\"2xx\"} 3"))
+        #expect(metrics.contains("switchyard_request_duration_seconds_count{service=\"default\",cluster=\"v1\",version=\"1.0\"} 3"))
         #expect(metrics.contains("switchyard_rejected_requests_total{status=\"400\"} 1"))
         let status = try #require(try JSONSerialization.jsonObject(with: Data(try proxy.api("GET", "/status").1.utf8)) as? [String: Any])
         #expect(status["generation"] as? Int == 1)

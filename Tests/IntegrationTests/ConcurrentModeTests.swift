@@ -127,7 +127,7 @@ struct ConcurrentModeTests {
         #expect(first["servedBy"] as? String == "old")
         #expect(first["status"] as? [Int] == [200, 503])
         #expect(c["fallbacks"] as? Int == 1)
-        #expect(try proxy.api("GET", "/metrics").1.contains("switchyard_responses_total{cluster=\"new\",version=\"2.0\",class=\"5xx\"} 1"))
+        #expect(try proxy.api("GET", "/metrics").1.contains("switchyard_responses_total{service=\"default\",cluster=\"new\",version=\"2.0\",class=\"5xx\"} 1"))
     }
 
     @Test("refused, reset and silent latest versions fall back to the previous version")

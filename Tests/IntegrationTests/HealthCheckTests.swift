@@ -96,7 +96,7 @@ struct HealthCheckTests {
         try waitUntil("three probes of the new version") { new.probes >= 3 }
         #expect(try proxy.state("v2") == "pending")
         #expect(try proxy.statusClusters()["v2"]?["state"] as? String == "pending")
-        #expect(try proxy.metric(#"switchyard_cluster_pending{cluster="v2""#) == "1")
+        #expect(try proxy.metric(#"switchyard_cluster_pending{service="default",cluster="v2""#) == "1")
         #expect(try proxy.backendStatus("v2", "127.0.0.1:\(new.port)") == "down")
         for _ in 0..<5 { #expect(try proxy.fetch() == "old\n") }
         #expect(new.exchanges.isEmpty)
@@ -104,8 +104,8 @@ struct HealthCheckTests {
 
         new.healthy.store(true, ordering: .relaxed)
         try waitUntil("the new version to pass its gate") { try proxy.state("v2") == "active" }
-        #expect(try proxy.metric(#"switchyard_cluster_pending{cluster="v2""#) == "0")
-        #expect(try proxy.metric(#"switchyard_backend_up{cluster="v2",version="2.0",backend="127.0.0.1:\#(new.port)"}"#) == "1")
+        #expect(try proxy.metric(#"switchyard_cluster_pending{service="default",cluster="v2""#) == "0")
+        #expect(try proxy.metric(#"switchyard_backend_up{service="default",cluster="v2",version="2.0",backend="127.0.0.1:\#(new.port)"}"#) == "1")
         #expect(try proxy.backendStatus("v2", "127.0.0.1:\(new.port)") == "up")
         #expect(try proxy.fetch() == "new\n")
         try waitUntil("the log lines") { proxy.log.contains("event=cluster_ready uuid=v2") && proxy.log.contains("event=backend_healthy uuid=v2") }
@@ -131,7 +131,7 @@ struct HealthCheckTests {
         #expect(failure["reason"] as? String == "not ready")
         #expect(try proxy.fetch() == "old\n")
         #expect(new.exchanges.isEmpty)
-        #expect(try proxy.metric(#"switchyard_cluster_failed{cluster="v2""#) == "1")
+        #expect(try proxy.metric(#"switchyard_cluster_failed{service="default",cluster="v2""#) == "1")
         try waitUntil("the log line") { proxy.log.contains("event=cluster_failed uuid=v2 version=2.0 reason=\"not ready\"") }
         // A backend that refuses connections fails its probes too.
         #expect(try proxy.backendStatus("v2", "127.0.0.1:\(new.port)") == "down")
@@ -159,7 +159,7 @@ struct HealthCheckTests {
         // a still answers ordinary requests: only its health check keeps it out.
         for _ in 0..<10 { #expect(try proxy.fetch() == "b\n") }
         #expect(a.exchanges.count == before)
-        #expect(try proxy.metric(#"switchyard_backend_up{cluster="v1",version="1.0",backend="127.0.0.1:\#(a.port)"}"#) == "0")
+        #expect(try proxy.metric(#"switchyard_backend_up{service="default",cluster="v1",version="1.0",backend="127.0.0.1:\#(a.port)"}"#) == "0")
         #expect(try proxy.state("v1") == "active")  // the only cluster, and b is up
 
         a.healthy.store(true, ordering: .relaxed)
@@ -210,7 +210,7 @@ struct HealthCheckTests {
         let path = "/configuration/cluster/v1/servers/127.0.0.1:\(busy.port)"
         #expect(try proxy.api("POST", path + "/drain").0 == 202)
         #expect(try proxy.backendStatus("v1", "127.0.0.1:\(busy.port)") == "drained")
-        #expect(try proxy.metric(#"switchyard_backend_drained{cluster="v1",version="1.0",backend="127.0.0.1:\#(busy.port)"}"#) == "1")
+        #expect(try proxy.metric(#"switchyard_backend_drained{service="default",cluster="v1",version="1.0",backend="127.0.0.1:\#(busy.port)"}"#) == "1")
         let before = busy.exchanges.count
         for _ in 0..<8 { #expect(try proxy.fetch() == "\(other.name)\n") }
         #expect(busy.exchanges.count == before)

@@ -105,6 +105,7 @@ struct FrameTests {
                                        .put(planOnly), .put(noConcurrent),
                                        .rollout(uuid: "e", progress: RolloutProgress(phase: .completed, step: 3, percent: 100)),
                                        .rollout(uuid: "f", progress: RolloutProgress(phase: .pending, step: 0))]
+            + serviceChanges
         for (i, change) in changes.enumerated() {
             var o: [String: Any] = ["seq": i]
             switch change {
@@ -120,6 +121,12 @@ struct FrameTests {
             case .drain(let uuid, let server, let drained):
                 o["op"] = drained ? "drained" : "enabled"; o["uuid"] = uuid
                 o["server"] = ["hostname": server.hostname, "port": server.port] as [String: Any]
+            case .putIn(let service, let spec): o["op"] = "put"; o["cluster"] = generic(spec); o["service"] = service
+            case .putService(let spec): o["op"] = "putService"; o["service"] = ServiceJSON.render(spec)
+            case .deleteService(let name): o["op"] = "deleteService"; o["name"] = name
+            case .changeSet(let inner):
+                o["op"] = "changes"
+                o["changes"] = inner.map { try! JSONText.parse(Records.encode($0, sequence: 0)) }
             }
             #expect(String(decoding: Records.encode(change, sequence: UInt64(i)), as: UTF8.self) == String(decoding: JSONText.encode(o), as: UTF8.self))
             #expect((try? Records.decode(Records.encode(change, sequence: UInt64(i))).change) == change)
@@ -137,9 +144,12 @@ struct FrameTests {
             }
             if !c.ready { e["ready"] = false }
             if !c.drained.isEmpty { e["drained"] = c.drained.map { ["hostname": $0.hostname, "port": $0.port] as [String: Any] } }
+            if c.service != "default" { e["service"] = c.service }
             return e
         }
-        let snapshot: [String: Any] = ["op": "snapshot", "seq": Int(state.sequence), "clusters": entries]
+        var snapshot: [String: Any] = ["op": "snapshot", "seq": Int(state.sequence), "clusters": entries]
+        if !state.services.isEmpty { snapshot["services"] = state.services.map { ServiceJSON.render($0) } }
+        #expect(state.services.count == 2 && state.clusters.contains { $0.service == "api" })
         #expect(String(decoding: Records.encodeSnapshot(state), as: UTF8.self) == String(decoding: JSONText.encode(snapshot), as: UTF8.self))
     }
 
@@ -518,3 +528,19 @@ struct JournalCostTests {
         print("journal: encoding \(Int((Double(encoded.components.seconds) * 1e6 + Double(encoded.components.attoseconds) / 1e12) / Double(n))) us per record (debug build)")
     }
 }
+
+/// Service records: a service with every option, its clusters, a change set, a removal.
+let serviceChanges: [StateChange] = {
+    var release = ClusterSpec(uuid: "svc-1", version: "2.0", servers: [ServerAddress(hostname: "127.0.0.1", port: 9001)])
+    release.release = "2026.12"
+    let api = ClusterSpec(uuid: "svc-2", version: "1.0", servers: [ServerAddress(hostname: "127.0.0.1", port: 9002)])
+    let shop = ServiceSpec(name: "shop", hosts: ["shop.example.com", "*.shop.example.com"], pathPrefix: "/static/",
+                           cookies: ServiceCookies(session: "s", lastSeen: "seen", path: "/x"), releaseGroup: "web")
+    return [
+        .putService(shop),
+        .putIn(service: "shop", release),
+        .changeSet([.putService(ServiceSpec(name: "api", hosts: ["api.example.com"])), .putIn(service: "api", api),
+                    .putService(ServiceSpec(name: "gone", hosts: ["gone.example.com"]))]),
+        .deleteService(name: "gone"),
+    ]
+}()
