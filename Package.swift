@@ -6,6 +6,7 @@
 //   Store (the durable control-plane state: journal + snapshot) ← Admin
 //   Fleet (etcd client, leader election, shared state of several instances) ← Admin
 //   HTTP1, Routing, Observability: pure modules without sockets.
+//   Upgrade (the self-upgrade hand-over protocol and state machine: pure, no dependencies) ← switchyard
 //   Rollout (staged plans and analysis gates: a state machine as data, no dependencies)
 //     ← Routing (a cluster's plan is part of its ClusterSpec) ← Config ← Store
 import PackageDescription
@@ -38,7 +39,8 @@ let package = Package(
         .target(name: "Store", dependencies: ["Config", "Routing", "Rollout"]),
         .target(name: "Fleet", dependencies: ["Syscalls", "HTTP1", "Config", "Store", "Routing", "Rollout", "Locks", "Observability"]),
         .target(name: "Admin", dependencies: ["Fleet", "Proxy", "Config", "Store", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor", "Rollout", "TLS"]),
-        .executableTarget(name: "switchyard", dependencies: ["Fleet", "Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1", "TLS"]),
+        .target(name: "Upgrade"),
+        .executableTarget(name: "switchyard", dependencies: ["Fleet", "Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1", "TLS", "Upgrade"]),
         .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1", "Comparator"], path: "Benchmarks/BenchCore"),
         .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], exclude: ["Corpus"]),
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "TLSTests", dependencies: ["TLS", "Syscalls"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Reactor", "Syscalls"]),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),
+        .testTarget(name: "UpgradeTests", dependencies: ["Upgrade", "Syscalls"]),
         .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore", "switchyard"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Syscalls", "switchyard"]),
         .testTarget(name: "CtlTests", dependencies: ["switchyard"]),

@@ -87,6 +87,16 @@ public final class AdminHTTPServer: EventHandler, @unchecked Sendable {
     }
 
     private var paused = false
+    /// Set once `stopAccepting` closed this process's copy of the listener.
+    private var stopped = false
+
+    /// Stops accepting and closes this process's copy of the listener; call on the loop's thread.
+    func stopAccepting() {
+        guard !stopped else { return }
+        stopped = true
+        if !paused { loop.pauseListener(listenerFD) }
+        Socket.close(listenerFD)
+    }
 
     public func handleEvent(fd: Int32, events: EpollEvents) {
         guard fd == listenerFD else { return }
@@ -119,6 +129,7 @@ public final class AdminHTTPServer: EventHandler, @unchecked Sendable {
         loop.pauseListener(listenerFD)
         loop.schedule(after: 100_000_000) { [self] in
             paused = false
+            guard !stopped else { return }
             try? loop.registerListener(listenerFD, handler: self)
         }
     }

@@ -146,12 +146,19 @@ public final class ClusterRegistry: @unchecked Sendable {
 
     /// Loads the start-up state: the store's when it holds any, else the configuration's
     /// clusters (which then seed the store). Failed marks and GRADUAL thresholds are restored.
-    public func start(seed specs: [ClusterSpec], services: [ServiceConfig] = [], defaultService: ServiceSpec? = nil) throws(RegistryError) -> StartReport {
+    /// With `adopting`, the state a predecessor process handed over at a self-upgrade is
+    /// used as it is (the store is only opened for the changes to come).
+    public func start(seed specs: [ClusterSpec], services: [ServiceConfig] = [], defaultService: ServiceSpec? = nil,
+                      adopting handedOver: StoredState? = nil) throws(RegistryError) -> StartReport {
         var state = StoredState(seed: specs, services: (defaultService.map { [$0] } ?? []) + services.map(\.spec),
                                 serviceClusters: services.flatMap { s in s.clusters.map { (s.spec.name, $0) } })
         var source = "config"
         var warnings: [String] = []
-        if let store {
+        if let handedOver {
+            state = handedOver
+            source = "predecessor"
+            do { _ = try store?.load() } catch { throw .store(error) }
+        } else if let store {
             do {
                 let loaded = try store.load()
                 warnings = loaded.warnings

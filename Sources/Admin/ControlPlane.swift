@@ -1,3 +1,4 @@
+import Dispatch
 import Observability
 import Reactor
 import Syscalls
@@ -14,11 +15,32 @@ public final class ControlPlane: Sendable {
     public let port: Int
 
     /// Binds the API listener. Throws when the address cannot be bound.
-    public init(listen address: SocketAddress, api: AdminAPI, maxBodyBytes: Int) throws(SyscallError) {
+    public convenience init(listen address: SocketAddress, api: AdminAPI, maxBodyBytes: Int) throws(SyscallError) {
         let fd = try Socket.listen(address, reusePort: false, backlog: 128)
+        try self.init(listenerFD: fd, maxBodyBytes: maxBodyBytes) { api.handle($0) }
+    }
+
+    /// Serves `handler` (the API, possibly wrapped) on a listener already bound: the
+    /// caller's, or one a self-upgrade's successor inherited.
+    public init(listenerFD fd: Int32, maxBodyBytes: Int, handler: @escaping @Sendable (AdminRequest) -> AdminResponse) throws(SyscallError) {
         port = try Socket.localAddress(fd).port
         loop = try EventLoop(id: -1)
-        server = AdminHTTPServer(loop: loop, listenerFD: fd, maxBodyBytes: maxBodyBytes) { api.handle($0) }
+        server = AdminHTTPServer(loop: loop, listenerFD: fd, maxBodyBytes: maxBodyBytes, handler: handler)
+    }
+
+    /// The API listener's descriptor (handed to a successor process).
+    public var listenerDescriptor: Int32 { server.listenerFD }
+
+    /// Stops accepting API connections (the successor accepts from the same socket); the
+    /// connections already open are still answered. Safe from any thread; returns once done.
+    public func stopAccepting() {
+        let server = self.server
+        let done = DispatchSemaphore(value: 0)
+        loop.execute {
+            server.stopAccepting()
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + 5)
     }
 
     /// Starts the control-plane thread.

@@ -165,3 +165,133 @@ uint64_t cl_monotonic_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+
+// MARK: descriptor passing and process spawning
+
+#include <poll.h>
+#include <spawn.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+int cl_seqpacket_pair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds);
+}
+
+#define CL_MAX_FDS 253
+
+ssize_t cl_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+    if (nfds < 0 || nfds > CL_MAX_FDS) { errno = EINVAL; return -1; }
+    struct iovec iov = { (void *)buf, len };
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    union { char bytes[CMSG_SPACE(sizeof(int) * CL_MAX_FDS)]; struct cmsghdr align; } control;
+    if (nfds > 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.bytes;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * (size_t)nfds);
+    }
+    return sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+
+ssize_t cl_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, int *truncated) {
+    *nfds = 0;
+    *truncated = 0;
+    if (maxfds < 0 || maxfds > CL_MAX_FDS) { errno = EINVAL; return -1; }
+    struct iovec iov = { buf, cap };
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    union { char bytes[CMSG_SPACE(sizeof(int) * CL_MAX_FDS)]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)(maxfds > 0 ? maxfds : 1));
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) return n;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof fd);
+            if (*nfds < maxfds) fds[(*nfds)++] = fd; else { close(fd); *truncated = 1; }
+        }
+    }
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) *truncated = 1;
+    return n;
+}
+
+int cl_wait_readable(int fd, int timeout_ms) {
+    struct pollfd p = { fd, POLLIN, 0 };
+    int rc;
+    do { rc = poll(&p, 1, timeout_ms); } while (rc < 0 && errno == EINTR);
+    return rc;
+}
+
+int cl_set_cloexec(int fd, int on) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFD, on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC));
+}
+
+int cl_spawn(const char *path, char *const argv[], char *const envp[], int keep_fd, int *pid) {
+    // The child gets stdin, stdout, stderr and `keep_fd` as descriptor 3, nothing else: a
+    // descriptor this process inherited without close-on-exec (a supervisor's) must not
+    // outlive it in the child.
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    int source = keep_fd;
+    if (keep_fd == 3) {
+        source = fcntl(keep_fd, F_DUPFD_CLOEXEC, 10);
+        if (source < 0) { posix_spawn_file_actions_destroy(&actions); return errno; }
+    }
+    if (keep_fd >= 0) posix_spawn_file_actions_adddup2(&actions, source, 3);
+    posix_spawn_file_actions_addclosefrom_np(&actions, keep_fd >= 0 ? 4 : 3);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // The child starts with an empty signal mask and default dispositions: the parent
+    // blocks the signals it sigwaits for, and the successor sets up its own.
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t child = 0;
+    int rc = posix_spawn(&child, path, &actions, &attr, argv, envp);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    if (source != keep_fd) close(source);
+    if (rc == 0) *pid = (int)child;
+    return rc;
+}
+
+int cl_wait_child(int pid, int *status, int nohang) {
+    int rc;
+    do { rc = waitpid((pid_t)pid, status, nohang ? WNOHANG : 0); } while (rc < 0 && errno == EINTR);
+    return rc;
+}
+
+int cl_notify_datagram(const char *path, const char *text) {
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof addr.sun_path) { errno = EINVAL; return -1; }
+    memcpy(addr.sun_path, path, len);
+    if (path[0] == '@') addr.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    ssize_t n = sendto(fd, text, strlen(text), MSG_NOSIGNAL, (struct sockaddr *)&addr,
+                       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+    close(fd);
+    return n < 0 ? -1 : 0;
+}

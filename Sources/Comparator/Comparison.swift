@@ -175,6 +175,65 @@ public final class ComparisonLog: Sendable {
         }
     }
 
+    /// The counts a self-upgrade hands to the new process (rollout gates read the per-pair
+    /// counts): totals and per cluster pair; the kept records stay behind.
+    public struct Totals: Equatable, Sendable {
+        public var total = 0
+        public var divergent = 0
+        public var fallbacks = 0
+        /// (old uuid, new uuid, compared, divergent, fallbacks), sorted by the uuids.
+        public var pairs: [PairTotals] = []
+
+        public init() {}
+    }
+
+    /// One cluster pair's counts.
+    public struct PairTotals: Equatable, Sendable {
+        public var old: String
+        public var new: String
+        public var compared: Int
+        public var divergent: Int
+        public var fallbacks: Int
+
+        public init(old: String, new: String, compared: Int, divergent: Int, fallbacks: Int) {
+            self.old = old
+            self.new = new
+            self.compared = compared
+            self.divergent = divergent
+            self.fallbacks = fallbacks
+        }
+    }
+
+    /// The counts as they stand.
+    public func totalsForHandover() -> Totals {
+        state.withLock { s in
+            var out = Totals()
+            out.total = s.total
+            out.divergent = s.divergent
+            out.fallbacks = s.fallbacks
+            out.pairs = s.pairs.map { PairTotals(old: $0.key.old, new: $0.key.new, compared: $0.value.compared,
+                                                 divergent: $0.value.divergent, fallbacks: $0.value.fallbacks) }
+                .sorted { ($0.old, $0.new) < ($1.old, $1.new) }
+            return out
+        }
+    }
+
+    /// Adds counts handed over by the previous process (before this one compared anything).
+    public func restore(_ totals: Totals) {
+        state.withLock { s in
+            s.total += totals.total
+            s.divergent += totals.divergent
+            s.fallbacks += totals.fallbacks
+            for p in totals.pairs {
+                var pair = s.pairs[Pair(old: p.old, new: p.new)] ?? (0, 0, 0)
+                pair.compared += p.compared
+                pair.divergent += p.divergent
+                pair.fallbacks += p.fallbacks
+                s.pairs[Pair(old: p.old, new: p.new)] = pair
+            }
+        }
+    }
+
     /// Totals and the kept records, newest first.
     public func snapshot() -> (total: Int, divergent: Int, fallbacks: Int, recent: [ComparisonRecord], pairs: [String: (compared: Int, divergent: Int, fallbacks: Int)]) {
         state.withLock { s in

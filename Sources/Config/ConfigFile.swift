@@ -190,6 +190,10 @@ public enum ConfigFile {
         if config.etcd != nil && config.stateDir != nil {
             throw ConfigError(field: "state.dir", message: "is for the file store; an etcd store keeps no local state (remove one of them)")
         }
+        if var upgrade = try top.object("upgrade") {
+            config.upgradeDrainSeconds = try upgrade.number("drainSeconds", in: 0...86_400) ?? config.upgradeDrainSeconds
+            try upgrade.rejectUnknown()
+        }
         if let level = try top.string("logLevel") {
             let names = ["CRITICAL", "ERROR", "WARNING", "WARN", "NOTICE", "INFO", "DEBUG"]
             guard names.contains(level.uppercased()) else {

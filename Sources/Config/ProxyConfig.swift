@@ -132,6 +132,9 @@ public struct ProxyConfig: Sendable, Equatable {
     /// Response headers (lower-cased) that CONCURRENT comparisons ignore (`comparisons.ignoreHeaders`);
     /// nil keeps the default list (Date, Server, Set-Cookie, Age, Expires, Last-Modified, ETag, X-Request-Id).
     public var comparisonIgnoredHeaders: Set<String>?
+    /// Self-upgrade: how long the old process may take to finish busy connections after its
+    /// successor took over (`upgrade.drainSeconds`); then it closes what remains and exits.
+    public var upgradeDrainSeconds = 300.0
     /// Directory of the durable control-plane state (`state.dir`); nil: changes live in memory.
     public var stateDir: String?
     /// Journal records after which the state is compacted into a snapshot (`state.compactAfterRecords`).

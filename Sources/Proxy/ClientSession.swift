@@ -157,6 +157,7 @@ final class ClientSession: EventHandler {
         connection.session = nil
         self.connection = nil
         worker.giveBack(self)
+        if worker.handover != nil { worker.handOver(connection) }
     }
 
     // MARK: Events

@@ -16,17 +16,19 @@ public final class ProxyServer: Sendable {
     public let port: Int
     /// The listeners besides the main one, with the ports they are bound to, in order.
     public let listeners: [(port: Int, tls: TLSEndpoint?)]
-    private let threads = Lock<[pthread_t]>([])
+    let threads = Lock<[pthread_t]>([])
+    /// The worker that adopts the next handed-over connection.
+    let adoptNext = Lock(0)
     private let current: Lock<Snapshot>
     private let settings: ProxySettings
 
     /// Binds one listener per worker (all on the same address) and builds the workers.
     /// `address` is the main (plain) listener, nil for none; each of `extra` gets one socket
     /// per worker too. Throws when an address cannot be bound.
-    public init(listen address: SocketAddress?, workers count: Int, settings: ProxySettings, snapshot: Snapshot, metrics: ProxyMetrics,
-                listeners extra: [ListenerSpec] = []) throws(SyscallError) {
+    public convenience init(listen address: SocketAddress?, workers count: Int, settings: ProxySettings, snapshot: Snapshot,
+                            metrics: ProxyMetrics, listeners extra: [ListenerSpec] = []) throws(SyscallError) {
         /// One socket per worker on `address`, all on the port the first one got (port 0).
-        func bindAll(_ address: SocketAddress) throws(SyscallError) -> (fds: [Int32], port: Int) {
+        func bindAll(_ address: SocketAddress) throws(SyscallError) -> [Int32] {
             var fds: [Int32] = []
             var bound = address
             for _ in 0..<max(1, count) {
@@ -34,20 +36,22 @@ public final class ProxyServer: Sendable {
                 if fds.isEmpty { bound = try Socket.localAddress(fd) }
                 fds.append(fd)
             }
-            return (fds, bound.port)
+            return fds
         }
-        let main = try address.map { (a) throws(SyscallError) in try bindAll(a) }
-        var fds = main?.fds ?? [Int32](repeating: -1, count: max(1, count))
-        port = main?.port ?? 0
-        var extraFDs: [[Int32]] = []
+        let main = try address.map { (a) throws(SyscallError) in try bindAll(a) } ?? [Int32](repeating: -1, count: max(1, count))
+        var others: [(fds: [Int32], tls: TLSEndpoint?)] = []
+        for spec in extra { others.append((try bindAll(spec.address), spec.tls)) }
+        try self.init(listeners: main, extra: others, settings: settings, snapshot: snapshot, metrics: metrics)
+    }
+
+    /// Builds one worker per main listener already bound (-1: no main listener), each also
+    /// serving its socket of every `extra` listener. A self-upgrade's successor inherits them.
+    public init(listeners fds: [Int32], extra: [(fds: [Int32], tls: TLSEndpoint?)] = [], settings: ProxySettings, snapshot: Snapshot,
+                metrics: ProxyMetrics) throws(SyscallError) {
+        port = fds.first.map { $0 >= 0 } == true ? try Socket.localAddress(fds[0]).port : 0
         var bound: [(port: Int, tls: TLSEndpoint?)] = []
-        for spec in extra {
-            let (listenerFDs, listenerPort) = try bindAll(spec.address)
-            extraFDs.append(listenerFDs)
-            bound.append((listenerPort, spec.tls))
-        }
+        for listener in extra { bound.append((try Socket.localAddress(listener.fds[0]).port, listener.tls)) }
         listeners = bound
-        if fds.isEmpty { fds = [-1] }
         self.metrics = metrics
         self.settings = settings
         current = Lock(snapshot)
@@ -55,7 +59,7 @@ public final class ProxyServer: Sendable {
         for (i, fd) in fds.enumerated() {
             let loop = try EventLoop(id: i)
             let worker = Worker(id: i, loop: loop, listenerFD: fd, settings: settings, metrics: metrics, snapshot: snapshot, workers: fds.count)
-            for (k, listenerFDs) in extraFDs.enumerated() { worker.addListener(fd: listenerFDs[i], tls: extra[k].tls) }
+            for listener in extra { worker.addListener(fd: listener.fds[i], tls: listener.tls) }
             made.append(worker)
         }
         workers = made

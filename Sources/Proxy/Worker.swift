@@ -48,8 +48,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     let pools: ResourcePools
     public var sweepIndex = -1
 
-    private var listenerFD: Int32
-    private var listenerPaused = false
+    var listenerFD: Int32
+    var listenerPaused = false
     private(set) var draining = false
     /// Open client connections (each a session, in the glossary's sense).
     var connections: [ObjectIdentifier: ClientConnection] = [:]
@@ -59,6 +59,9 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     var bridges: [ObjectIdentifier: TLSBridge] = [:]
     /// TLS connections still in their handshake (they count against `maxConnections`).
     var handshakes = 0
+    /// During a self-upgrade: where idle client connections go, and what happened to the
+    /// others (see `Worker+Handover.swift`).
+    var handover: WorkerHandover?
     /// Sessions not serving a connection, kept for the next one that sends a request.
     private var spareSessions: [ClientSession] = []
     /// Most spare sessions kept: past a burst, the rest are freed.
@@ -400,6 +403,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         if !setCookies.isEmpty, out.count >= 2 {
             out.insert(contentsOf: setCookies, at: out.count - 2)
         }
+        if let line = Self.servingProcessLine, out.count >= 2 { out.insert(contentsOf: line, at: out.count - 2) }
     }
 
     // MARK: Backend connections
@@ -445,7 +449,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
 
     /// Puts a connection whose exchange ended cleanly back in the idle pool.
     func releaseConnection(_ link: BackendLink) {
-        if draining || backends[link.backendID].idle.count >= settings.maxIdlePerBackend {
+        if draining || handover != nil || backends[link.backendID].idle.count >= settings.maxIdlePerBackend {
             discardConnection(link)
             return
         }
@@ -635,6 +639,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         connections[ObjectIdentifier(connection)] = nil
         counters.add(ProxyCounter.activeSessions, -1)
         if draining && connections.isEmpty { finishDrain() }
+        if handover != nil { connectionClosedDuringHandover() }
     }
 
     /// Closes idle pooled connections that have been idle too long; hands the access log
@@ -682,6 +687,17 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     }
 
     // MARK: Stopping
+
+    /// Closes every pooled idle backend connection (a self-upgrade: the successor opens its own).
+    func closeIdleBackendConnections() {
+        for id in backends.indices {
+            for idle in backends[id].idle {
+                idleOwner[Int(idle.fd)] = -1
+                loop.close(idle.fd)
+            }
+            backends[id].idle.removeAll()
+        }
+    }
 
     /// Stops accepting, closes idle sessions, lets exchanges in flight finish (each closes
     /// its connection after its response), then calls `done`.

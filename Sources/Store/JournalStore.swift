@@ -60,6 +60,18 @@ public final class JournalStore: StateStore {
         lockFD = fd
     }
 
+    /// Takes over a directory whose locked descriptor a predecessor process passed on at a
+    /// self-upgrade: a `flock` belongs to the open file, so the lock came with it.
+    public init(directory: String, lockedDescriptor fd: Int32) {
+        var dir = directory
+        while dir.count > 1 && dir.hasSuffix("/") { dir.removeLast() }
+        self.directory = dir
+        lockFD = fd
+    }
+
+    /// The directory's locked descriptor (handed to a successor process; the lock goes with it).
+    public var lockDescriptor: Int32 { lockFD }
+
     deinit {
         if journalFD >= 0 { close(journalFD) }
         if lockFD >= 0 { close(lockFD) }

@@ -35,6 +35,7 @@ Usage:
   switchyard demo [--port 8080] [--admin-port 9090] [--state-dir DIR] [--workers N] [--log-level LEVEL]
   switchyard --check-config FILE [--no-resolve]
   switchyard ctl COMMAND [...]          operate a running proxy (switchyard ctl --help)
+  switchyard upgrade [--config FILE | --admin URL] [--binary PATH] [--timeout SECONDS]
   switchyard --help
 
 Options:
@@ -133,6 +134,7 @@ func parseOptions(_ arguments: [String], defaultConfig: String? = nil) throws(Us
 
 /// Writes one line to standard error with a single write(2).
 func printError(_ line: String) {
+    Successor.refuse(line)
     var bytes = Array((line + "\n").utf8)
     bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
 }

@@ -27,14 +27,18 @@ enum Launcher {
         sigaddset(&signals, SIGINT)
         sigaddset(&signals, SIGUSR1)
         sigaddset(&signals, SIGHUP)
+        sigaddset(&signals, SIGUSR2)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         return signals
     }
 
     static func main(_ arguments: [String]) -> Int32 {
-        // `ctl` is a client: it keeps the default signal handling (Ctrl-C ends `ctl watch`).
+        // `ctl` and `upgrade` are clients: they keep the default signal handling (Ctrl-C ends them).
         if arguments.first == "ctl" { return Ctl.main(Array(arguments.dropFirst())) }
+        if arguments.first == "upgrade" { return UpgradeCommand.main(Array(arguments.dropFirst())) }
         _ = handledSignals()
+        Successor.attachFromEnvironment()
+        _ = installedBinaryPath  // read now, before anyone replaces the file
         let options: Options
         do {
             options = try parseOptions(arguments, defaultConfig: access("config.json", R_OK) == 0 ? "config.json" : nil)
@@ -211,10 +215,22 @@ enum Launcher {
     struct ExitStatus: Error { var code: Int32 }
 
     /// Runs until SIGTERM or SIGINT; returns the exit status.
-    static func serve(_ config: ProxyConfig, options: Options, stateDir: String?, workers: Int, demo: DemoBackends?) -> Int32 {
+    static func serve(_ config: ProxyConfig, options: Options, stateDir: String?, workers configuredWorkers: Int, demo: DemoBackends?) -> Int32 {
         Process.ignoreSIGPIPE()
         let fileLimit = Process.raiseFileLimit()
         var signals = handledSignals()
+        // Started by a self-upgrade: the running process's listeners, state and state lock.
+        var inherited: Successor.Inheritance?
+        if Successor.isSuccessor {
+            switch Successor.receiveOffer(config: config, stateDir: stateDir) {
+            case .success(let offer): inherited = offer
+            case .failure(let error):
+                printError("switchyard: upgrade refused: \(error.description)")
+                return 2
+            }
+        }
+        // A successor runs one worker per inherited listener, whatever the count it was given.
+        let workers = inherited?.proxyListeners.count ?? configuredWorkers
 
         let metrics = ProxyMetrics(reactors: workers)
         // The access log opens first: a path that cannot be opened stops the start before
@@ -232,13 +248,32 @@ enum Launcher {
         let registry: ClusterRegistry
         let snapshot: Snapshot
         let fleetStore = config.etcd.map(makeFleetStore)
-        switch openState(stateDir, options: options, config: config, fleet: fleetStore,
-                         registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0, releaseGroups: config.releaseGroups) }) {
-        case .success(let (r, report)):
-            registry = r
-            snapshot = report.snapshot
-        case .failure(let status):
-            return status.code
+        var journal: JournalStore?
+        if let inherited {
+            // The directory's lock came with its descriptor; the state with the offer.
+            if let stateDir, let lock = inherited.stateLock { journal = JournalStore(directory: stateDir, lockedDescriptor: lock) }
+            proxySettings.comparisons.restore(Upgrader.totals(inherited.comparisons))
+            registry = ClusterRegistry(reactors: workers, policy: config.rollback, store: fleetStore ?? journal, releaseGroups: config.releaseGroups)
+            do {
+                snapshot = try registry.start(seed: config.clusters, services: config.services, defaultService: config.defaultService,
+                                              adopting: inherited.state).snapshot
+            } catch {
+                printError("switchyard: upgrade refused: state: \(error)")
+                return 2
+            }
+            Log.notice("state_handed_over", ["from": String(inherited.predecessorPID), "clusters": String(snapshot.clusters.count),
+                                             "sequence": String(inherited.state.sequence)])
+        } else {
+            switch openState(stateDir, options: options, config: config, fleet: fleetStore, registry: { store in
+                journal = store as? JournalStore
+                return ClusterRegistry(reactors: workers, policy: config.rollback, store: store, releaseGroups: config.releaseGroups)
+            }) {
+            case .success(let (r, report)):
+                registry = r
+                snapshot = report.snapshot
+            case .failure(let status):
+                return status.code
+            }
         }
         guard let proxyAddress = SocketAddress(host: config.proxyHost, port: config.proxyPort) else {
             printError("switchyard: proxy.hostname: cannot resolve \"\(config.proxyHost)\"")
@@ -253,6 +288,11 @@ enum Launcher {
             plan = try listenerPlan(config)
         } catch {
             printError("switchyard: \(error.description)")
+            return 2
+        }
+        if inherited != nil && !plan.extra.isEmpty {
+            printError("switchyard: upgrade refused: proxy.listeners: only the main listener is handed over in an upgrade; "
+                       + "with TLS or several listeners, restart instead")
             return 2
         }
         // With TLS listeners, every service host needs a certificate that covers it.
@@ -274,8 +314,12 @@ enum Launcher {
         }
         let proxy: ProxyServer
         do {
-            proxy = try ProxyServer(listen: plan.main, workers: workers, settings: proxySettings, snapshot: snapshot, metrics: metrics,
-                                    listeners: plan.extra)
+            if let inherited {
+                proxy = try ProxyServer(listeners: inherited.proxyListeners, settings: proxySettings, snapshot: snapshot, metrics: metrics)
+            } else {
+                proxy = try ProxyServer(listen: plan.main, workers: workers, settings: proxySettings, snapshot: snapshot, metrics: metrics,
+                                        listeners: plan.extra)
+            }
         } catch {
             printError("switchyard: cannot listen on \(proxyAddress): \(error)")
             return 1
@@ -284,11 +328,15 @@ enum Launcher {
         let tlsListeners = tlsListenerSet(proxy)
         let rollouts = RolloutDriver(registry: registry, comparisons: proxySettings.comparisons)
         let dashboard = Dashboard(registry: registry, rollouts: rollouts)
+        let upgrader = Upgrader(serial: inherited?.serial ?? 0, arguments: Array(CommandLine.arguments.dropFirst()),
+                                drainSeconds: config.upgradeDrainSeconds, frozen: inherited != nil)
         let api = AdminAPI(registry: registry, metrics: metrics, token: config.adminToken, workers: workers,
-                           comparisons: proxySettings.comparisons, rollouts: rollouts, dashboard: dashboard, tls: tlsListeners)
+                           comparisons: proxySettings.comparisons, rollouts: rollouts, dashboard: dashboard,
+                           extraRoutes: ["/upgrade": { upgrader.handle($0) }], tls: tlsListeners)
         let control: ControlPlane
         do {
-            control = try ControlPlane(listen: adminAddress, api: api, maxBodyBytes: config.limits.maxApiBodyBytes)
+            let adminFD = try inherited?.adminListener ?? Socket.listen(adminAddress, reusePort: false, backlog: 128)
+            control = try ControlPlane(listenerFD: adminFD, maxBodyBytes: config.limits.maxApiBodyBytes, handler: upgrader.wrap(api))
         } catch {
             printError("switchyard: cannot listen on \(adminAddress) for the API: \(error)")
             return 1
@@ -297,10 +345,32 @@ enum Launcher {
         api.setWorkerPing { proxy.ping(timeoutNanos: 1_000_000_000) }
         api.markServing()
         let controlThread = control.start()
+        upgrader.attach(proxy: proxy, control: control, registry: registry, store: journal, comparisons: proxySettings.comparisons)
+        if let inherited {
+            upgrader.received.withLock {
+                $0["listener"] = inherited.proxyListeners.count
+                $0["admin_listener"] = 1
+                $0["state"] = 1
+                $0["state_lock"] = inherited.stateLock == nil ? 0 : 1
+            }
+            // Serving on the inherited listeners: say so, and own the state once the
+            // running process has stopped accepting.
+            if Successor.sayReady(), Successor.waitForCommit() {
+                Successor.receiveConnections(proxy: proxy, upgrader: upgrader)
+            } else {
+                Log.warning("upgrade_not_committed", ["detail": "the previous process went away before committing; serving alone"])
+            }
+            upgrader.thaw()
+            ChildProcess.notifyServiceManager("MAINPID=\(getpid())\nREADY=1")
+        } else {
+            ChildProcess.notifyServiceManager("READY=1")
+        }
         // Failed marks and GRADUAL progress come from the reactors through shared atomics;
         // the control plane records them once a second (never a store write on a reactor).
         // Rollout plans are carried out from the same thread: windows sampled, steps taken.
+        // Both pause while a self-upgrade holds the state for the new process.
         control.every(1_000_000_000) {
+            guard !upgrader.isFrozen else { return }
             registry.tick()
             rollouts.tick()
             dashboard.tick()
@@ -333,6 +403,13 @@ enum Launcher {
                 Log.notice("access_log_reopened", ["path": config.accessLog?.path ?? "-"])
                 continue
             }
+            if received == SIGUSR2 {
+                // systemd's ExecReload or an operator: upgrade to the binary at our own path.
+                if case .failure(let refusal) = upgrader.start(binary: nil) {
+                    Log.warning("upgrade_refused", ["reason": refusal.reason])
+                }
+                continue
+            }
             guard received == SIGHUP else { break }
             if let path = options.configPath, demo == nil {
                 current = reload(path, current: current, options: options, workers: workers, proxy: proxy, api: api,
@@ -342,14 +419,24 @@ enum Launcher {
                 Log.warning("reload_ignored", ["reason": "no configuration file to re-read"])
             }
         }
+        if upgrader.isExiting {
+            // Everything went to the new process, which owns the state now: write nothing.
+            proxy.join()
+            proxySettings.accessLog?.stop()
+            control.stop()
+            ReactorThread.join(controlThread)
+            Log.notice("stopped", ["reason": "handed over to the new process"])
+            return 0
+        }
         Log.notice("stopping", ["signal": received == SIGTERM ? "SIGTERM" : "SIGINT"])
         // Leaving the fleet first: the lease is revoked, so another instance leads at once.
         fleetStore?.stop()
         proxy.stopAndWait()
         proxySettings.accessLog?.stop()
         // The data plane has stopped: record its last failed marks and GRADUAL progress
-        // (serialized with the control-plane thread by the registry's lock).
-        registry.tick()
+        // (serialized with the control-plane thread by the registry's lock) — unless a
+        // self-upgrade holds the state for a new process.
+        if !upgrader.isFrozen { registry.tick() }
         control.stop()
         ReactorThread.join(controlThread)
         Log.notice("stopped")

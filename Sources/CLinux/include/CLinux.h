@@ -74,4 +74,32 @@ long cl_rss_bytes(void);
 // Monotonic clock in nanoseconds.
 uint64_t cl_monotonic_ns(void);
 
+
+// Descriptor passing over a Unix socket (SCM_RIGHTS), for handing listeners and client
+// connections to a successor process.
+// A connected SOCK_SEQPACKET pair, close-on-exec, blocking; 0 on success.
+int cl_seqpacket_pair(int fds[2]);
+// sendmsg(2) of `len` bytes with `nfds` descriptors attached (MSG_NOSIGNAL). Returns the
+// bytes sent, -1 with errno set.
+ssize_t cl_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+// recvmsg(2) of one message into `buf` (at most `cap` bytes) with up to `maxfds`
+// descriptors (received close-on-exec) stored in `fds` and counted in `*nfds`.
+// `*truncated` is set when bytes or descriptors did not fit (those descriptors are
+// closed by the kernel). Returns the bytes received (0 = end of stream), -1 with errno set.
+ssize_t cl_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, int *truncated);
+// poll(2) for readability of one descriptor: 1 readable (or hung up), 0 timed out, -1 error.
+int cl_wait_readable(int fd, int timeout_ms);
+// Sets (1) or clears (0) FD_CLOEXEC; 0 on success.
+int cl_set_cloexec(int fd, int on);
+// posix_spawn of `path` with `argv` and `envp` (NULL-terminated); the child's pid in *pid.
+// The child keeps descriptors 0-2 and `keep_fd` (unless -1) as descriptor 3; all others are
+// closed. Returns 0 or an error number.
+int cl_spawn(const char *path, char *const argv[], char *const envp[], int keep_fd, int *pid);
+// waitpid(2): 0 when still running (with `nohang`), the pid when it ended (its raw status
+// in *status), -1 with errno set.
+int cl_wait_child(int pid, int *status, int nohang);
+// Sends one datagram to the Unix socket at `path` (an '@' prefix names the abstract
+// namespace), as sd_notify does; 0 on success, -1 on error.
+int cl_notify_datagram(const char *path, const char *text);
+
 #endif
