@@ -233,7 +233,8 @@ enum Launcher {
         let snapshot: Snapshot
         let fleetStore = config.etcd.map(makeFleetStore)
         switch openState(stateDir, options: options, config: config, fleet: fleetStore,
-                         registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0, releaseGroups: config.releaseGroups) }) {
+                         registry: { ClusterRegistry(reactors: workers, policy: config.rollback, store: $0, releaseGroups: config.releaseGroups,
+                                                      resolver: NameResolver(hostsFile: config.resolver.hostsFile)) }) {
         case .success(let (r, report)):
             registry = r
             snapshot = report.snapshot
@@ -295,6 +296,17 @@ enum Launcher {
                                   comparisons: proxySettings.comparisons)
             api.setFleet(fleet)
             fleet.start()
+        }
+        // Backend names are re-resolved on a thread of their own; the control plane swaps in
+        // what changed (a new snapshot; exchanges in flight finish on the old one).
+        if config.resolver.resolveSeconds > 0 {
+            AddressRefresher.start(every: config.resolver.resolveSeconds, registry: registry) { refresh in
+                control.loop.execute {
+                    guard registry.applyResolution(refresh) != nil else { return }
+                    rollouts.clustersChanged()
+                    dashboard.noticeChanges(cause: "DNS")
+                }
+            }
         }
         // Health checks and readiness gates run on the control-plane thread too.
         HealthChecker(loop: control.loop, registry: registry, metrics: metrics).start()
