@@ -326,6 +326,7 @@ public final class AdminAPI: Sendable {
                 "mode": cluster.spec.mode.rawValue,
                 "state": live(cluster).state,
                 "servers": cluster.spec.servers.map(\.description),
+                "addresses": cluster.addresses.map(\.description),
                 "requests": cluster.metrics.sum(ClusterCounter.requests),
                 "responses": [
                     "1xx": cluster.metrics.sum(ClusterCounter.responses + 0),
