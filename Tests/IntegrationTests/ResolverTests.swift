@@ -121,6 +121,26 @@ struct ResolverTests {
         #expect(text.contains("127.0.0.1:\(pair.port)") && text.contains("127.0.0.2:\(pair.port)"))
     }
 
+    @Test("draining a server that stands for two addresses takes both out; enabling brings both back")
+    func drainCoversEveryAddress() throws {
+        let pair = try Pair()
+        defer { pair.stop() }
+        let third = try TestBackend.named("three")
+        defer { third.stop() }
+        let hosts = try Hosts("127.0.0.1 both.test\n127.0.0.2 both.test\n")
+        let uuid = "0c6c27c0-4c61-4b8a-9a3e-2b9a1f1a7002"
+        let proxy = try Self.start(cluster: ["servers": [["hostname": "both.test", "port": pair.port], ["hostname": "127.0.0.1", "port": third.port]],
+                                             "version": "1.0", "uuid": uuid], hosts: hosts)
+        defer { proxy.stop() }
+        func names(_ n: Int) -> Set<String> { Set((0..<n).compactMap { _ in Self.backendName(proxy) }) }
+        #expect(names(12) == ["one", "two", "three"])
+        let server = "/configuration/cluster/\(uuid)/servers/both.test:\(pair.port)"
+        #expect(try proxy.api("POST", server + "/drain").0 == 202)
+        #expect(names(8) == ["three"])
+        #expect(try proxy.api("POST", server + "/enable").0 == 202)
+        #expect(names(12) == ["one", "two", "three"])
+    }
+
     @Test("a lazy name that does not resolve holds its cluster pending until it does")
     func lazyName() throws {
         let pair = try Pair()
