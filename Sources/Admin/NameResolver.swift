@@ -27,6 +27,7 @@ public struct NameResolver: Sendable {
     /// The hosts file to look in first, if any.
     public var hostsFile: String?
 
+    /// A resolver that looks in `hostsFile` first (none: the system resolver only).
     public init(hostsFile: String? = nil) {
         self.hostsFile = hostsFile
     }
@@ -89,6 +90,7 @@ public struct ResolvedBackends: Sendable, Equatable {
     /// A lazy server's name does not resolve yet.
     public var unresolved = false
 
+    /// Creates a resolution (tests; the resolver builds its own).
     public init(addresses: [SocketAddress] = [], servers: [Int] = [], unresolved: Bool = false) {
         self.addresses = addresses
         self.servers = servers

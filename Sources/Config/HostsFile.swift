@@ -40,6 +40,7 @@ public struct ResolverSettings: Sendable, Equatable {
     /// A hosts(5) file looked up before the system resolver (read again on each resolution).
     public var hostsFile: String?
 
+    /// The defaults: every 30 seconds, no hosts file.
     public init(resolveSeconds: Double = 30, hostsFile: String? = nil) {
         self.resolveSeconds = resolveSeconds
         self.hostsFile = hostsFile

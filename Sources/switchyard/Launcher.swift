@@ -304,7 +304,7 @@ enum Launcher {
                 control.loop.execute {
                     guard registry.applyResolution(refresh) != nil else { return }
                     rollouts.clustersChanged()
-                    dashboard.noticeChanges(cause: "DNS")
+                    dashboard.noticeChanges(cause: "names resolved")
                 }
             }
         }

@@ -113,7 +113,7 @@ let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: #"{"clusters":[{"servers":[{"port":1}],"uuid":"a"},{"servers":[{"port":2}]},{"servers":[{"port":3}],"uuid":"a"}]}"#,
                   error: "clusters[2].uuid: \"a\" is already used by clusters[0]"),
     FileErrorCase(json: #"{\#(okCluster),"proxi":{}}"#,
-                  error: "proxi: unknown field (expected one of: accessLog, cluster, clusters, comparisons, configService, cookies, logLevel, proxy, releaseGroups, rollback, services, state, workers)"),
+                  error: "proxi: unknown field (expected one of: accessLog, cluster, clusters, comparisons, configService, cookies, logLevel, proxy, releaseGroups, resolver, rollback, services, state, workers)"),
     FileErrorCase(json: #"{\#(okCluster),"accessLog":{}}"#, error: "accessLog.path: missing (\"stderr\" or a file path)"),
     FileErrorCase(json: #"{\#(okCluster),"accessLog":{"path":""}}"#, error: "accessLog.path: must be \"stderr\" or a file path"),
     FileErrorCase(json: #"{\#(okCluster),"accessLog":{"path":"stderr","format":"xml"}}"#,
