@@ -172,7 +172,7 @@ public final class AdminAPI: Sendable {
     private func putCluster(_ body: [UInt8], service: String) -> AdminResponse {
         let spec: ClusterSpec
         do {
-            spec = try ClusterJSON.parseClusterBody(body, resolve: { SocketAddress(host: $0, port: 1) != nil }, newUUID: makeUUID)
+            spec = try ClusterJSON.parseClusterBody(body, resolve: { [registry] in registry.resolver.resolves($0) }, newUUID: makeUUID)
         } catch {
             Log.info("api_rejected", ["reason": error.description])
             return .text(400, error.description)
@@ -326,6 +326,7 @@ public final class AdminAPI: Sendable {
                 "mode": cluster.spec.mode.rawValue,
                 "state": live(cluster).state,
                 "servers": cluster.spec.servers.map(\.description),
+                "addresses": cluster.addresses.map(\.description),
                 "requests": cluster.metrics.sum(ClusterCounter.requests),
                 "responses": [
                     "1xx": cluster.metrics.sum(ClusterCounter.responses + 0),

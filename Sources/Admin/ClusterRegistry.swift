@@ -110,7 +110,12 @@ public final class ClusterRegistry: @unchecked Sendable {
     /// Their cookie domains, as snapshots carry them.
     private let cookieDomains: [String: String]
 
-    public init(reactors: Int, policy: RollbackPolicy, store: StateStore? = nil, releaseGroups: [String: ReleaseGroupSpec] = [:]) {
+    /// Turns backend names into addresses (hosts file first, then the system resolver).
+    public let resolver: NameResolver
+
+    public init(reactors: Int, policy: RollbackPolicy, store: StateStore? = nil, releaseGroups: [String: ReleaseGroupSpec] = [:],
+                resolver: NameResolver = NameResolver()) {
+        self.resolver = resolver
         self.reactors = reactors
         self.policy = policy
         self.store = store
@@ -132,16 +137,10 @@ public final class ClusterRegistry: @unchecked Sendable {
         publisher.withLock { $0 = publish }
     }
 
-    /// Resolves a cluster's servers; throws a ConfigError naming the first that fails.
-    static func resolve(_ spec: ClusterSpec, path: String) throws(ConfigError) -> [SocketAddress] {
-        var out: [SocketAddress] = []
-        for (i, server) in spec.servers.enumerated() {
-            guard let address = SocketAddress(host: server.hostname, port: server.port) else {
-                throw ConfigError(field: "\(path).servers[\(i)].hostname", message: "cannot resolve \"\(server.hostname)\"")
-            }
-            out.append(address)
-        }
-        return out
+    /// Resolves a cluster's servers (every address of each name); throws a ConfigError naming
+    /// the first that fails and is not lazy.
+    func resolve(_ spec: ClusterSpec, path: String) throws(ConfigError) -> ResolvedBackends {
+        try resolver.resolve(spec, path: path)
     }
 
     /// Loads the start-up state: the store's when it holds any, else the configuration's
@@ -172,12 +171,12 @@ public final class ClusterRegistry: @unchecked Sendable {
                 throw .store(error)
             }
         }
-        var resolved: [(StoredCluster, [SocketAddress])] = []
+        var resolved: [(StoredCluster, ResolvedBackends)] = []
         for (i, cluster) in state.clusters.enumerated() {
             do {
                 let path = source == "state" ? "state.clusters[\(i)] (\(cluster.spec.uuid))"
                     : cluster.service == defaultServiceName ? "clusters[\(i)]" : "services.\(cluster.service).clusters (\(cluster.spec.uuid))"
-                resolved.append((cluster, try Self.resolve(cluster.spec, path: path)))
+                resolved.append((cluster, try resolve(cluster.spec, path: path)))
             } catch {
                 throw .invalid(error)
             }
@@ -187,15 +186,16 @@ public final class ClusterRegistry: @unchecked Sendable {
             c.model = state
             // A release group's clusters of one release share their state.
             var shared: [String: ClusterState] = [:]
-            c.clusters = resolved.map { stored, addresses in
+            c.clusters = resolved.map { stored, backends in
                 c.sequence += 1
+                let addresses = backends.addresses
                 let key = groups[stored.service].map { $0 + " " + stored.spec.releaseName }
                 if let key, let existing = shared[key] {
                     return ClusterRuntime(spec: stored.spec, addresses: addresses, state: existing, metrics: ClusterMetrics(reactors: reactors),
                                           sequence: c.sequence,
                                           health: ClusterHealth(servers: stored.spec.servers, check: stored.spec.healthCheck,
-                                                                pending: !stored.ready, pendingSince: Clock.nanoseconds()),
-                                          service: stored.service)
+                                                                pending: !stored.ready || backends.unresolved, pendingSince: Clock.nanoseconds()),
+                                          service: stored.service, addressServers: backends.servers, unresolved: backends.unresolved)
                 }
                 let runtimeState = ClusterState(policy: policy)
                 if let key { shared[key] = runtimeState }
@@ -204,13 +204,13 @@ public final class ClusterRegistry: @unchecked Sendable {
                 // A cluster that had not passed its readiness gate waits for it again (its
                 // timeout counts from now); drained backends stay drained.
                 let health = ClusterHealth(servers: stored.spec.servers, check: stored.spec.healthCheck,
-                                           pending: !stored.ready, pendingSince: Clock.nanoseconds())
+                                           pending: !stored.ready || backends.unresolved, pendingSince: Clock.nanoseconds())
                 for server in stored.drained {
                     if let i = health.index(of: server) { health.setDrained(true, server: i) }
                 }
                 return ClusterRuntime(spec: stored.spec, addresses: addresses, state: runtimeState,
                                       metrics: ClusterMetrics(reactors: reactors), sequence: c.sequence, health: health,
-                                      service: stored.service)
+                                      service: stored.service, addressServers: backends.servers, unresolved: backends.unresolved)
             }
             c.generation += 1
             return makeSnapshot(c)
@@ -293,10 +293,10 @@ public final class ClusterRegistry: @unchecked Sendable {
             }
         }
         // Names are resolved before the lock: a slow resolver must not hold up other changes.
-        var addresses: [Int: [SocketAddress]] = [:]
+        var addresses: [Int: ResolvedBackends] = [:]
         for (i, change) in changes.enumerated() {
             guard case .put(_, let spec) = change else { continue }
-            do { addresses[i] = try Self.resolve(spec, path: path(i)) } catch { throw .invalid(index: i, error) }
+            do { addresses[i] = try resolve(spec, path: path(i)) } catch { throw .invalid(index: i, error) }
         }
         let result = contents.withLock { c -> Result<(Snapshot, [String]), ChangeSetError> in
             if let ifGeneration, ifGeneration != c.generation {
@@ -412,12 +412,12 @@ public final class ClusterRegistry: @unchecked Sendable {
     }
 
     /// Makes an accepted (and recorded) change in the runtime cluster set.
-    private func applyInMemory(_ change: StateChange, addresses: [SocketAddress]?, in c: inout Contents) {
+    private func applyInMemory(_ change: StateChange, addresses: ResolvedBackends?, in c: inout Contents) {
         switch change {
         case .put(let spec):
-            putRuntime(spec, service: defaultServiceName, addresses: addresses ?? [], in: &c)
+            putRuntime(spec, service: defaultServiceName, addresses: addresses ?? ResolvedBackends(), in: &c)
         case .putIn(let service, let spec):
-            putRuntime(spec, service: service, addresses: addresses ?? [], in: &c)
+            putRuntime(spec, service: service, addresses: addresses ?? ResolvedBackends(), in: &c)
         case .delete(let uuid):
             guard let index = c.clusters.firstIndex(where: { $0.spec.uuid == uuid }) else { return }
             let removed = c.clusters.remove(at: index)
@@ -432,10 +432,12 @@ public final class ClusterRegistry: @unchecked Sendable {
         }
     }
 
-    private func putRuntime(_ spec: ClusterSpec, service: String, addresses: [SocketAddress], in c: inout Contents) {
+    private func putRuntime(_ spec: ClusterSpec, service: String, addresses backends: ResolvedBackends, in c: inout Contents) {
         c.sequence += 1
-        // The store decided whether the definition starts behind its readiness gate.
-        let ready = c.model.index(of: spec.uuid).map { c.model.clusters[$0].ready } ?? (spec.healthCheck == nil)
+        let addresses = backends.addresses
+        // The store decided whether the definition starts behind its readiness gate; a lazy
+        // name that does not resolve yet holds it there too.
+        let ready = (c.model.index(of: spec.uuid).map { c.model.clusters[$0].ready } ?? (spec.healthCheck == nil)) && !backends.unresolved
         if let index = c.clusters.firstIndex(where: { $0.spec.uuid == spec.uuid }) {
             let old = c.clusters.remove(at: index)
             let progress = old.state.gradualThreshold
@@ -448,13 +450,15 @@ public final class ClusterRegistry: @unchecked Sendable {
             let health = ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: !ready,
                                        pendingSince: Clock.nanoseconds(), previous: old.health)
             c.clusters.append(ClusterRuntime(spec: spec, addresses: addresses, state: old.state, metrics: old.metrics, sequence: c.sequence,
-                                             health: health, service: service))
+                                             health: health, service: service, addressServers: backends.servers,
+                                             unresolved: backends.unresolved))
             Log.notice("cluster_replaced", ["uuid": spec.uuid, "version": spec.version, "mode": spec.mode.rawValue, "service": service,
                                             "gradualProgress": keep ? "kept" : "reset", "state": ready ? "active" : "pending"])
         } else {
             let health = ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: !ready, pendingSince: Clock.nanoseconds())
             c.clusters.append(ClusterRuntime(spec: spec, addresses: addresses, state: sharedState(spec, service: service, c),
-                                             metrics: ClusterMetrics(reactors: reactors), sequence: c.sequence, health: health, service: service))
+                                             metrics: ClusterMetrics(reactors: reactors), sequence: c.sequence, health: health, service: service,
+                                             addressServers: backends.servers, unresolved: backends.unresolved))
             Log.notice("cluster_added", ["uuid": spec.uuid, "version": spec.version, "mode": spec.mode.rawValue, "service": service,
                                          "servers": spec.servers.map(\.description).joined(separator: ","),
                                          "state": ready ? "active" : "pending"])
@@ -613,9 +617,9 @@ public final class ClusterRegistry: @unchecked Sendable {
     /// published snapshot, or nil when a server no longer resolves (nothing changes then).
     @discardableResult
     public func adopt(_ state: StoredState) -> Snapshot? {
-        var resolved: [String: [SocketAddress]] = [:]
+        var resolved: [String: ResolvedBackends] = [:]
         for cluster in state.clusters {
-            guard let addresses = try? Self.resolve(cluster.spec, path: "state") else {
+            guard let addresses = try? resolve(cluster.spec, path: "state") else {
                 Log.error("fleet_state_rejected", ["uuid": cluster.spec.uuid, "reason": "a server does not resolve"])
                 return nil
             }
@@ -632,7 +636,9 @@ public final class ClusterRegistry: @unchecked Sendable {
                     runtime = previous
                 } else {
                     c.sequence += 1
-                    let health = ClusterHealth(servers: stored.spec.servers, check: stored.spec.healthCheck, pending: !stored.ready,
+                    let backends = resolved[uuid] ?? ResolvedBackends()
+                    let health = ClusterHealth(servers: stored.spec.servers, check: stored.spec.healthCheck,
+                                               pending: !stored.ready || backends.unresolved,
                                                pendingSince: Clock.nanoseconds(), previous: previous?.health)
                     let runtimeState = previous?.state ?? sharedState(stored.spec, service: stored.service, c)
                     if previous != nil {
@@ -640,9 +646,9 @@ public final class ClusterRegistry: @unchecked Sendable {
                         if stored.rollout == nil { runtimeState.setPlannedRoute(nil) }
                         runtimeState.setGradualThreshold(0)
                     }
-                    runtime = ClusterRuntime(spec: stored.spec, addresses: resolved[uuid] ?? [], state: runtimeState,
+                    runtime = ClusterRuntime(spec: stored.spec, addresses: backends.addresses, state: runtimeState,
                                              metrics: previous?.metrics ?? ClusterMetrics(reactors: reactors), sequence: c.sequence, health: health,
-                                             service: stored.service)
+                                             service: stored.service, addressServers: backends.servers, unresolved: backends.unresolved)
                     Log.notice(previous == nil ? "cluster_added" : "cluster_replaced",
                                ["uuid": uuid, "version": stored.spec.version, "mode": stored.spec.mode.rawValue, "service": stored.service, "by": "fleet"])
                 }
@@ -655,7 +661,7 @@ public final class ClusterRegistry: @unchecked Sendable {
                     runtime.state.readmit()
                 }
                 if stored.threshold > runtime.state.gradualThreshold { runtime.state.setGradualThreshold(stored.threshold) }
-                if stored.ready, runtime.health.isPending { _ = runtime.health.markReady() }
+                if stored.ready, !runtime.unresolved, runtime.health.isPending { _ = runtime.health.markReady() }
                 for (i, server) in stored.spec.servers.enumerated() {
                     _ = runtime.health.setDrained(stored.drained.contains(server), server: i)
                 }
@@ -670,6 +676,88 @@ public final class ClusterRegistry: @unchecked Sendable {
             return makeSnapshot(c)
         }
         publish(snapshot)
+        return snapshot
+    }
+
+    /// Resolves every cluster's server names again and publishes a new snapshot when the
+    /// addresses of any cluster changed (new runtimes sharing state, metrics and health with
+    /// the ones they replace; exchanges in flight keep their snapshot and finish). A name
+    /// that stops resolving keeps its last addresses (logged); a lazy name that resolves for
+    /// the first time opens its cluster's gate unless a health check still has to. Names are
+    /// resolved without the lock held. Returns the published snapshot, or nil when nothing
+    /// changed. Blocking: call on the control plane's resolver thread, never on a reactor.
+    @discardableResult
+    public func refreshAddresses() -> Snapshot? {
+        applyResolution(resolveNames())
+    }
+
+    /// The first half of `refreshAddresses`: resolves every cluster's names (blocking, no lock
+    /// held) and returns the clusters whose addresses changed. Safe on any thread.
+    public func resolveNames() -> AddressRefresh {
+        let current = contents.withLock { $0.clusters }
+        let hosts = resolver.readHosts()
+        var fresh: [ObjectIdentifier: ResolvedBackends] = [:]
+        for cluster in current {
+            var next = ResolvedBackends()
+            for (i, server) in cluster.spec.servers.enumerated() {
+                var found = resolver.addresses(of: server.hostname, port: server.port, hosts: hosts)
+                if found.isEmpty {
+                    // Keep what the server had; a lazy name that never resolved has nothing.
+                    found = zip(cluster.addresses, cluster.addressServers).filter { $0.1 == i }.map(\.0)
+                    if found.isEmpty {
+                        if !server.lazy || !cluster.unresolved {
+                            Log.warning("backend_unresolved", ["uuid": cluster.spec.uuid, "backend": server.description])
+                        }
+                        next.unresolved = next.unresolved || server.lazy
+                    } else {
+                        Log.warning("backend_unresolved", ["uuid": cluster.spec.uuid, "backend": server.description,
+                                                           "action": "keeping its last addresses"])
+                    }
+                }
+                for a in found where !next.addresses.contains(a) {
+                    next.addresses.append(a)
+                    next.servers.append(i)
+                }
+            }
+            let same = next.unresolved == cluster.unresolved && next.servers == cluster.addressServers
+                && AddressDiff(old: cluster.addresses, new: next.addresses).isEmpty
+            if !same { fresh[ObjectIdentifier(cluster)] = next }
+        }
+        return AddressRefresh(changed: fresh)
+    }
+
+    /// The second half of `refreshAddresses`: swaps in the new addresses and publishes (call
+    /// on the control-plane thread, which orders it with every other change).
+    @discardableResult
+    public func applyResolution(_ refresh: AddressRefresh) -> Snapshot? {
+        let fresh = refresh.changed
+        guard !fresh.isEmpty else { return nil }
+        var opened: [ClusterRuntime] = []
+        let snapshot = contents.withLock { c -> Snapshot? in
+            var changed = false
+            c.clusters = c.clusters.map { cluster in
+                // A definition replaced meanwhile was resolved by its own change.
+                guard let next = fresh[ObjectIdentifier(cluster)] else { return cluster }
+                changed = true
+                let diff = AddressDiff(old: cluster.addresses, new: next.addresses)
+                Log.notice("backends_resolved", ["uuid": cluster.spec.uuid, "version": cluster.spec.version, "service": cluster.service,
+                                                 "added": diff.added.map(\.description).joined(separator: ","),
+                                                 "removed": diff.removed.map(\.description).joined(separator: ","),
+                                                 "backends": next.addresses.map(\.description).joined(separator: ",")])
+                let ready = c.model.index(of: cluster.spec.uuid).map { c.model.clusters[$0].ready } ?? true
+                let runtime = cluster.withAddresses(next.addresses, servers: next.servers, unresolved: next.unresolved)
+                if cluster.unresolved, !next.unresolved, ready { opened.append(runtime) }
+                return runtime
+            }
+            guard changed else { return nil }
+            c.generation += 1
+            return makeSnapshot(c)
+        }
+        if let snapshot { publish(snapshot) }
+        // The gate opens once the workers have the addresses (the health object is shared).
+        for cluster in opened where cluster.health.markReady() {
+            Log.notice("cluster_ready", ["uuid": cluster.spec.uuid, "version": cluster.spec.version, "reason": "names resolved"])
+        }
         return snapshot
     }
 
@@ -692,4 +780,13 @@ public final class ClusterRegistry: @unchecked Sendable {
         let publish = publisher.withLock { $0 }
         publish?(snapshot)
     }
+}
+
+/// Clusters whose addresses changed at one resolution (see `ClusterRegistry.resolveNames`).
+public struct AddressRefresh: Sendable {
+    /// By runtime identity: a runtime replaced in between is left alone.
+    let changed: [ObjectIdentifier: ResolvedBackends]
+
+    /// Whether nothing changed.
+    public var isEmpty: Bool { changed.isEmpty }
 }

@@ -43,7 +43,9 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
             self.nextDue = nextDue
         }
 
-        var address: SocketAddress { cluster.addresses[index] }
+        /// The server's first address: a name standing for several addresses is probed at one
+        /// of them, and the verdict covers the server (nil while a lazy name does not resolve).
+        var address: SocketAddress? { cluster.firstAddress(ofServer: index) }
         var server: ServerAddress { cluster.spec.servers[index] }
     }
 
@@ -115,7 +117,7 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
             let key = ObjectIdentifier(cluster)
             live.insert(key)
             if targets[key] == nil {
-                targets[key] = cluster.addresses.indices.map { Target(cluster: cluster, index: $0, check: check, nextDue: now) }
+                targets[key] = cluster.spec.servers.indices.map { Target(cluster: cluster, index: $0, check: check, nextDue: now) }
             }
         }
         for (key, list) in targets where !live.contains(key) {
@@ -132,6 +134,10 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
     /// The readiness gate of a pending cluster (see `readiness`).
     private func decideGate(_ cluster: ClusterRuntime, now: UInt64) {
         guard let check = cluster.spec.healthCheck, cluster.health.isPending, !cluster.state.isFailed else { return }
+        // A lazy name that has not resolved keeps the gate closed (the ready timeout still runs).
+        if cluster.unresolved, readiness(up: cluster.health.upCount, minHealthy: check.minHealthy,
+                                         elapsedSeconds: Double(now &- cluster.health.pendingSince) / 1e9,
+                                         readyTimeoutSeconds: check.readyTimeoutSeconds) == .ready { return }
         let up = cluster.health.upCount
         let elapsed = Double(now &- cluster.health.pendingSince) / 1e9
         switch readiness(up: up, minHealthy: check.minHealthy, elapsedSeconds: elapsed, readyTimeoutSeconds: check.readyTimeoutSeconds) {
@@ -163,8 +169,10 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
     private func begin(_ target: Target, now: UInt64) {
         let fd: Int32
         let connected: Bool
+        // An unresolved lazy name has nothing to probe yet; its cluster stays pending.
+        guard let address = target.address else { return }
         do {
-            (fd, connected) = try Socket.connect(target.address)
+            (fd, connected) = try Socket.connect(address)
         } catch {
             record(target, .failed(error.description))
             return

@@ -84,7 +84,7 @@ extension AdminAPI {
     func postChanges(_ body: [UInt8]) -> AdminResponse {
         let parsed: (ifGeneration: UInt64?, changes: [ServiceChange])
         do {
-            parsed = try ChangeSetJSON.parse(body, resolve: { SocketAddress(host: $0, port: 1) != nil }, newUUID: makeUUID)
+            parsed = try ChangeSetJSON.parse(body, resolve: { [registry] in registry.resolver.resolves($0) }, newUUID: makeUUID)
         } catch {
             Log.info("api_rejected", ["reason": error.description])
             return .text(400, error.description)

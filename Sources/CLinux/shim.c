@@ -140,6 +140,27 @@ int cl_resolve(const char *host, uint16_t port, struct sockaddr_storage *out, so
     return 0;
 }
 
+int cl_resolve_all(const char *host, uint16_t port, struct sockaddr_storage *out, socklen_t *lens, int cap) {
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL) return -1;
+    int n = 0;
+    for (struct addrinfo *ai = res; ai != NULL && n < cap; ai = ai->ai_next) {
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+        memset(&out[n], 0, sizeof out[n]);
+        memcpy(&out[n], ai->ai_addr, ai->ai_addrlen);
+        lens[n] = ai->ai_addrlen;
+        if (ai->ai_family == AF_INET) ((struct sockaddr_in *)&out[n])->sin_port = htons(port);
+        else ((struct sockaddr_in6 *)&out[n])->sin6_port = htons(port);
+        n++;
+    }
+    freeaddrinfo(res);
+    return n;
+}
+
 long cl_raise_nofile_limit(void) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;

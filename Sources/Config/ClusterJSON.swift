@@ -148,11 +148,17 @@ public enum ClusterJSON {
               hostname.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
             throw fields.fail(key, "must be a host name or IP address (1 to 253 printable characters)")
         }
-        guard resolve(hostname) else { throw fields.fail(key, "cannot resolve \"\(hostname)\"") }
+        let lazy: Bool
+        switch try fields.string("resolve") {
+        case nil, "load": lazy = false
+        case "lazy": lazy = true
+        default: throw fields.fail("resolve", "must be \"load\" (the default) or \"lazy\"")
+        }
+        guard lazy || resolve(hostname) else { throw fields.fail(key, "cannot resolve \"\(hostname)\"") }
         guard fields.raw("port") != nil else { throw fields.fail("port", "missing") }
         let port = try fields.int("port", in: 1...65535)!
         try fields.rejectUnknown()
-        return ServerAddress(hostname: hostname, port: port)
+        return ServerAddress(hostname: hostname, port: port, lazy: lazy)
     }
 
     static func parseTransition(_ fields: inout Fields, into spec: inout ClusterSpec) throws(ConfigError) {
@@ -339,7 +345,9 @@ public enum ClusterJSON {
         }
         if let analysis = spec.rollout?.analysis { transition["analysis"] = RolloutJSON.render(analysis) }
         var cluster: [String: Any] = [
-            "servers": spec.servers.map { ["hostname": $0.hostname, "port": $0.port] as [String: Any] },
+            "servers": spec.servers.map { s -> [String: Any] in
+                s.lazy ? ["hostname": s.hostname, "port": s.port, "resolve": "lazy"] : ["hostname": s.hostname, "port": s.port]
+            },
             "upgradeTransition": transition,
             "uuid": spec.uuid,
             "version": spec.version,

@@ -36,6 +36,11 @@ public enum ConfigFile {
             throw ConfigError(field: "json", message: "the configuration must be a JSON object")
         }
         var top = Fields(root, path: "")
+        // The resolver before the clusters: names its hosts file pins resolve.
+        let resolver = try resolverSettings(&top)
+        let pinned = resolver.hostsFile.map { HostsFile(path: $0) } ?? HostsFile(text: "")
+        let systemResolve = resolve
+        let resolve: (String) -> Bool = { !pinned.addresses(of: $0).isEmpty || systemResolve($0) }
 
         // Clusters first: the file is useless without them, so say so first.
         let clusters: [ClusterSpec]
@@ -201,8 +206,24 @@ public enum ConfigFile {
             }
             config.logLevel = level.uppercased()
         }
+        config.resolver = resolver
         try top.rejectUnknown()
         return config
+    }
+
+    /// `"resolver": {"resolveSeconds": 30, "hostsFile": PATH}` (both optional; 0 seconds turns
+    /// re-resolution off).
+    static func resolverSettings(_ top: inout Fields) throws(ConfigError) -> ResolverSettings {
+        var settings = ResolverSettings()
+        guard var f = try top.object("resolver") else { return settings }
+        settings.resolveSeconds = try f.number("resolveSeconds", in: 0...86_400) ?? settings.resolveSeconds
+        if let path = try f.string("hostsFile") {
+            guard !path.isEmpty, !path.utf8.contains(0) else { throw f.fail("hostsFile", "must be a file path") }
+            guard FileManager.default.isReadableFile(atPath: path) else { throw f.fail("hostsFile", "cannot read \"\(path)\"") }
+            settings.hostsFile = path
+        }
+        try f.rejectUnknown()
+        return settings
     }
 
     /// Same as `parse(_:resolve:newUUID:)` for `Data`.

@@ -143,6 +143,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var etcd: EtcdStateConfig?
     /// Log level name, upper case (`logLevel`); the command-line flag wins when given.
     public var logLevel: String?
+    /// Re-resolution of backend names and the hosts file (`resolver`).
+    public var resolver = ResolverSettings()
 
     /// Creates a configuration with defaults around the given clusters.
     public init(clusters: [ClusterSpec]) {

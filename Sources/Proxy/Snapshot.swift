@@ -8,8 +8,14 @@ import Syscalls
 public final class ClusterRuntime: Sendable {
     /// The cluster's definition as accepted by the control plane.
     public let spec: ClusterSpec
-    /// Backend addresses, resolved once when the cluster was added.
+    /// Backend addresses: every address each server's name resolves to, server by server
+    /// (re-resolved periodically; a change makes a new runtime and snapshot).
     public let addresses: [SocketAddress]
+    /// `addressServers[k]` is the index in `spec.servers` of the server `addresses[k]` belongs
+    /// to: health and drain are per configured server, so its verdict covers all its addresses.
+    public let addressServers: [Int]
+    /// True while a lazy server's name has not resolved: the cluster is held pending.
+    public let unresolved: Bool
     /// Failure, GRADUAL threshold and the rollback window, shared by all workers.
     public let state: ClusterState
     /// Counters, one block per worker.
@@ -25,16 +31,33 @@ public final class ClusterRuntime: Sendable {
     public let service: String
 
     /// Creates a cluster; without `health`, one that is ready and has no backend excluded.
+    /// `addressServers` defaults to one address per server, in order.
     public init(spec: ClusterSpec, addresses: [SocketAddress], state: ClusterState, metrics: ClusterMetrics, sequence: UInt64,
-                health: ClusterHealth? = nil, service: String = defaultServiceName) {
+                health: ClusterHealth? = nil, service: String = defaultServiceName, addressServers: [Int]? = nil,
+                unresolved: Bool = false) {
         self.spec = spec
         self.addresses = addresses
+        self.addressServers = addressServers ?? Array(addresses.indices)
+        self.unresolved = unresolved
         self.state = state
         self.metrics = metrics
         self.sequence = sequence
         self.service = service
         accessText = AccessClusterText(uuid: spec.uuid, version: spec.version, mode: spec.mode.rawValue, service: service)
         self.health = health ?? ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: false, pendingSince: 0)
+    }
+
+    /// The first address of server `index` (what its health probes connect to), or nil
+    /// while its name does not resolve.
+    public func firstAddress(ofServer index: Int) -> SocketAddress? {
+        addressServers.firstIndex(of: index).map { addresses[$0] }
+    }
+
+    /// The same cluster with other addresses: same definition, shared state, metrics and
+    /// health (per configured server, so probe verdicts and drains carry over).
+    public func withAddresses(_ addresses: [SocketAddress], servers: [Int], unresolved: Bool) -> ClusterRuntime {
+        ClusterRuntime(spec: spec, addresses: addresses, state: state, metrics: metrics, sequence: sequence, health: health,
+                       service: service, addressServers: servers, unresolved: unresolved)
     }
 }
 

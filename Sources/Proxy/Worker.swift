@@ -86,6 +86,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// steps send to it are mirrored to the old version and compared too.
     private var mirrorsSteps: [Bool] = []
     private var clusterBackends: [[Int]] = []
+    /// Per cluster, the configured server (health word bit) of each entry of `clusterBackends`.
+    private var clusterBackendServers: [[Int]] = []
     private var roundRobin: [Int] = []
     /// Each cluster's routing word (`ClusterHealth.word`: readiness gate and excluded
     /// backends) as read by the current `route`, so choosing a backend reads it no more.
@@ -193,6 +195,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         specModes = next.clusters.map(\.spec.mode)
         mirrorsSteps = next.clusters.map { $0.spec.rollout?.analysis?.maxDivergenceRatio != nil }
         clusterBackends = next.clusters.map { cluster in cluster.addresses.map { backendID(for: $0) } }
+        clusterBackendServers = next.clusters.map(\.addressServers)
         roundRobin = next.clusters.map { Int.random(in: 0..<max(1, $0.addresses.count)) }
         healthWords = [UInt64](repeating: 0, count: next.clusters.count)
         clusterHealth = next.clusters.map(\.health)
@@ -373,7 +376,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             for id in clusterBackends[cluster] where backends[id].downUntil <= now { return true }
             return false
         }
-        for (k, id) in clusterBackends[cluster].enumerated() where backends[id].downUntil <= now && !health.isExcluded(k, word: word) {
+        for (k, id) in clusterBackends[cluster].enumerated()
+            where backends[id].downUntil <= now && !health.isExcluded(clusterBackendServers[cluster][k], word: word) {
             return true
         }
         return false
@@ -389,7 +393,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         for _ in 0..<ids.count {
             roundRobin[cluster] = (roundRobin[cluster] + 1) % ids.count
             let id = ids[roundRobin[cluster]]
-            if backends[id].downUntil <= now && (all || !health.isExcluded(roundRobin[cluster], word: word)) { return id }
+            if backends[id].downUntil <= now && (all || !health.isExcluded(clusterBackendServers[cluster][roundRobin[cluster]], word: word)) { return id }
         }
         return nil
     }
@@ -673,7 +677,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         for id in backendWanted.indices { backendWanted[id] = false }
         for (c, cluster) in snapshot.clusters.enumerated() {
             let word = cluster.health.word
-            for (k, id) in clusterBackends[c].enumerated() where !cluster.health.isExcluded(k, word: word) {
+            for (k, id) in clusterBackends[c].enumerated() where !cluster.health.isExcluded(cluster.addressServers[k], word: word) {
                 backendWanted[id] = true
             }
         }

@@ -29,11 +29,25 @@ public struct ServerAddress: Hashable, Sendable, CustomStringConvertible {
     public var hostname: String
     /// TCP port, 1...65535.
     public var port: Int
+    /// `"resolve": "lazy"`: a name that does not resolve yet is accepted; its cluster waits
+    /// (pending) until it does. Not part of the server's identity (`==` compares host and port).
+    public var lazy: Bool
 
     /// Creates a backend address.
-    public init(hostname: String, port: Int) {
+    public init(hostname: String, port: Int, lazy: Bool = false) {
         self.hostname = hostname
         self.port = port
+        self.lazy = lazy
+    }
+
+    /// Same host name and port (the `lazy` flag aside).
+    public static func == (a: ServerAddress, b: ServerAddress) -> Bool {
+        a.hostname == b.hostname && a.port == b.port
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(hostname)
+        hasher.combine(port)
     }
 
     /// `host:port`, with IPv6 literals in brackets.

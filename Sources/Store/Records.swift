@@ -348,10 +348,11 @@ struct JSONOut {
 
     mutating func string(_ s: String) { JSONText.writeString(s, into: &bytes) }
 
-    /// `{"hostname":…,"port":…}`.
-    mutating func server(_ server: ServerAddress) {
+    /// `{"hostname":…,"port":…}`, and `"resolve":"lazy"` for a lazy server of a cluster body.
+    mutating func server(_ server: ServerAddress, inCluster: Bool = false) {
         key("hostname", first: true); string(server.hostname)
         key("port"); raw(String(server.port))
+        if inCluster && server.lazy { key("resolve"); string("lazy") }
         bytes.append(UInt8(ascii: "}"))
     }
 
@@ -391,7 +392,7 @@ struct JSONOut {
         bytes.append(UInt8(ascii: "["))
         for (i, s) in spec.servers.enumerated() {
             if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            server(s)
+            server(s, inCluster: true)
         }
         bytes.append(UInt8(ascii: "]"))
         key("upgradeTransition")

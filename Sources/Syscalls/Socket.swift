@@ -21,6 +21,27 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         self.length = length
     }
 
+    /// Every address `host` stands for (a numeric address is its own single address), in
+    /// the resolver's order without repeats, at most 64. Empty when the name does not resolve.
+    /// Blocks while the system resolver works: never call it on a reactor.
+    public static func resolveAll(host: String, port: Int) -> [SocketAddress] {
+        guard (0...65535).contains(port) else { return [] }
+        var storage = sockaddr_storage()
+        let numeric = cl_make_sockaddr(host, UInt16(port), &storage)
+        if numeric != 0 { return [SocketAddress(storage: storage, length: numeric)] }
+        let cap = 64
+        var storages = [sockaddr_storage](repeating: sockaddr_storage(), count: cap)
+        var lengths = [socklen_t](repeating: 0, count: cap)
+        let n = cl_resolve_all(host, UInt16(port), &storages, &lengths, Int32(cap))
+        guard n > 0 else { return [] }
+        var out: [SocketAddress] = []
+        for i in 0..<Int(n) {
+            let address = SocketAddress(storage: storages[i], length: lengths[i])
+            if !out.contains(address) { out.append(address) }
+        }
+        return out
+    }
+
     init(storage: sockaddr_storage, length: socklen_t) {
         self.storage = storage
         self.length = length

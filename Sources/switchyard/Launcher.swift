@@ -253,7 +253,8 @@ enum Launcher {
             // The directory's lock came with its descriptor; the state with the offer.
             if let stateDir, let lock = inherited.stateLock { journal = JournalStore(directory: stateDir, lockedDescriptor: lock) }
             proxySettings.comparisons.restore(Upgrader.totals(inherited.comparisons))
-            registry = ClusterRegistry(reactors: workers, policy: config.rollback, store: fleetStore ?? journal, releaseGroups: config.releaseGroups)
+            registry = ClusterRegistry(reactors: workers, policy: config.rollback, store: fleetStore ?? journal, releaseGroups: config.releaseGroups,
+                                       resolver: NameResolver(hostsFile: config.resolver.hostsFile))
             do {
                 snapshot = try registry.start(seed: config.clusters, services: config.services, defaultService: config.defaultService,
                                               adopting: inherited.state).snapshot
@@ -266,7 +267,8 @@ enum Launcher {
         } else {
             switch openState(stateDir, options: options, config: config, fleet: fleetStore, registry: { store in
                 journal = store as? JournalStore
-                return ClusterRegistry(reactors: workers, policy: config.rollback, store: store, releaseGroups: config.releaseGroups)
+                return ClusterRegistry(reactors: workers, policy: config.rollback, store: store, releaseGroups: config.releaseGroups,
+                                       resolver: NameResolver(hostsFile: config.resolver.hostsFile))
             }) {
             case .success(let (r, report)):
                 registry = r
@@ -382,6 +384,17 @@ enum Launcher {
                                   comparisons: proxySettings.comparisons)
             api.setFleet(fleet)
             fleet.start()
+        }
+        // Backend names are re-resolved on a thread of their own; the control plane swaps in
+        // what changed (a new snapshot; exchanges in flight finish on the old one).
+        if config.resolver.resolveSeconds > 0 {
+            AddressRefresher.start(every: config.resolver.resolveSeconds, registry: registry) { refresh in
+                control.loop.execute {
+                    guard registry.applyResolution(refresh) != nil else { return }
+                    rollouts.clustersChanged()
+                    dashboard.noticeChanges(cause: "names resolved")
+                }
+            }
         }
         // Health checks and readiness gates run on the control-plane thread too.
         HealthChecker(loop: control.loop, registry: registry, metrics: metrics).start()

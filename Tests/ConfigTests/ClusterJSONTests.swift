@@ -59,7 +59,7 @@ let bodyErrorCases: [BodyErrorCase] = [
     BodyErrorCase(json: body(servers: #"[{"hostname":"LocalHost","port":80},{"hostname":"localhost","port":80}]"#),
                   error: "cluster.servers[1]: duplicates cluster.servers[0] (localhost:80)"),
     BodyErrorCase(json: body(servers: #"[{"hostname":"h","port":1,"hots":"x"}]"#),
-                  error: "cluster.servers[0].hots: unknown field (expected one of: hostname, ip, port)"),
+                  error: "cluster.servers[0].hots: unknown field (expected one of: hostname, ip, port, resolve)"),
     BodyErrorCase(json: body(#""version":true"#), error: "cluster.version: must be a string (or a number, kept as written)"),
     BodyErrorCase(json: body(#""version":[1]"#), error: "cluster.version: must be a string (or a number, kept as written)"),
     BodyErrorCase(json: body(servers: #"[{"hostname":"h","ip":"h","port":1}]"#), error: "cluster.servers[0].ip: give either hostname or ip, not both"),

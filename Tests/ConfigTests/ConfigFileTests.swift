@@ -117,7 +117,7 @@ let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: #"{\#(okCluster),"upgrade":{"drain":1}}"#,
                   error: "upgrade.drain: unknown field (expected one of: drainSeconds)"),
     FileErrorCase(json: #"{\#(okCluster),"proxi":{}}"#,
-                  error: "proxi: unknown field (expected one of: accessLog, cluster, clusters, comparisons, configService, cookies, logLevel, proxy, releaseGroups, rollback, services, state, upgrade, workers)"),
+                  error: "proxi: unknown field (expected one of: accessLog, cluster, clusters, comparisons, configService, cookies, logLevel, proxy, releaseGroups, resolver, rollback, services, state, upgrade, workers)"),
     FileErrorCase(json: #"{\#(okCluster),"accessLog":{}}"#, error: "accessLog.path: missing (\"stderr\" or a file path)"),
     FileErrorCase(json: #"{\#(okCluster),"accessLog":{"path":""}}"#, error: "accessLog.path: must be \"stderr\" or a file path"),
     FileErrorCase(json: #"{\#(okCluster),"accessLog":{"path":"stderr","format":"xml"}}"#,

@@ -62,6 +62,10 @@ int cl_format_address(const struct sockaddr_storage *addr, char *out, int cap, u
 // Resolve a host name to its first IPv4/IPv6 address (getaddrinfo). 0 on success.
 int cl_resolve(const char *host, uint16_t port, struct sockaddr_storage *out, socklen_t *len);
 
+// Resolve a host name to all its IPv4/IPv6 addresses (getaddrinfo, in its order, duplicates
+// included), at most `cap`. Returns how many, or -1 when the name does not resolve.
+int cl_resolve_all(const char *host, uint16_t port, struct sockaddr_storage *out, socklen_t *lens, int cap);
+
 // Raise RLIMIT_NOFILE to the hard limit; returns the new soft limit.
 long cl_raise_nofile_limit(void);
 

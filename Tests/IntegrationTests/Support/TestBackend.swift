@@ -33,7 +33,8 @@ final class TestBackend: @unchecked Sendable {
     /// Reads request bodies itself (false: the handler reads them from the socket).
     let readsBodies: Bool
 
-    init(readsBodies: Bool = true, handler: @escaping Handler) throws {
+    /// Listens on `host:port` (default: a free port on 127.0.0.1; any 127.x address is loopback).
+    init(readsBodies: Bool = true, host: String = "127.0.0.1", port wanted: Int = 0, handler: @escaping Handler) throws {
         self.handler = handler
         self.readsBodies = readsBodies
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -41,10 +42,14 @@ final class TestBackend: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(wanted).bigEndian
+        addr.sin_addr.s_addr = inet_addr(host)
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        if bound != 0 {
+            Glibc.close(fd)
+            throw HarnessError("cannot bind \(host):\(wanted)")
+        }
         listen(fd, 512)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         listenFD = fd
