@@ -207,6 +207,9 @@ final class Upgrader: @unchecked Sendable {
                 return .failure(Refusal(status: 409, reason: reason))
             case .startSuccessor(let serial):
                 Log.notice("upgrade_started", ["serial": String(serial), "binary": path])
+                // Held back from now: a change the API answers after this call must not slip
+                // in before the attempt's thread captures the state.
+                frozenFlag.store(true, ordering: .releasing)
                 _ = ReactorThread.start { [self] in run(serial: serial, binary: path) }
                 return .success(serial)
             default:

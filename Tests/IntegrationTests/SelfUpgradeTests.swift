@@ -363,11 +363,13 @@ import Glibc
         defer { backend.stop() }
         let proxy = try Self.start(backend: backend, stateDir: makeStateDirPath())
         defer { proxy.stop() }
-        // A binary that takes its time: the first attempt is still starting when the second comes.
+        // A binary that waits until the test lets it fail: the first attempt is still starting
+        // when the second comes and when the PUT is tried.
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("slow-\(UUID().uuidString).sh").path
-        try "#!/bin/sh\nsleep 2\nexit 1\n".write(toFile: script, atomically: true, encoding: .utf8)
+        let release = script + ".go"
+        try "#!/bin/sh\nwhile [ ! -e \(release) ]; do sleep 0.05; done\nexit 1\n".write(toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o755)
-        defer { unlink(script) }
+        defer { unlink(script); unlink(release) }
         let first = try proxy.api("POST", "/upgrade", body: "{\"binary\": \"\(script)\"}")
         #expect(first.0 == 202)
         let second = try proxy.api("POST", "/upgrade")
@@ -376,6 +378,7 @@ import Glibc
         // State changes wait while an attempt runs.
         let put = try proxy.api("PUT", "/configuration/cluster", body: "{\"cluster\": {\"servers\": [{\"hostname\": \"127.0.0.1\", \"port\": \(backend.port)}], \"version\": \"3\"}}")
         #expect(put.0 == 503)
+        FileManager.default.createFile(atPath: release, contents: nil)
         try waitUntil("the attempt to fail") { proxy.log.contains("event=upgrade_failed") }
         #expect(try proxy.api("POST", "/upgrade", body: "{\"colour\": 1}").0 == 400)
     }
