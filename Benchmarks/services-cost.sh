@@ -12,7 +12,7 @@
 #
 #   Benchmarks/services-cost.sh [duration_s=3] [rounds=7]
 #   env: SWITCHYARD_BIN=.build/release/switchyard  CONNECTIONS=50
-# Listens on 127.0.0.1 ports 25080-25091; the processes it starts are stopped by pid.
+# Listens on 127.0.0.1 ports 26080-26091; the processes it starts are stopped by pid.
 set -euo pipefail
 DUR=${1:-3}
 ROUNDS=${2:-7}
@@ -22,13 +22,14 @@ RUN=$(mktemp -d /tmp/services-cost.XXXXXX)
 chmod 755 "$RUN"
 for b in wrk nginx python3; do command -v $b >/dev/null || { echo "missing $b (apt-get install -y wrk nginx python3)"; exit 2; }; done
 [ -x "$BIN" ] || { echo "no switchyard binary at $BIN (swift build -c release)"; exit 2; }
-for p in 25080 25081 25082 25090 25091; do
+for p in 26080 26081 26082 26090 26091; do
     if ss -Hltn "sport = :$p" | grep -q .; then echo "port $p is taken"; exit 2; fi
 done
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     [ -f "$RUN/nginx.pid" ] && kill "$(cat "$RUN/nginx.pid")" 2>/dev/null || true
+    rm -rf "$RUN"
 }
 trap cleanup EXIT
 
@@ -43,7 +44,7 @@ http {
     client_body_temp_path $RUN/tmp; proxy_temp_path $RUN/tmp; fastcgi_temp_path $RUN/tmp;
     uwsgi_temp_path $RUN/tmp; scgi_temp_path $RUN/tmp;
     keepalive_requests 1000000;
-    server { listen 127.0.0.1:25080 backlog=4096; location / { return 200 "hello\n"; } }
+    server { listen 127.0.0.1:26080 backlog=4096; location / { return 200 "hello\n"; } }
 }
 EOF
 nginx -c "$RUN/nginx.conf"
@@ -51,7 +52,7 @@ nginx -c "$RUN/nginx.conf"
 python3 - "$RUN" <<'EOF'
 import json, sys
 run = sys.argv[1]
-def cluster(uuid): return {"servers": [{"hostname": "127.0.0.1", "port": 25080}], "version": "1.0", "uuid": uuid}
+def cluster(uuid): return {"servers": [{"hostname": "127.0.0.1", "port": 26080}], "version": "1.0", "uuid": uuid}
 def config(port, admin, services):
     c = {"proxy": {"hostname": "127.0.0.1", "port": port}, "configService": {"hostname": "127.0.0.1", "port": admin},
          "clusters": [cluster("d")]}
@@ -64,18 +65,18 @@ for i in range(200):
     else: s = {"name": f"s{i}", "hosts": [f"h{i - 2}.example.com"], "pathPrefix": f"/p{i}"}
     s["clusters"] = [cluster(f"c{i}")]
     services.append(s)
-json.dump(config(25081, 25090, None), open(f"{run}/one.json", "w"))
-json.dump(config(25082, 25091, services), open(f"{run}/many.json", "w"))
+json.dump(config(26081, 26090, None), open(f"{run}/one.json", "w"))
+json.dump(config(26082, 26091, services), open(f"{run}/many.json", "w"))
 EOF
 "$BIN" --config "$RUN/one.json" --workers 1 --log-level WARNING 2>"$RUN/one.log" & PIDS+=($!); ONE=$!
 "$BIN" --config "$RUN/many.json" --workers 1 --log-level WARNING 2>"$RUN/many.log" & PIDS+=($!); MANY=$!
-for port in 25081 25082; do
+for port in 26081 26082; do
     for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
 # name port pid host path
-TARGETS=("one 25081 $ONE bench /" "exact 25082 $MANY h150.example.com /" "wild 25082 $MANY x.w151.example.com /"
-         "path 25082 $MANY h150.example.com /p152/x")
+TARGETS=("one 26081 $ONE bench /" "exact 26082 $MANY h150.example.com /" "wild 26082 $MANY x.w151.example.com /"
+         "path 26082 $MANY h150.example.com /p152/x")
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 for r in $(seq 1 "$ROUNDS"); do
     n=${#TARGETS[@]}
