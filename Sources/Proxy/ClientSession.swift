@@ -4,6 +4,7 @@ import Observability
 import Reactor
 import Routing
 import Syscalls
+import TLS
 
 /// One client connection and the exchanges on it, driven by readiness events on the
 /// client's descriptor and on the backend connection it currently uses.
@@ -43,6 +44,9 @@ final class ClientSession: EventHandler {
     unowned(unsafe) var connection: ClientConnection?
     var fd: Int32 = -1
     var clientAddress = ""
+    /// The connection's TLS when it came through a TLS listener without kTLS: the client's
+    /// bytes are read and written through it (see `BodyFlow`'s `tlsSource`/`tlsDestination`).
+    var tls: TLSConnection?
 
     var state = State.readingHead
     var client = Readiness()
@@ -137,6 +141,7 @@ final class ClientSession: EventHandler {
         responseParser.limits.maxHeaders = worker.settings.headLimits.maxHeaders
         fd = connection.fd
         clientAddress = connection.clientAddress
+        tls = connection.tls
         client = connection.ready
         deadline = connection.deadline
         deadlineKind = .idle
@@ -156,6 +161,7 @@ final class ClientSession: EventHandler {
         connection.deadline = deadline
         connection.session = nil
         self.connection = nil
+        tls = nil
         worker.giveBack(self)
     }
 
@@ -168,6 +174,8 @@ final class ClientSession: EventHandler {
             }
             if events.contains(.writable) || events.contains(.error) { client.writable = true }
             if events.contains(.readHangup) || events.contains(.hangup) { client.hungUp = true }
+            // OpenSSL may need either readiness for a read or a write: any event retries both.
+            if tls != nil { client.readable = true; client.writable = true }
         } else if backend?.fd == eventFD {
             if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
                 backend!.ready.readable = true
@@ -271,6 +279,7 @@ final class ClientSession: EventHandler {
         }
         let wasEmpty = buffer.readableCount == 0
         let space = buffer.writableCount
+        if let tls { return readHead(through: tls, into: buffer, wasEmpty: wasEmpty) }
         do {
             switch try buffer.read(from: fd) {
             case .done(0):
@@ -289,6 +298,29 @@ final class ClientSession: EventHandler {
                 return false
             }
         } catch {
+            close()
+            return false
+        }
+    }
+
+    /// `stepReadHead`'s read on a TLS connection: `SSL_read` returns one record at a time, so
+    /// only `.wantRead` says the socket is drained.
+    func readHead(through tls: TLSConnection, into buffer: ByteBuffer, wasEmpty: Bool) -> Bool {
+        switch tls.read(into: buffer) {
+        case .done(let n):
+            if wasEmpty && n > 0 { setDeadline(.head, after: worker.settings.clientHeadNanos) }
+            return true
+        case .wantRead:
+            client.readable = false
+            if buffer.readableCount == 0 {
+                releaseClientBuffer()
+                detachIfIdle()
+            }
+            return false
+        case .wantWrite:
+            client.writable = false
+            return false
+        case .closed, .failed:
             close()
             return false
         }
@@ -464,6 +496,7 @@ final class ClientSession: EventHandler {
             flow.prefix.insert(contentsOf: Array("Host: \(worker.backends[link.backendID].address)\r\n".utf8), at: flow.prefix.count - 2)
         }
         if let shadow { flow.mirror(to: shadow.fd) }
+        flow.tlsSource = tls
         // The head stays in the buffer until the connection is up (a failed connect sent
         // nothing, so the request can go elsewhere) and, for bodiless requests, until the
         // response begins (a dead pooled connection can then be retried).
@@ -741,6 +774,7 @@ final class ClientSession: EventHandler {
         }
         rbuf.consume(response.headLength)
         responseStarted = true
+        flow.tlsDestination = tls
         responseFlow = flow
         setDeadline(.body, after: worker.settings.bodyIdleNanos)
         startShadowDrainIfDecided()
@@ -899,6 +933,7 @@ final class ClientSession: EventHandler {
     func startClosingWrite(_ bytes: [UInt8]) {
         var flow = BodyFlow(framing: .none)
         flow.prefix = bytes
+        flow.tlsDestination = tls
         responseFlow = flow
         state = .closingAfterWrite
         setDeadline(.drain, after: 5_000_000_000)
@@ -916,6 +951,7 @@ final class ClientSession: EventHandler {
         default:
             // Half-close and let the kernel deliver the response before the FIN; the
             // rest of whatever the client sends is discarded with the socket.
+            tls?.shutdown()
             Socket.shutdownWrite(fd)
             close()
         }
@@ -947,6 +983,7 @@ final class ClientSession: EventHandler {
         responseParser.reset()
         let connection = self.connection
         self.connection = nil
+        tls = nil
         connection?.sessionClosed()
         worker.giveBack(self)
     }
