@@ -347,9 +347,11 @@ struct BodyFlow {
     /// Set whenever a call moved bytes; the session uses it to push idle deadlines.
     var progressed = false
     /// The client's TLS connection when the client is the source, or the destination; the
-    /// descriptor passed to `pump` for that side is then only the socket under it.
-    var tlsSource: TLSConnection?
-    var tlsDestination: TLSConnection?
+    /// descriptor passed to `pump` for that side is then only the socket under it. Not counted
+    /// references (flows are copied often on the plain path): the `ClientConnection` owns the
+    /// TLS connection and outlives every flow of the sessions that serve it.
+    unowned(unsafe) var tlsSource: TLSConnection?
+    unowned(unsafe) var tlsDestination: TLSConnection?
 
     // CONCURRENT variants.
     private var tap: BodyTap?

@@ -46,7 +46,8 @@ final class ClientSession: EventHandler {
     var clientAddress = ""
     /// The connection's TLS when it came through a TLS listener without kTLS: the client's
     /// bytes are read and written through it (see `BodyFlow`'s `tlsSource`/`tlsDestination`).
-    var tls: TLSConnection?
+    /// The connection owns it (no reference counting here, as for `connection`).
+    unowned(unsafe) var tls: TLSConnection?
 
     var state = State.readingHead
     var client = Readiness()
