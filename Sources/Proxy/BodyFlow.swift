@@ -350,8 +350,11 @@ struct BodyFlow {
     /// descriptor passed to `pump` for that side is then only the socket under it. Not counted
     /// references (flows are copied often on the plain path): the `ClientConnection` owns the
     /// TLS connection and outlives every flow of the sessions that serve it.
-    unowned(unsafe) var tlsSource: TLSConnection?
-    unowned(unsafe) var tlsDestination: TLSConnection?
+    unowned(unsafe) var tlsSource: TLSConnection? { didSet { throughTLS = tlsSource != nil || tlsDestination != nil } }
+    unowned(unsafe) var tlsDestination: TLSConnection? { didSet { throughTLS = tlsSource != nil || tlsDestination != nil } }
+    /// Either is set. The plain path tests this flag only: loading an `unowned(unsafe)`
+    /// reference costs a (null) retain, and the plain path is kept to the instruction.
+    private var throughTLS = false
 
     // CONCURRENT variants.
     private var tap: BodyTap?
@@ -447,10 +450,12 @@ struct BodyFlow {
 
     // MARK: Output
 
+    /// Static, with the TLS connection as an argument: the write closures then capture no copy
+    /// of the flow.
     @inline(__always)
-    private func write(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(SyscallError) -> IOResult<Int> {
+    private static func write(_ fd: Int32, _ tls: TLSConnection?, _ bytes: ArraySlice<UInt8>) throws(SyscallError) -> IOResult<Int> {
         if fd < 0 { return .done(bytes.count) }
-        if let tls = tlsDestination {
+        if let tls {
             return try Self.sent(bytes.withUnsafeBytes { tls.write($0) })
         }
         return try Socket.write(fd, bytes: bytes)
@@ -458,8 +463,8 @@ struct BodyFlow {
 
     /// Writes up to `limit` of the buffer's bytes to the destination, consuming what was written.
     @inline(__always)
-    private func write(_ buffer: ByteBuffer, to fd: Int32, limit: Int) throws(SyscallError) -> IOResult<Int> {
-        guard let tls = tlsDestination else { return try buffer.write(to: fd, limit: limit) }
+    private static func write(_ buffer: ByteBuffer, to fd: Int32, _ tls: TLSConnection?, limit: Int) throws(SyscallError) -> IOResult<Int> {
+        guard let tls else { return try buffer.write(to: fd, limit: limit) }
         let result = try Self.sent(tls.write(UnsafeRawBufferPointer(rebasing: buffer.readable.prefix(limit))))
         if case .done(let n) = result { buffer.consume(n) }
         return result
@@ -494,12 +499,13 @@ struct BodyFlow {
 
     /// Writes everything pending to the one destination. Nil when all was written.
     private mutating func flush(buffer: ByteBuffer?, destination: Int32, ready: inout Readiness) -> FlowStatus? {
+        let tls = throughTLS ? tlsDestination : nil
         while true {
             if prefixOffset < prefix.count {
                 // Buffered body bytes (and their framing) go out behind the head in the same write.
                 if let buffer { stageBuffered(buffer) }
                 if destination < 0 { ready.writable = true }
-                switch Self.attempt(&ready, { () throws(SyscallError) in try write(destination, prefix[prefixOffset...]) }) {
+                switch Self.attempt(&ready, { () throws(SyscallError) in try Self.write(destination, tls, prefix[prefixOffset...]) }) {
                 case .moved(let n):
                     prefixOffset += n
                     progressed = true
@@ -520,7 +526,7 @@ struct BodyFlow {
                     progressed = true
                     continue
                 }
-                switch Self.attempt(&ready, { () throws(SyscallError) in try write(buffer, to: destination, limit: forwardable) }) {
+                switch Self.attempt(&ready, { () throws(SyscallError) in try Self.write(buffer, to: destination, tls, limit: forwardable) }) {
                 case .moved(let n):
                     forwardable -= n
                     bodyBytesMoved &+= UInt64(n)
@@ -689,7 +695,7 @@ struct BodyFlow {
             if pausesForTap {
                 return readForTap(source: source, ready: &sourceReady, pools: pools)
             }
-            if tlsSource != nil || tlsDestination != nil {
+            if throughTLS {
                 return readThrough(source: source, ready: &sourceReady, buffer: buffer, limit: remaining)
             }
             switch spliceIn(source: source, ready: &sourceReady, limit: remaining, pools: pools) {
@@ -712,7 +718,7 @@ struct BodyFlow {
             if pausesForTap {
                 return readForTap(source: source, ready: &sourceReady, pools: pools)
             }
-            if tlsSource != nil || tlsDestination != nil {
+            if throughTLS {
                 return readThrough(source: source, ready: &sourceReady, buffer: buffer, limit: .max)
             }
             switch spliceIn(source: source, ready: &sourceReady, limit: .max, pools: pools) {
@@ -786,7 +792,7 @@ struct BodyFlow {
     private mutating func readIntoBuffer(source: Int32, ready: inout Readiness, buffer: ByteBuffer?) -> FlowStatus? {
         guard let buffer else { return .failed(.sourceError) }
         guard ready.readable else { return .needsSource }
-        if tlsSource != nil { return readThrough(source: source, ready: &ready, buffer: buffer, limit: .max) }
+        if throughTLS && tlsSource != nil { return readThrough(source: source, ready: &ready, buffer: buffer, limit: .max) }
         let space = buffer.writableCount
         let limit = space
         do {

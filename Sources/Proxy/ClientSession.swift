@@ -48,6 +48,8 @@ final class ClientSession: EventHandler {
     /// bytes are read and written through it (see `BodyFlow`'s `tlsSource`/`tlsDestination`).
     /// The connection owns it (no reference counting here, as for `connection`).
     unowned(unsafe) var tls: TLSConnection?
+    /// `tls` is set; the plain path tests only this flag (see `BodyFlow.throughTLS`).
+    var throughTLS = false
 
     var state = State.readingHead
     var client = Readiness()
@@ -143,6 +145,7 @@ final class ClientSession: EventHandler {
         fd = connection.fd
         clientAddress = connection.clientAddress
         tls = connection.tls
+        throughTLS = tls != nil
         client = connection.ready
         deadline = connection.deadline
         deadlineKind = .idle
@@ -163,6 +166,7 @@ final class ClientSession: EventHandler {
         connection.session = nil
         self.connection = nil
         tls = nil
+        throughTLS = false
         worker.giveBack(self)
     }
 
@@ -176,7 +180,7 @@ final class ClientSession: EventHandler {
             if events.contains(.writable) || events.contains(.error) { client.writable = true }
             if events.contains(.readHangup) || events.contains(.hangup) { client.hungUp = true }
             // OpenSSL may need either readiness for a read or a write: any event retries both.
-            if tls != nil { client.readable = true; client.writable = true }
+            if throughTLS { client.readable = true; client.writable = true }
         } else if backend?.fd == eventFD {
             if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
                 backend!.ready.readable = true
@@ -280,7 +284,7 @@ final class ClientSession: EventHandler {
         }
         let wasEmpty = buffer.readableCount == 0
         let space = buffer.writableCount
-        if let tls { return readHead(through: tls, into: buffer, wasEmpty: wasEmpty) }
+        if throughTLS, let tls { return readHead(through: tls, into: buffer, wasEmpty: wasEmpty) }
         do {
             switch try buffer.read(from: fd) {
             case .done(0):
@@ -497,7 +501,7 @@ final class ClientSession: EventHandler {
             flow.prefix.insert(contentsOf: Array("Host: \(worker.backends[link.backendID].address)\r\n".utf8), at: flow.prefix.count - 2)
         }
         if let shadow { flow.mirror(to: shadow.fd) }
-        flow.tlsSource = tls
+        if throughTLS { flow.tlsSource = tls }
         // The head stays in the buffer until the connection is up (a failed connect sent
         // nothing, so the request can go elsewhere) and, for bodiless requests, until the
         // response begins (a dead pooled connection can then be retried).
@@ -775,7 +779,7 @@ final class ClientSession: EventHandler {
         }
         rbuf.consume(response.headLength)
         responseStarted = true
-        flow.tlsDestination = tls
+        if throughTLS { flow.tlsDestination = tls }
         responseFlow = flow
         setDeadline(.body, after: worker.settings.bodyIdleNanos)
         startShadowDrainIfDecided()
@@ -934,7 +938,7 @@ final class ClientSession: EventHandler {
     func startClosingWrite(_ bytes: [UInt8]) {
         var flow = BodyFlow(framing: .none)
         flow.prefix = bytes
-        flow.tlsDestination = tls
+        if throughTLS { flow.tlsDestination = tls }
         responseFlow = flow
         state = .closingAfterWrite
         setDeadline(.drain, after: 5_000_000_000)
@@ -985,6 +989,7 @@ final class ClientSession: EventHandler {
         let connection = self.connection
         self.connection = nil
         tls = nil
+        throughTLS = false
         connection?.sessionClosed()
         worker.giveBack(self)
     }
