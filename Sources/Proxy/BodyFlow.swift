@@ -476,7 +476,7 @@ struct BodyFlow {
         switch transfer {
         case .done(let n): return .done(n)
         case .wantRead, .wantWrite: return .wouldBlock
-        case .closed, .failed: throw SyscallError(call: "SSL_write", errno: 32)
+        case .closed, .failed: throw SyscallError(call: "SSL_write", errno: 32)  // EPIPE: the client is gone
         }
     }
 
