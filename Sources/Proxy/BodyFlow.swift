@@ -1,6 +1,7 @@
 import Comparator
 import HTTP1
 import Syscalls
+import TLS
 
 /// Readiness of one descriptor as last reported by edge-triggered epoll. A flag is set by
 /// an event and cleared when a call returns `EAGAIN` (or a read comes back short), so no
@@ -308,6 +309,12 @@ final class BodyTap {
 ///   usual, each stretch duplicated with `tee(2)` into the comparator's pipe first
 ///   (`BodyTap.absorb`); the drained response (a tap that pauses) is read through the buffer;
 /// - *discard*: a negative destination drops the bytes (draining the response not served).
+///
+/// A client on a TLS connection (without kTLS) is the flow's source (`tlsSource`: a request
+/// body, a tunnel's upstream) or destination (`tlsDestination`: a response, a tunnel's
+/// downstream). Its bytes pass through `SSL_read`/`SSL_write`, so nothing is spliced: body
+/// bytes are read into the buffer (decrypted, or from the backend's socket on their way to be
+/// encrypted) and leave from it, one userspace copy instead of a splice.
 struct BodyFlow {
     enum Phase {
         /// `remaining` bytes of a Content-Length body (or of one chunk's data) still to read.
@@ -339,6 +346,15 @@ struct BodyFlow {
     private(set) var bodyStarted = false
     /// Set whenever a call moved bytes; the session uses it to push idle deadlines.
     var progressed = false
+    /// The client's TLS connection when the client is the source, or the destination; the
+    /// descriptor passed to `pump` for that side is then only the socket under it. Not counted
+    /// references (flows are copied often on the plain path): the `ClientConnection` owns the
+    /// TLS connection and outlives every flow of the sessions that serve it.
+    unowned(unsafe) var tlsSource: TLSConnection? { didSet { throughTLS = tlsSource != nil || tlsDestination != nil } }
+    unowned(unsafe) var tlsDestination: TLSConnection? { didSet { throughTLS = tlsSource != nil || tlsDestination != nil } }
+    /// Either is set. The plain path tests this flag only: loading an `unowned(unsafe)`
+    /// reference costs a (null) retain, and the plain path is kept to the instruction.
+    private var throughTLS = false
 
     // CONCURRENT variants.
     private var tap: BodyTap?
@@ -434,10 +450,34 @@ struct BodyFlow {
 
     // MARK: Output
 
+    /// Static, with the TLS connection as an argument: the write closures then capture no copy
+    /// of the flow.
     @inline(__always)
-    private func write(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(SyscallError) -> IOResult<Int> {
+    private static func write(_ fd: Int32, _ tls: TLSConnection?, _ bytes: ArraySlice<UInt8>) throws(SyscallError) -> IOResult<Int> {
         if fd < 0 { return .done(bytes.count) }
+        if let tls {
+            return try Self.sent(bytes.withUnsafeBytes { tls.write($0) })
+        }
         return try Socket.write(fd, bytes: bytes)
+    }
+
+    /// Writes up to `limit` of the buffer's bytes to the destination, consuming what was written.
+    @inline(__always)
+    private static func write(_ buffer: ByteBuffer, to fd: Int32, _ tls: TLSConnection?, limit: Int) throws(SyscallError) -> IOResult<Int> {
+        guard let tls else { return try buffer.write(to: fd, limit: limit) }
+        let result = try Self.sent(tls.write(UnsafeRawBufferPointer(rebasing: buffer.readable.prefix(limit))))
+        if case .done(let n) = result { buffer.consume(n) }
+        return result
+    }
+
+    /// An `SSL_write` outcome as a socket write's: waiting for either readiness is `.wouldBlock`
+    /// (the session marks a TLS client both readable and writable on any event).
+    private static func sent(_ transfer: TLSConnection.Transfer) throws(SyscallError) -> IOResult<Int> {
+        switch transfer {
+        case .done(let n): return .done(n)
+        case .wantRead, .wantWrite: return .wouldBlock
+        case .closed, .failed: throw SyscallError(call: "SSL_write", errno: 32)  // EPIPE: the client is gone
+        }
     }
 
     private enum WriteOutcome { case moved(Int), blocked, failed }
@@ -459,12 +499,13 @@ struct BodyFlow {
 
     /// Writes everything pending to the one destination. Nil when all was written.
     private mutating func flush(buffer: ByteBuffer?, destination: Int32, ready: inout Readiness) -> FlowStatus? {
+        let tls = throughTLS ? tlsDestination : nil
         while true {
             if prefixOffset < prefix.count {
                 // Buffered body bytes (and their framing) go out behind the head in the same write.
                 if let buffer { stageBuffered(buffer) }
                 if destination < 0 { ready.writable = true }
-                switch Self.attempt(&ready, { () throws(SyscallError) in try write(destination, prefix[prefixOffset...]) }) {
+                switch Self.attempt(&ready, { () throws(SyscallError) in try Self.write(destination, tls, prefix[prefixOffset...]) }) {
                 case .moved(let n):
                     prefixOffset += n
                     progressed = true
@@ -485,7 +526,7 @@ struct BodyFlow {
                     progressed = true
                     continue
                 }
-                switch Self.attempt(&ready, { () throws(SyscallError) in try buffer.write(to: destination, limit: forwardable) }) {
+                switch Self.attempt(&ready, { () throws(SyscallError) in try Self.write(buffer, to: destination, tls, limit: forwardable) }) {
                 case .moved(let n):
                     forwardable -= n
                     bodyBytesMoved &+= UInt64(n)
@@ -654,6 +695,9 @@ struct BodyFlow {
             if pausesForTap {
                 return readForTap(source: source, ready: &sourceReady, pools: pools)
             }
+            if throughTLS {
+                return readThrough(source: source, ready: &sourceReady, buffer: buffer, limit: remaining)
+            }
             switch spliceIn(source: source, ready: &sourceReady, limit: remaining, pools: pools) {
             case .moved(let n): remaining -= UInt64(n); return nil
             case .endOfStream: return .failed(.sourceClosedEarly)
@@ -673,6 +717,9 @@ struct BodyFlow {
             }
             if pausesForTap {
                 return readForTap(source: source, ready: &sourceReady, pools: pools)
+            }
+            if throughTLS {
+                return readThrough(source: source, ready: &sourceReady, buffer: buffer, limit: .max)
             }
             switch spliceIn(source: source, ready: &sourceReady, limit: .max, pools: pools) {
             case .moved: return nil
@@ -745,6 +792,7 @@ struct BodyFlow {
     private mutating func readIntoBuffer(source: Int32, ready: inout Readiness, buffer: ByteBuffer?) -> FlowStatus? {
         guard let buffer else { return .failed(.sourceError) }
         guard ready.readable else { return .needsSource }
+        if throughTLS && tlsSource != nil { return readThrough(source: source, ready: &ready, buffer: buffer, limit: .max) }
         let space = buffer.writableCount
         let limit = space
         do {
@@ -825,6 +873,55 @@ struct BodyFlow {
         bodyStarted = true
         tap?.feed(side: tapSide, UnsafeRawBufferPointer(rebasing: buffer.readable[0..<take]))
         return true
+    }
+
+    /// With a TLS client on either side: reads body bytes (or chunk framing) into the empty
+    /// buffer instead of splicing them, at most `limit`, through `SSL_read` from a TLS source
+    /// (whose short reads do not mean the socket is drained) or from the source socket. The
+    /// next `produce` claims them. End of stream finishes an `untilClose` body and fails any
+    /// other. Nil after progress.
+    private mutating func readThrough(source: Int32, ready: inout Readiness, buffer: ByteBuffer?, limit: UInt64) -> FlowStatus? {
+        guard let buffer else { return .failed(.sourceError) }
+        guard ready.readable else { return .needsSource }
+        let want = Int(min(limit, UInt64(buffer.writableCount)))
+        var ended = false
+        if let tls = tlsSource {
+            switch tls.read(into: buffer, limit: want) {
+            case .done(let n):
+                progressed = progressed || n > 0
+            case .wantRead:
+                ready.readable = false
+                return .needsSource
+            case .wantWrite:
+                ready.writable = false
+                return .needsSource
+            case .closed:
+                ended = true
+            case .failed:
+                return .failed(.sourceError)
+            }
+        } else {
+            do {
+                switch try buffer.read(from: source, limit: want) {
+                case .done(0):
+                    ended = true
+                case .done(let n):
+                    ready.noteRead(n, of: want)
+                    progressed = true
+                case .wouldBlock:
+                    ready.readable = false
+                    return .needsSource
+                }
+            } catch {
+                return .failed(.sourceError)
+            }
+        }
+        if ended {
+            if case .untilClose = phase { phase = .ending; return nil }
+            return .failed(.sourceClosedEarly)
+        }
+        bodyStarted = true
+        return nil
     }
 
     private enum SpliceIn { case moved(Int), endOfStream, blocked, failed(FlowFailure) }

@@ -1,5 +1,6 @@
 import Reactor
 import Syscalls
+import TLS
 
 /// A client connection: its descriptor, its peer and, while no request is being read or
 /// served, its readiness and idle deadline. A `ClientSession` from the worker's pool takes it
@@ -13,6 +14,9 @@ final class ClientConnection: EventHandler, DeadlineHandler {
     var sweepIndex = -1
     /// The client reached us through a TLS listener (requests carry `X-Forwarded-Proto: https`).
     var secure = false
+    /// The connection's TLS after its handshake, unless the kernel took the records over (kTLS):
+    /// sessions read and write the client through it.
+    var tls: TLSConnection?
     /// The session serving the connection; nil while it is idle.
     var session: ClientSession?
     /// Readiness while idle (a session takes it over).
@@ -71,6 +75,8 @@ final class ClientConnection: EventHandler, DeadlineHandler {
     /// The session released everything (or there was none): the descriptor goes.
     func sessionClosed() {
         session = nil
+        // close_notify, best effort (a second call after the session's own is harmless).
+        tls?.shutdown()
         worker.connectionClosed(self)
     }
 }

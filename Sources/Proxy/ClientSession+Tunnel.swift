@@ -17,6 +17,13 @@ extension ClientSession {
         closeAccessRecord(status: 101)
         upstream = BodyFlow(framing: .untilClose)
         downstream = BodyFlow(framing: .untilClose)
+        if let tls {
+            // Both directions go through buffers (see `BodyFlow`): the client's side needs one.
+            upstream!.tlsSource = tls
+            downstream!.tlsDestination = tls
+            if buffer == nil { _ = takeBuffer() }
+            if backendBuffer == nil { backendBuffer = worker.pools.takeBuffer() }
+        }
         upstreamDone = false
         downstreamDone = false
         state = .tunnel
@@ -53,6 +60,7 @@ extension ClientSession {
             switch result {
             case .finished:
                 downstreamDone = true
+                tls?.shutdown()
                 Socket.shutdownWrite(fd)
             case .failed:
                 close(); return false

@@ -4,6 +4,7 @@ import Observability
 import Reactor
 import Routing
 import Syscalls
+import TLS
 
 /// One client connection and the exchanges on it, driven by readiness events on the
 /// client's descriptor and on the backend connection it currently uses.
@@ -43,6 +44,12 @@ final class ClientSession: EventHandler {
     unowned(unsafe) var connection: ClientConnection?
     var fd: Int32 = -1
     var clientAddress = ""
+    /// The connection's TLS when it came through a TLS listener without kTLS: the client's
+    /// bytes are read and written through it (see `BodyFlow`'s `tlsSource`/`tlsDestination`).
+    /// The connection owns it (no reference counting here, as for `connection`).
+    unowned(unsafe) var tls: TLSConnection?
+    /// `tls` is set; the plain path tests only this flag (see `BodyFlow.throughTLS`).
+    var throughTLS = false
 
     var state = State.readingHead
     var client = Readiness()
@@ -137,6 +144,8 @@ final class ClientSession: EventHandler {
         responseParser.limits.maxHeaders = worker.settings.headLimits.maxHeaders
         fd = connection.fd
         clientAddress = connection.clientAddress
+        tls = connection.tls
+        throughTLS = tls != nil
         client = connection.ready
         deadline = connection.deadline
         deadlineKind = .idle
@@ -156,6 +165,8 @@ final class ClientSession: EventHandler {
         connection.deadline = deadline
         connection.session = nil
         self.connection = nil
+        tls = nil
+        throughTLS = false
         worker.giveBack(self)
         if worker.handover != nil { worker.handOver(connection) }
     }
@@ -169,6 +180,8 @@ final class ClientSession: EventHandler {
             }
             if events.contains(.writable) || events.contains(.error) { client.writable = true }
             if events.contains(.readHangup) || events.contains(.hangup) { client.hungUp = true }
+            // OpenSSL may need either readiness for a read or a write: any event retries both.
+            if throughTLS { client.readable = true; client.writable = true }
         } else if backend?.fd == eventFD {
             if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
                 backend!.ready.readable = true
@@ -272,6 +285,7 @@ final class ClientSession: EventHandler {
         }
         let wasEmpty = buffer.readableCount == 0
         let space = buffer.writableCount
+        if throughTLS, let tls { return readHead(through: tls, into: buffer, wasEmpty: wasEmpty) }
         do {
             switch try buffer.read(from: fd) {
             case .done(0):
@@ -290,6 +304,29 @@ final class ClientSession: EventHandler {
                 return false
             }
         } catch {
+            close()
+            return false
+        }
+    }
+
+    /// `stepReadHead`'s read on a TLS connection: `SSL_read` returns one record at a time, so
+    /// only `.wantRead` says the socket is drained.
+    func readHead(through tls: TLSConnection, into buffer: ByteBuffer, wasEmpty: Bool) -> Bool {
+        switch tls.read(into: buffer) {
+        case .done(let n):
+            if wasEmpty && n > 0 { setDeadline(.head, after: worker.settings.clientHeadNanos) }
+            return true
+        case .wantRead:
+            client.readable = false
+            if buffer.readableCount == 0 {
+                releaseClientBuffer()
+                detachIfIdle()
+            }
+            return false
+        case .wantWrite:
+            client.writable = false
+            return false
+        case .closed, .failed:
             close()
             return false
         }
@@ -465,6 +502,7 @@ final class ClientSession: EventHandler {
             flow.prefix.insert(contentsOf: Array("Host: \(worker.backends[link.backendID].address)\r\n".utf8), at: flow.prefix.count - 2)
         }
         if let shadow { flow.mirror(to: shadow.fd) }
+        if throughTLS { flow.tlsSource = tls }
         // The head stays in the buffer until the connection is up (a failed connect sent
         // nothing, so the request can go elsewhere) and, for bodiless requests, until the
         // response begins (a dead pooled connection can then be retried).
@@ -742,6 +780,7 @@ final class ClientSession: EventHandler {
         }
         rbuf.consume(response.headLength)
         responseStarted = true
+        if throughTLS { flow.tlsDestination = tls }
         responseFlow = flow
         setDeadline(.body, after: worker.settings.bodyIdleNanos)
         startShadowDrainIfDecided()
@@ -900,6 +939,7 @@ final class ClientSession: EventHandler {
     func startClosingWrite(_ bytes: [UInt8]) {
         var flow = BodyFlow(framing: .none)
         flow.prefix = bytes
+        if throughTLS { flow.tlsDestination = tls }
         responseFlow = flow
         state = .closingAfterWrite
         setDeadline(.drain, after: 5_000_000_000)
@@ -917,6 +957,7 @@ final class ClientSession: EventHandler {
         default:
             // Half-close and let the kernel deliver the response before the FIN; the
             // rest of whatever the client sends is discarded with the socket.
+            tls?.shutdown()
             Socket.shutdownWrite(fd)
             close()
         }
@@ -948,6 +989,8 @@ final class ClientSession: EventHandler {
         responseParser.reset()
         let connection = self.connection
         self.connection = nil
+        tls = nil
+        throughTLS = false
         connection?.sessionClosed()
         worker.giveBack(self)
     }

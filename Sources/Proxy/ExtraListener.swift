@@ -79,8 +79,8 @@ extension Worker {
         for listener in extraListeners { try loop.registerListener(listener.fd, handler: listener) }
     }
 
-    /// Makes a client connection of an accepted (or TLS-bridged) descriptor. `registered`: the
-    /// descriptor is already in the loop (a kTLS connection after its handshake) and changes handler.
+    /// Makes a client connection of an accepted descriptor. `registered`: the descriptor is
+    /// already in the loop (a TLS connection after its handshake) and changes handler.
     @discardableResult
     func addClientConnection(fd: Int32, clientAddress: String, secure: Bool, registered: Bool) -> ClientConnection? {
         let connection = ClientConnection(worker: self, fd: fd, clientAddress: clientAddress)
@@ -109,28 +109,28 @@ extension Worker {
             endpoint.failures.add(1, ordering: .relaxed)
             return
         }
-        let bridge = TLSBridge(worker: self, fd: fd, clientAddress: clientAddress, tls: tls, endpoint: endpoint)
+        let handshake = TLSHandshake(worker: self, fd: fd, clientAddress: clientAddress, tls: tls, endpoint: endpoint)
         do {
-            try loop.register(fd, handler: bridge)
+            try loop.register(fd, handler: handshake)
         } catch {
             Socket.close(fd)
             return
         }
-        bridges[ObjectIdentifier(bridge)] = bridge
+        tlsHandshakes[ObjectIdentifier(handshake)] = handshake
         handshakes += 1
-        loop.addToSweep(bridge)
-        bridge.drive()
+        loop.addToSweep(handshake)
+        handshake.drive()
     }
 
-    /// Called by a bridge once it has closed its descriptors.
-    func bridgeClosed(_ bridge: TLSBridge) {
-        loop.removeFromSweep(bridge)
-        bridges[ObjectIdentifier(bridge)] = nil
+    /// Called by a handshake once it ended (its socket closed or handed to a `ClientConnection`).
+    func handshakeEnded(_ handshake: TLSHandshake) {
+        loop.removeFromSweep(handshake)
+        tlsHandshakes[ObjectIdentifier(handshake)] = nil
     }
 
     /// On drain: stops the extra listeners and drops handshakes not yet complete.
     func stopExtraListeners() {
         for listener in extraListeners { listener.stop() }
-        for bridge in Array(bridges.values) where bridge.isHandshaking { bridge.close() }
+        for handshake in Array(tlsHandshakes.values) { handshake.close() }
     }
 }

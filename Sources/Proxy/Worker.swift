@@ -54,9 +54,9 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// Open client connections (each a session, in the glossary's sense).
     var connections: [ObjectIdentifier: ClientConnection] = [:]
     /// Listeners besides the main one (`proxy.listeners`), and TLS connections in their
-    /// handshake or relayed through a socket pair (see `TLSBridge`).
+    /// handshake (see `TLSHandshake`).
     var extraListeners: [ExtraListener] = []
-    var bridges: [ObjectIdentifier: TLSBridge] = [:]
+    var tlsHandshakes: [ObjectIdentifier: TLSHandshake] = [:]
     /// TLS connections still in their handshake (they count against `maxConnections`).
     var handshakes = 0
     /// During a self-upgrade: where idle client connections go, and what happened to the

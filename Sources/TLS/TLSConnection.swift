@@ -75,13 +75,15 @@ public final class TLSConnection {
         }
     }
 
-    /// Decrypts into the free space of `buffer`. The corresponding C function is `SSL_read_ex`.
-    public func read(into buffer: ByteBuffer) -> Transfer {
-        guard buffer.writableCount > 0 else { return .done(0) }
+    /// Decrypts into the free space of `buffer`, at most `limit` bytes. The corresponding C
+    /// function is `SSL_read_ex` (one record at a time: a short read does not mean the socket
+    /// is drained, only `.wantRead` does).
+    public func read(into buffer: ByteBuffer, limit: Int = .max) -> Transfer {
+        guard buffer.writableCount > 0, limit > 0 else { return .done(0) }
         return buffer.fill { space in
             ERR_clear_error()
             var n = 0
-            let rc = SSL_read_ex(ssl, space.baseAddress, space.count, &n)
+            let rc = SSL_read_ex(ssl, space.baseAddress, min(space.count, limit), &n)
             if rc == 1 { return (n, .done(n)) }
             return (0, outcome(rc))
         }
@@ -99,6 +101,17 @@ public final class TLSConnection {
             buffer.consume(n)
             return .done(n)
         }
+        return outcome(rc)
+    }
+
+    /// Encrypts and sends `bytes` (partial writes allowed: `.done` says how many were taken).
+    /// The corresponding C function is `SSL_write_ex`.
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Transfer {
+        guard bytes.count > 0 else { return .done(0) }
+        ERR_clear_error()
+        var n = 0
+        let rc = SSL_write_ex(ssl, bytes.baseAddress, bytes.count, &n)
+        if rc == 1 { return .done(n) }
         return outcome(rc)
     }
 

@@ -133,6 +133,10 @@ public final class TLSContext: @unchecked Sendable {
         // Partial writes and a moving buffer: the caller's buffer is consumed as records go out,
         // so a retried write may start elsewhere. Idle connections give their buffers back.
         _ = sy_ctx_set_mode(ctx, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS))
+        // Userspace path: read what the socket holds in one call instead of a record header
+        // then its body (two reads per record). Not with kTLS, which takes the socket only
+        // when OpenSSL holds no bytes read ahead.
+        if !kernelTLS { _ = SSL_CTX_ctrl(ctx, SSL_CTRL_SET_READ_AHEAD, 1, nil) }
         _ = sy_ctx_set_session_cache_mode(ctx, Int(SSL_SESS_CACHE_SERVER))
         let contextID = Array("switchyard".utf8)
         _ = SSL_CTX_set_session_id_context(ctx, contextID, UInt32(contextID.count))
