@@ -98,7 +98,9 @@ extension Worker {
     /// Gives one idle connection (no session attached: nothing buffered, nothing in flight)
     /// to the sink; unread bytes in the kernel's queue travel with the socket.
     func handOver(_ connection: ClientConnection) {
-        guard let handover, connection.session == nil,
+        // A TLS connection's record state cannot travel: it finishes here (upgrades with TLS
+        // listeners are refused anyway).
+        guard let handover, connection.session == nil, connection.tls == nil,
               connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
         // Unregister explicitly: the socket stays open in the successor, so closing this
         // descriptor alone would leave it in this epoll set.
