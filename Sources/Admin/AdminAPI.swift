@@ -373,14 +373,7 @@ public final class AdminAPI: Sendable {
         if let latest = snapshot.clusters(of: defaultServiceName).first(where: { !$0.state.isFailed && !$0.health.isPending }) {
             result["latest"] = latest.spec.uuid
         }
-        result["services"] = snapshot.services.indices.map { i -> Any in
-            var entry = ServiceJSON.render(snapshot.services[i])
-            entry["clusters"] = snapshot.clusters[snapshot.serviceRanges[i]].map(\.spec.uuid)
-            if let latest = snapshot.clusters[snapshot.serviceRanges[i]].first(where: { !$0.state.isFailed && !$0.health.isPending }) {
-                entry["latest"] = latest.spec.uuid
-            }
-            return entry
-        }
+        result["services"] = snapshot.services.indices.map { renderService(snapshot, $0) as Any }
         if let tls { result["tls"] = tls.status() }
         return JSONText.encode(result)
     }

@@ -47,14 +47,14 @@ extension AdminAPI {
         }
         let prefix = Self.servicesPrefix + "/" + name + "/clusters"
         guard request.path.hasPrefix(prefix) else { return .text(404, "no such path: \(request.path)") }
-        guard registry.snapshot.serviceIndex(of: name) != nil || registry.services.contains(where: { $0.name == name }) else {
+        guard registry.snapshot.serviceIndex(of: name) != nil else {
             return .text(404, "no service called \(name)")
         }
         return handleClusters(request, prefix: prefix, service: name) ?? .text(404, "no such path: \(request.path)")
     }
 
     /// `{"name", "hosts", "pathPrefix", "cookies"?, "releaseGroup"?, "clusters": [uuids, latest first], "latest"?}`.
-    private func renderService(_ snapshot: Snapshot, _ i: Int) -> [String: Any] {
+    func renderService(_ snapshot: Snapshot, _ i: Int) -> [String: Any] {
         var entry = ServiceJSON.render(snapshot.services[i])
         let clusters = snapshot.clusters[snapshot.serviceRanges[i]]
         entry["clusters"] = clusters.map(\.spec.uuid)

@@ -136,6 +136,18 @@ public enum ClusterJSON {
         return spec
     }
 
+    /// Parses one element of a `clusters` list: a cluster object, or `{"cluster": {…}}` (the
+    /// API body's shape).
+    static func parseListedCluster(_ element: Any, path: String, resolve: (String) -> Bool,
+                                   newUUID: () -> String) throws(ConfigError) -> ClusterSpec {
+        guard let o = element as? [String: Any] else { throw ConfigError(field: path, message: "must be a cluster object") }
+        if o.count == 1, let inner = o["cluster"] {
+            guard let io = inner as? [String: Any] else { throw ConfigError(field: path + ".cluster", message: "must be an object") }
+            return try parseCluster(io, path: path + ".cluster", resolve: resolve, newUUID: newUUID)
+        }
+        return try parseCluster(o, path: path, resolve: resolve, newUUID: newUUID)
+    }
+
     static func parseServer(_ object: [String: Any], path: String, resolve: (String) -> Bool) throws(ConfigError) -> ServerAddress {
         var fields = Fields(object, path: path)
         // `ip` is the 2014 spelling some files used (the thesis's Couchbase example).

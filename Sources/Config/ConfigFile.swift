@@ -62,19 +62,7 @@ public enum ConfigFile {
             guard !elements.isEmpty else { throw top.fail("clusters", "must list at least one cluster") }
             var parsed: [ClusterSpec] = []
             for (i, element) in elements.enumerated() {
-                let path = "clusters[\(i)]"
-                guard let o = element as? [String: Any] else {
-                    throw ConfigError(field: path, message: "must be a cluster object")
-                }
-                // Both {"cluster": {…}} (the API body shape) and the bare object.
-                if o.count == 1, let inner = o["cluster"] {
-                    guard let io = inner as? [String: Any] else {
-                        throw ConfigError(field: path + ".cluster", message: "must be an object")
-                    }
-                    parsed.append(try ClusterJSON.parseCluster(io, path: path + ".cluster", resolve: resolve, newUUID: newUUID))
-                } else {
-                    parsed.append(try ClusterJSON.parseCluster(o, path: path, resolve: resolve, newUUID: newUUID))
-                }
+                parsed.append(try ClusterJSON.parseListedCluster(element, path: "clusters[\(i)]", resolve: resolve, newUUID: newUUID))
             }
             clusters = parsed
         }
@@ -103,7 +91,7 @@ public enum ConfigFile {
             } else {
                 all.append(ServiceConfig(spec: .catchAll, clusters: clusters))
             }
-            try ServiceJSON.validate(all, groups: config.releaseGroups) { i in i < services.count ? "services[\(i)]" : "clusters" }
+            try ServiceJSON.validate(all, groups: config.releaseGroups) { i in i < services.count ? "services[\(i)]" : "" }
             for (i, s) in services.enumerated() where s.spec.releaseGroup != nil {
                 guard s.spec.name != defaultServiceName else {
                     throw ConfigError(field: "services[\(i)].releaseGroup", message: "the default service cannot be in a release group")

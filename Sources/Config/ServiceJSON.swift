@@ -97,14 +97,8 @@ public enum ServiceJSON {
         if allowClusters, let raw = fields.raw("clusters") {
             guard let list = raw as? [Any] else { throw fields.fail("clusters", "must be an array of clusters") }
             for (i, element) in list.enumerated() {
-                let clusterPath = fields.pathOf("clusters") + "[\(i)]"
-                guard let o = element as? [String: Any] else { throw ConfigError(field: clusterPath, message: "must be a cluster object") }
-                if o.count == 1, let inner = o["cluster"] {
-                    guard let io = inner as? [String: Any] else { throw ConfigError(field: clusterPath + ".cluster", message: "must be an object") }
-                    clusters.append(try ClusterJSON.parseCluster(io, path: clusterPath + ".cluster", resolve: resolve, newUUID: newUUID))
-                } else {
-                    clusters.append(try ClusterJSON.parseCluster(o, path: clusterPath, resolve: resolve, newUUID: newUUID))
-                }
+                clusters.append(try ClusterJSON.parseListedCluster(element, path: fields.pathOf("clusters") + "[\(i)]",
+                                                                   resolve: resolve, newUUID: newUUID))
             }
         }
         // Written by render; accepted so that a GET body can be PUT back.
@@ -130,7 +124,8 @@ public enum ServiceJSON {
 
     /// Checks rules that span services: unique names, no two claiming the same host and
     /// prefix, uuids unique over all clusters, release groups with a shared host or a cookie
-    /// domain. `path(i)` names service `i` in errors.
+    /// domain. `path(i)` names service `i` in errors ("" for the default service's top-level
+    /// `clusters`).
     public static func validate(_ services: [ServiceConfig], groups: [String: ReleaseGroupSpec],
                                 path: (Int) -> String) throws(ConfigError) {
         var names: [String: Int] = [:]
@@ -146,7 +141,7 @@ public enum ServiceJSON {
         var uuids: [String: String] = [:]
         for (i, s) in services.enumerated() {
             for (k, c) in s.clusters.enumerated() {
-                let here = path(i) + ".clusters[\(k)]"
+                let here = (path(i).isEmpty ? "" : path(i) + ".") + "clusters[\(k)]"
                 if let first = uuids[c.uuid] {
                     throw ConfigError(field: here + ".uuid", message: "\"\(c.uuid)\" is already used by \(first)")
                 }
@@ -248,10 +243,7 @@ public enum ChangeSetJSON {
             let given = [put, delete, putService, deleteService].compactMap { $0 }.count
             guard given == 1 else { throw ConfigError(field: path, message: "must hold exactly one of put, delete, putService, deleteService") }
             if let put {
-                guard var c = put as? [String: Any] else { throw f.fail("put", "must be a cluster object") }
-                var clusterPath = path + ".put"
-                if c.count == 1, let inner = c["cluster"] as? [String: Any] { c = inner; clusterPath += ".cluster" }
-                changes.append(.put(service: service, try ClusterJSON.parseCluster(c, path: clusterPath, resolve: resolve, newUUID: newUUID)))
+                changes.append(.put(service: service, try ClusterJSON.parseListedCluster(put, path: path + ".put", resolve: resolve, newUUID: newUUID)))
             } else if let delete {
                 guard let uuid = delete as? String, ClusterJSON.isValidUUID(uuid) else { throw f.fail("delete", "must be a cluster uuid") }
                 changes.append(.delete(service: service, uuid: uuid))

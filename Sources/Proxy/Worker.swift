@@ -99,12 +99,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var exclusionsSeen: (changes: Int, generation: UInt64, at: UInt64) = (-1, 0, 0)
     /// Scratch for the sweep: which backends some cluster still sends exchanges to.
     private var backendWanted: [Bool] = []
-    /// For each cluster: the index of its service in `snapshot.services`.
-    private var serviceOf: [Int] = []
     /// Each service's routing cookie names (its own, suffixed, or its release group's).
     private var serviceCookies: [CookieNames] = []
-    /// Cluster → index, to find an exchange's service when several exist (built per snapshot).
-    private var clusterIndex: [ObjectIdentifier: Int] = [:]
     /// Whether the last `route` found no service for the request's host and path (404).
     private(set) var lastRouteUnmatched = false
     private var instantCookie: [String] = []
@@ -175,14 +171,10 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     /// Adopts a new snapshot: exchanges in flight keep the clusters they hold.
     public func adopt(_ next: Snapshot) {
         snapshot = next
-        serviceOf = [Int](repeating: 0, count: next.clusters.count)
+        var serviceOf = [Int](repeating: 0, count: next.clusters.count)
         for (s, range) in next.serviceRanges.enumerated() { for i in range { serviceOf[i] = s } }
         serviceCookies = next.services.map { service in
             service.cookieNames(base: settings.cookieNames, domain: service.releaseGroup.flatMap { next.cookieDomains[$0] })
-        }
-        clusterIndex = [:]
-        if next.services.count > 1 {
-            for (i, c) in next.clusters.enumerated() { clusterIndex[ObjectIdentifier(c)] = i }
         }
         candidates = next.clusters.indices.map { i in
             let c = next.clusters[i]
@@ -327,8 +319,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
 
     /// The index of `cluster` in the current snapshot, if it is still there.
     private func index(of cluster: ClusterRuntime) -> Int? {
-        if snapshot.services.count > 1 { return clusterIndex[ObjectIdentifier(cluster)] }
-        return snapshot.clusters.firstIndex { $0 === cluster }
+        snapshot.clusters.firstIndex { $0 === cluster }
     }
 
     /// The service of a request by its host (`Host`, or the authority of an absolute-form
@@ -482,10 +473,9 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         counters.add(ProxyCounter.backendConnectFailures)
         cluster.metrics.blocks[id].add(ClusterCounter.connectFailures)
         cluster.state.record(success: false, nowMillis: Clock.unixMillis())
-        if let index = snapshot.clusters.firstIndex(where: { $0 === cluster }) {
-            healthWords[index] = cluster.health.word
-        }
-        if let index = snapshot.clusters.firstIndex(where: { $0 === cluster }), !hasLiveBackend(cluster: index, now: now) {
+        let slot = index(of: cluster)
+        if let slot { healthWords[slot] = cluster.health.word }
+        if let slot, !hasLiveBackend(cluster: slot, now: now) {
             markFailed(cluster, reason: "no healthy backend")
         } else {
             checkRollback(cluster)
