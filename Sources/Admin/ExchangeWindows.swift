@@ -3,27 +3,11 @@ import Fleet
 import Observability
 import Proxy
 
-/// What one version did over a window, as the rollout gates read it.
-public struct ExchangeWindow: Equatable, Sendable {
-    /// Exchanges answered (or failed: a 502 or 504 counts) in the window.
-    public var requests = 0
-    /// Of those, answers with a 5xx status (failed connects, resets and timeouts included).
-    public var errors = 0
-    /// The fine latency histogram of the window (`LatencyHistogram.bucketCount` counts).
-    public var latency: [Int] = []
-    /// CONCURRENT: exchanges compared between this version and the one before it, and how
-    /// many of them diverged.
-    public var compared = 0
-    public var divergent = 0
+/// What one version did over a window, as the rollout gates read it: the same counts an
+/// instance of a fleet publishes (`ExchangeTotals`), taken as the difference of two samples.
+public typealias ExchangeWindow = ExchangeTotals
 
-    public init(requests: Int = 0, errors: Int = 0, latency: [Int] = [], compared: Int = 0, divergent: Int = 0) {
-        self.requests = requests
-        self.errors = errors
-        self.latency = latency
-        self.compared = compared
-        self.divergent = divergent
-    }
-
+extension ExchangeTotals {
     /// The latency `percentile` (0–100) in µs; nil without samples. The ten slowest
     /// exchanges of the window are never the answer, so that a few cold connections (a new
     /// version's first exchanges) do not decide a p99 of a small window; with 1 000 samples
@@ -63,7 +47,7 @@ public final class ExchangeWindows {
         record(Self.totals(clusters, comparisons: comparisons), now: now)
     }
 
-    /// The cumulative totals of `clusters` (latest first) by uuid, as this instance counted
+    /// The cumulative totals of `clusters` (grouped by service, latest first) by uuid, as this instance counted
     /// them (what a fleet's instance publishes).
     public static func totals(_ clusters: [ClusterRuntime], comparisons: ComparisonLog? = nil) -> [String: ExchangeTotals] {
         var out: [String: ExchangeTotals] = [:]
@@ -72,7 +56,7 @@ public final class ExchangeWindows {
             var requests = 0
             for k in 0..<5 { requests += m.sum(ClusterCounter.responses + k) }
             var compared = (compared: 0, divergent: 0)
-            if let comparisons, let older = clusters[(i + 1)...].first(where: { !$0.state.isFailed }) {
+            if let comparisons, let older = clusters[(i + 1)...].first(where: { !$0.state.isFailed && $0.service == cluster.service }) {
                 compared = comparisons.totals(old: older.spec.uuid, new: cluster.spec.uuid)
             }
             out[cluster.spec.uuid] = ExchangeTotals(requests: requests, errors: m.sum(ClusterCounter.responses + 4), latency: m.latencyCounts(),
