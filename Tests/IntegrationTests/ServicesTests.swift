@@ -207,10 +207,13 @@ struct ServicesTests {
                 changes.append(["service": "front", "delete": "f\(v - 2)"])
                 changes.append(["service": "api", "delete": "a\(v - 2)"])
             }
+            let before = (json(try proxy.api("GET", "/status").1) as? [String: Any])?["generation"] as? Int ?? -1
             let (status, text) = try proxy.api("POST", "/changes", body: body(["changes": changes]))
             #expect(status == 202, "\(text)")
             let answer = json(text) as? [String: Any]
             #expect(answer?["uuids"] as? [String] == ["f\(v)", "a\(v)"])
+            // Two to four changes, one snapshot: the generation moves by one.
+            #expect(answer?["generation"] as? Int == before + 1)
             let seen = pairs.withLock { $0 }
             try waitUntil("requests under release \(v)") { pairs.withLock { $0 } >= seen + 20 }
         }
