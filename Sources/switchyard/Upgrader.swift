@@ -305,6 +305,14 @@ final class Upgrader: @unchecked Sendable {
                 if !actions.isEmpty { return actions }
             } else {
                 if let exit = ChildProcess.reap(child, wait: false) {
+                    // It may have said why just before it exited: that reason beats the status.
+                    if DescriptorChannel.waitReadable(channel, timeoutMillis: 0),
+                       let message = try? DescriptorChannel.receive(channel) {
+                        for fd in message.descriptors { Socket.close(fd) }
+                        if case .refused(let reason)? = try? HandoverMessage.decode(message.bytes, descriptors: message.descriptors.count) {
+                            return feed(.successorRefused(reason: "the new process refused: \(reason)"))
+                        }
+                    }
                     return feed(.successorExited(reason: "the new process \(exit) before it was ready"))
                 }
                 let actions = feed(.tick(now: Clock.nanoseconds()))
