@@ -1,7 +1,9 @@
 import HTTP1
 import Observability
+import Proxy
 import Reactor
 import Syscalls
+import TLS
 
 /// A request to the control plane, fully read (head and body).
 public struct AdminRequest: Sendable {
@@ -65,19 +67,28 @@ public struct AdminResponse: Sendable {
 
 /// A small HTTP/1.1 server for the control plane, on its own event loop. Requests are read
 /// whole (bodies up to `maxBodyBytes`, else 413) and answered by `handler` on the loop's thread.
+/// With `tls`, every connection first completes a TLS handshake (within `handshakeNanos`) and
+/// requests and responses then go through its `TLSConnection`.
 public final class AdminHTTPServer: EventHandler, @unchecked Sendable {
     let loop: EventLoop
     let listenerFD: Int32
     let maxBodyBytes: Int
     let headLimits: HeadLimits
     let handler: (AdminRequest) -> AdminResponse
+    /// The API's certificates (`configService.tls`); nil: plain HTTP.
+    let tls: TLSEndpoint?
+    /// How long a client may take to finish its TLS handshake.
+    let handshakeNanos: UInt64
     fileprivate var connections: [Int32: AdminConnection] = [:]
 
-    public init(loop: EventLoop, listenerFD: Int32, maxBodyBytes: Int, handler: @escaping (AdminRequest) -> AdminResponse) {
+    public init(loop: EventLoop, listenerFD: Int32, maxBodyBytes: Int, tls: TLSEndpoint? = nil,
+                handshakeNanos: UInt64 = 10_000_000_000, handler: @escaping (AdminRequest) -> AdminResponse) {
         self.loop = loop
         self.listenerFD = listenerFD
         self.maxBodyBytes = maxBodyBytes
         self.headLimits = HeadLimits(requireHost: false, underscores: .allow)
+        self.tls = tls
+        self.handshakeNanos = handshakeNanos
         self.handler = handler
     }
 
@@ -110,8 +121,18 @@ public final class AdminHTTPServer: EventHandler, @unchecked Sendable {
                 pause()
                 return
             }
-            guard case .done(let (client, _)) = accepted else { return }
-            let connection = AdminConnection(server: self, fd: client)
+            guard case .done(let (client, address)) = accepted else { return }
+            var secure: TLSConnection?
+            if let tls {
+                // The certificates in force now; a reload later does not disturb this connection.
+                guard let made = TLSConnection(context: tls.context, fd: client) else {
+                    Log.error("admin_tls_handshake_failed", ["client": "\(address)", "reason": "OpenSSL could not make a connection"])
+                    Socket.close(client)
+                    continue
+                }
+                secure = made
+            }
+            let connection = AdminConnection(server: self, fd: client, clientAddress: "\(address)", tls: secure)
             connections[client] = connection
             do {
                 try loop.register(client, handler: connection)
@@ -142,11 +163,18 @@ public final class AdminHTTPServer: EventHandler, @unchecked Sendable {
     }
 }
 
-/// One control-plane client connection.
+/// One control-plane client connection, plain or over TLS.
 final class AdminConnection: EventHandler, DeadlineHandler {
     unowned let server: AdminHTTPServer
     let fd: Int32
     var sweepIndex = -1
+    private let clientAddress: String
+    /// The connection's TLS layer; nil on a plain API listener.
+    private let tls: TLSConnection?
+    /// True until the TLS handshake is done (always false on a plain listener).
+    private var handshaking: Bool
+    /// Where decrypted bytes land before they join `input`.
+    private var plaintext: ByteBuffer?
     private var input: [UInt8] = []
     private var output: [UInt8] = []
     private var outputOffset = 0
@@ -157,20 +185,94 @@ final class AdminConnection: EventHandler, DeadlineHandler {
     private var closed = false
     private static let timeoutNanos: UInt64 = 30_000_000_000
 
-    init(server: AdminHTTPServer, fd: Int32) {
+    init(server: AdminHTTPServer, fd: Int32, clientAddress: String, tls: TLSConnection?) {
         self.server = server
         self.fd = fd
+        self.clientAddress = clientAddress
+        self.tls = tls
+        handshaking = tls != nil
         parser = HeadParser(limits: server.headLimits)
-        deadline = server.loop.now &+ Self.timeoutNanos
+        deadline = server.loop.now &+ (tls != nil ? server.handshakeNanos : Self.timeoutNanos)
     }
 
     func checkDeadline(now: UInt64) {
-        if now >= deadline { close() }
+        guard now >= deadline else { return }
+        if handshaking { handshakeFailed("not completed in time") }
+        close()
     }
 
     func handleEvent(fd: Int32, events: EpollEvents) {
+        if tls != nil {
+            // OpenSSL may need either direction at any step (and holds bytes read ahead that
+            // no edge will announce), so every event drives the whole connection.
+            if handshaking { stepHandshake() }
+            if !handshaking && !closed { readAllTLS() }
+            if !closed { flush() }
+            return
+        }
         if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) { readAll() }
         if !closed { flush() }
+    }
+
+    // MARK: TLS
+
+    /// Advances the handshake; once it is done the connection reads requests like a plain one.
+    private func stepHandshake() {
+        guard let tls else { return }
+        switch tls.handshake() {
+        case .wantRead, .wantWrite:
+            return
+        case .failed(let reason):
+            handshakeFailed(reason)
+            close()
+        case .done:
+            handshaking = false
+            server.tls?.handshakes.add(1, ordering: .relaxed)
+            if tls.resumed { server.tls?.resumed.add(1, ordering: .relaxed) }
+            deadline = server.loop.now &+ Self.timeoutNanos
+        }
+    }
+
+    /// Counts and logs a handshake that failed or ran out of time (a plain HTTP request sent
+    /// to the TLS port ends here: OpenSSL reports it as "http request").
+    private func handshakeFailed(_ reason: String) {
+        server.tls?.failures.add(1, ordering: .relaxed)
+        let why = reason.hasSuffix("http request") ? "a plain HTTP request on the API's TLS port (use https://)" : reason
+        Log.info("admin_tls_handshake_failed", ["client": clientAddress, "reason": why])
+    }
+
+    /// Decrypts everything OpenSSL and the socket hold into `input`, answering requests as
+    /// they complete.
+    private func readAllTLS() {
+        guard let tls else { return }
+        let buffer = plaintext ?? ByteBuffer(capacity: 16384)
+        plaintext = buffer
+        while !closed {
+            buffer.clear()
+            switch tls.read(into: buffer) {
+            case .done(let n) where n > 0:
+                input.append(contentsOf: buffer.readable)
+                deadline = server.loop.now &+ Self.timeoutNanos
+                processInput()
+            case .done, .wantRead, .wantWrite:
+                return
+            case .closed, .failed:
+                close()
+                return
+            }
+        }
+    }
+
+    /// Sends what `output` holds from `outputOffset` through the socket or TLS; nil when the
+    /// connection broke.
+    private func send() -> IOResult<Int>? {
+        guard let tls else { return try? Socket.write(fd, bytes: output[outputOffset...]) }
+        let transfer = output.withUnsafeBytes { raw in tls.write(UnsafeRawBufferPointer(rebasing: raw[outputOffset...])) }
+        switch transfer {
+        case .done(let n): return .done(n)
+        case .wantRead, .wantWrite: return .wouldBlock
+        case .closed, .failed: return nil
+        }
     }
 
     private func readAll() {
@@ -250,7 +352,7 @@ final class AdminConnection: EventHandler, DeadlineHandler {
 
     private func flush() {
         while outputOffset < output.count {
-            guard let result = try? Socket.write(fd, bytes: output[outputOffset...]) else { close(); return }
+            guard let result = send() else { close(); return }
             switch result {
             case .done(let n): outputOffset += n
             case .wouldBlock: return
@@ -260,6 +362,7 @@ final class AdminConnection: EventHandler, DeadlineHandler {
             output.removeAll()
             outputOffset = 0
             if closeAfterWrite {
+                tls?.shutdown()
                 Socket.shutdownWrite(fd)
                 close()
                 return

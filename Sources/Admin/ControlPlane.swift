@@ -1,5 +1,6 @@
 import Dispatch
 import Observability
+import Proxy
 import Reactor
 import Syscalls
 #if canImport(Glibc)
@@ -21,11 +22,14 @@ public final class ControlPlane: Sendable {
     }
 
     /// Serves `handler` (the API, possibly wrapped) on a listener already bound: the
-    /// caller's, or one a self-upgrade's successor inherited.
-    public init(listenerFD fd: Int32, maxBodyBytes: Int, handler: @escaping @Sendable (AdminRequest) -> AdminResponse) throws(SyscallError) {
+    /// caller's, or one a self-upgrade's successor inherited. With `tls` (`configService.tls`)
+    /// clients must complete a TLS handshake within `handshakeNanos` first.
+    public init(listenerFD fd: Int32, maxBodyBytes: Int, tls: TLSEndpoint? = nil, handshakeNanos: UInt64 = 10_000_000_000,
+                handler: @escaping @Sendable (AdminRequest) -> AdminResponse) throws(SyscallError) {
         port = try Socket.localAddress(fd).port
         loop = try EventLoop(id: -1)
-        server = AdminHTTPServer(loop: loop, listenerFD: fd, maxBodyBytes: maxBodyBytes, handler: handler)
+        server = AdminHTTPServer(loop: loop, listenerFD: fd, maxBodyBytes: maxBodyBytes, tls: tls, handshakeNanos: handshakeNanos,
+                                 handler: handler)
     }
 
     /// The API listener's descriptor (handed to a successor process).

@@ -6,16 +6,20 @@ import Routing
 import TLS
 
 /// The TLS listeners as the control plane sees them: their certificates for `/status` and the
-/// metrics, and the reload of their certificate files (`POST /tls/reload`, SIGHUP).
+/// metrics, and the reload of their certificate files (`POST /tls/reload`, SIGHUP). The admin
+/// API's own listener (`configService.tls`) is one of them, last, marked `admin`.
 public final class TLSListenerSet: Sendable {
     /// One TLS listener: the port it is bound to and its endpoint.
     public struct Listener: Sendable {
         public var port: Int
         public var endpoint: TLSEndpoint
+        /// True for the admin API's listener, false for a client listener.
+        public var admin: Bool
 
-        public init(port: Int, endpoint: TLSEndpoint) {
+        public init(port: Int, endpoint: TLSEndpoint, admin: Bool = false) {
             self.port = port
             self.endpoint = endpoint
+            self.admin = admin
         }
     }
 
@@ -76,6 +80,11 @@ public final class TLSListenerSet: Sendable {
                     ] as [String: Any]
                 },
             ]
+            if listener.admin {
+                // The API's few connections always read through OpenSSL; kTLS is not asked for.
+                entry["role"] = "admin"
+                entry["pathReason"] = "the admin API reads and writes through OpenSSL"
+            }
             if let error = endpoint.lastReloadError { entry["lastReloadError"] = error }
             return entry
         }

@@ -8,7 +8,7 @@ import Routing
 ///            "timeouts": {"clientHeadSeconds": 10, …}, "limits": {"maxHeadBytes": 16384, …},
 ///            "requestBodies": {"bodylessMethods": "refuse"}, "requestHeaders": {"underscores": "refuse"},
 ///            "listeners": [{"port": 443, "tls": {"certificates": [{"cert": "…", "key": "…"}]}}, {"port": 80}]},
-///  "configService": {"hostname": "127.0.0.1", "port": 9090, "token": "secret"},
+///  "configService": {"hostname": "127.0.0.1", "port": 9090, "token": "secret", "tls": {"certificates": [{"cert": "…", "key": "…"}]}},
 ///  "cluster": {"servers": [{"hostname": "127.0.0.1", "port": 1034}], "version": "1.0"},
 ///  "workers": 2,
 ///  "cookies": {"session": "dynsoftup", "transition": "transition", "lastSeen": "dynsoftup_seen",
@@ -128,6 +128,9 @@ public enum ConfigFile {
                     throw admin.fail("token", "must be a non-empty string of printable characters without spaces")
                 }
                 config.adminToken = token
+            }
+            if var tls = try admin.object("tls") {
+                config.adminTLS = try parseTLS(&tls)
             }
             try admin.rejectUnknown()
         }

@@ -101,6 +101,9 @@ public struct ProxyConfig: Sendable, Equatable {
     public var adminPort = 9090
     /// Bearer token the REST API requires when set (`configService.token`).
     public var adminToken: String?
+    /// TLS on the REST API's listener (`configService.tls`, the same object as a listener's
+    /// `tls`); nil: plain HTTP.
+    public var adminTLS: TLSListenerConfig?
     /// The default service's clusters in file order (`cluster`/`clusters`); at least one
     /// unless `services` are given.
     public var clusters: [ClusterSpec]

@@ -70,10 +70,34 @@ extension Launcher {
         }
     }
 
-    /// The TLS listeners as bound, for the API.
-    static func tlsListenerSet(_ proxy: ProxyServer) -> TLSListenerSet? {
-        let listeners = proxy.listeners.compactMap { bound in bound.tls.map { TLSListenerSet.Listener(port: bound.port, endpoint: $0) } }
+    /// The admin API's certificates (`configService.tls`) loaded, or nil for a plain API.
+    /// Throws `UsageError` naming the field at fault (`configService.tls.certificates[0].cert: …`).
+    static func adminEndpoint(_ config: ProxyConfig) throws(UsageError) -> TLSEndpoint? {
+        guard let tls = config.adminTLS else { return nil }
+        do {
+            // The API's few connections always go through OpenSSL: kTLS is not asked for.
+            return try TLSEndpoint(settings: tlsSettings(tls), field: "configService.tls", kernelOffers: false)
+        } catch {
+            throw UsageError(description: "configService.tls.\(error.field): \(error.message)")
+        }
+    }
+
+    /// The TLS listeners as bound, for the API; the admin API's own (on `adminFD`) comes last.
+    static func tlsListenerSet(_ proxy: ProxyServer, admin: TLSEndpoint? = nil, adminFD: Int32 = -1) -> TLSListenerSet? {
+        var listeners = proxy.listeners.compactMap { bound in bound.tls.map { TLSListenerSet.Listener(port: bound.port, endpoint: $0) } }
+        if let admin {
+            let port = (try? Socket.localAddress(adminFD).port) ?? 0
+            listeners.append(TLSListenerSet.Listener(port: port, endpoint: admin, admin: true))
+        }
         return listeners.isEmpty ? nil : TLSListenerSet(listeners)
+    }
+
+    /// Rotates the admin API's session ticket keys every `configService.tls.ticketKeyRotationSeconds`.
+    static func scheduleAdminTicketRotation(_ config: ProxyConfig, _ endpoint: TLSEndpoint?, _ control: ControlPlane) {
+        guard let endpoint, let keys = endpoint.ticketKeys, let seconds = config.adminTLS?.ticketKeyRotationSeconds else { return }
+        control.every(UInt64(seconds * 1e9)) {
+            if !keys.rotate() { Log.error("tls_ticket_rotation_failed", ["listener": endpoint.field]) }
+        }
     }
 
     /// One start-up line per extra listener: its port and, for TLS, which data path it uses.
@@ -88,11 +112,13 @@ extension Launcher {
         }
     }
 
-    /// SIGHUP: TLS listeners load the certificate files the re-read configuration names (in
-    /// order; a changed set of listeners needs a restart). Bad files keep the old certificates.
+    /// SIGHUP: TLS listeners, and the admin API's, load the certificate files the re-read
+    /// configuration names (in order; a changed set of listeners needs a restart). Bad files
+    /// keep the old certificates.
     static func reloadTLS(_ next: ProxyConfig, _ tls: TLSListenerSet?) {
         guard let tls else { return }
-        let configured = (next.listeners ?? []).compactMap(\.tls).map(tlsSettings)
+        var configured = (next.listeners ?? []).compactMap(\.tls).map(tlsSettings)
+        if tls.listeners.last?.admin == true, let admin = next.adminTLS { configured.append(tlsSettings(admin)) }
         tls.reload(configured.count == tls.listeners.count ? configured : nil)
     }
 }

@@ -292,6 +292,13 @@ enum Launcher {
             printError("switchyard: \(error.description)")
             return 2
         }
+        let adminTLS: TLSEndpoint?
+        do {
+            adminTLS = try adminEndpoint(config)
+        } catch {
+            printError("switchyard: \(error.description)")
+            return 2
+        }
         if inherited != nil && !plan.extra.isEmpty {
             printError("switchyard: upgrade refused: proxy.listeners: only the main listener is handed over in an upgrade; "
                        + "with TLS or several listeners, restart instead")
@@ -327,7 +334,14 @@ enum Launcher {
             return 1
         }
         registry.setPublisher { proxy.publish($0) }
-        let tlsListeners = tlsListenerSet(proxy)
+        let adminFD: Int32
+        do {
+            adminFD = try inherited?.adminListener ?? Socket.listen(adminAddress, reusePort: false, backlog: 128)
+        } catch {
+            printError("switchyard: cannot listen on \(adminAddress) for the API: \(error)")
+            return 1
+        }
+        let tlsListeners = tlsListenerSet(proxy, admin: adminTLS, adminFD: adminFD)
         let rollouts = RolloutDriver(registry: registry, comparisons: proxySettings.comparisons)
         let dashboard = Dashboard(registry: registry, rollouts: rollouts)
         let upgrader = Upgrader(serial: inherited?.serial ?? 0, arguments: Array(CommandLine.arguments.dropFirst()),
@@ -337,8 +351,8 @@ enum Launcher {
                            extraRoutes: ["/upgrade": { upgrader.handle($0) }], tls: tlsListeners)
         let control: ControlPlane
         do {
-            let adminFD = try inherited?.adminListener ?? Socket.listen(adminAddress, reusePort: false, backlog: 128)
-            control = try ControlPlane(listenerFD: adminFD, maxBodyBytes: config.limits.maxApiBodyBytes, handler: upgrader.wrap(api))
+            control = try ControlPlane(listenerFD: adminFD, maxBodyBytes: config.limits.maxApiBodyBytes, tls: adminTLS,
+                                       handshakeNanos: UInt64(config.timeouts.clientHandshakeSeconds * 1e9), handler: upgrader.wrap(api))
         } catch {
             printError("switchyard: cannot listen on \(adminAddress) for the API: \(error)")
             return 1
@@ -398,11 +412,12 @@ enum Launcher {
         }
         // Health checks and readiness gates run on the control-plane thread too.
         HealthChecker(loop: control.loop, registry: registry, metrics: metrics).start()
-        Log.notice("started", ["proxy": "\(config.proxyHost):\(proxy.port)", "api": "\(config.adminHost):\(control.port)",
+        Log.notice("started", ["proxy": "\(config.proxyHost):\(proxy.port)", "api": "\(config.adminHost):\(control.port)", "apiTLS": adminTLS == nil ? "no" : "yes",
                                "workers": String(workers), "clusters": String(snapshot.clusters.count),
                                "nofile": String(fileLimit), "stateDir": stateDir ?? "none"])
         logListeners(proxy)
         scheduleTicketRotation(config, proxy, control)
+        scheduleAdminTicketRotation(config, adminTLS, control)
         if demo != nil { DemoBackends.printHelp(proxyPort: proxy.port, adminPort: control.port) }
 
         proxySettings.accessLog?.start()
@@ -476,6 +491,7 @@ enum Launcher {
             ignored.append("proxy.listeners")
         }
         if next.adminHost != current.adminHost || next.adminPort != current.adminPort { ignored.append("configService address") }
+        if (next.adminTLS == nil) != (current.adminTLS == nil) { ignored.append("configService.tls on or off") }
         if options.workers == nil && (next.workers ?? workers) != workers { ignored.append("workers") }
         if options.stateDir == nil && next.stateDir != current.stateDir { ignored.append("state.dir") }
         if next.comparisonsKept != current.comparisonsKept { ignored.append("comparisons.kept") }
@@ -503,6 +519,7 @@ enum Launcher {
         applied.stateDir = current.stateDir
         applied.comparisonsKept = current.comparisonsKept
         applied.accessLog = current.accessLog
+        if (next.adminTLS == nil) != (current.adminTLS == nil) { applied.adminTLS = current.adminTLS }
         applied.clusters = current.clusters
         return applied
     }
