@@ -51,6 +51,16 @@ public struct BlockingConnection: ~Copyable {
 
     deinit { Socket.close(fd) }
 
+    /// The socket, for a layer that moves the bytes itself (TLS); it stays owned (and closed)
+    /// by this connection.
+    public var descriptor: Int32 { fd }
+
+    /// Waits until the socket is readable (`writable`: writable), or has an error or hang-up
+    /// to report; false on timeout. For layers that drive the socket through `descriptor`.
+    public func waitUntilReady(writable: Bool, timeoutMillis: Int32) -> Bool {
+        Self.wait(fd, for: Int16(writable ? POLLOUT : POLLIN), millis: timeoutMillis)
+    }
+
     /// Sends every byte, waiting at most `timeoutMillis` each time the socket is full.
     public func send(_ bytes: [UInt8], timeoutMillis: Int32) throws(Failure) {
         var offset = 0

@@ -19,10 +19,10 @@ enum Ctl {
             return 0
         }
         guard let url = AdminURL(options.admin) else {
-            printError("switchyard ctl: --admin must look like http://HOST:PORT, not \"\(options.admin)\"")
+            printError("switchyard ctl: --admin must look like http://HOST:PORT or https://HOST:PORT, not \"\(options.admin)\"")
             return 2
         }
-        let client = CtlClient(url: url, token: options.token)
+        let client = CtlClient(url: url, token: options.token, caFile: options.caFile)
         do {
             return try run(options, client: client)
         } catch {

@@ -4,6 +4,9 @@ struct CtlOptions: Equatable {
     var admin = "http://127.0.0.1:9090"
     /// Bearer token (`--token` or `SWITCHYARD_TOKEN`).
     var token: String?
+    /// CA certificates (PEM) an `https://` admin URL's certificate must chain to (`--cacert`
+    /// or `SWITCHYARD_CACERT`); nil: the system's.
+    var caFile: String?
     /// Print the API's JSON instead of tables (`--json`).
     var json = false
     /// The service whose clusters are meant (`--service`); nil: the 2014 `/configuration/cluster`.
@@ -101,7 +104,7 @@ struct CtlPutFlags: Equatable {
 }
 
 let ctlUsage = """
-Usage: switchyard ctl [--admin URL] [--token T] [--json] COMMAND
+Usage: switchyard ctl [--admin URL] [--token T] [--cacert FILE] [--json] COMMAND
 
 Commands:
   status                              the proxy and its clusters (state, rollout, traffic)
@@ -122,17 +125,20 @@ Commands:
 Global options:
   --admin URL     the admin API (default: $SWITCHYARD_ADMIN or http://127.0.0.1:9090)
   --token T       bearer token (default: $SWITCHYARD_TOKEN)
+  --cacert FILE   CA certificates (PEM) to verify an https:// admin API with
+                  (default: $SWITCHYARD_CACERT, else the system's)
   --json          print the API's JSON answer instead of a table
 
 Exit status: 0 done, 1 the proxy refused or did not answer (one line on stderr), 2 usage.
 """
 
-/// Parses `switchyard ctl` arguments (after `ctl`). `environment` supplies `SWITCHYARD_ADMIN`
-/// and `SWITCHYARD_TOKEN`; flags win over it. Throws a one-line usage error.
+/// Parses `switchyard ctl` arguments (after `ctl`). `environment` supplies `SWITCHYARD_ADMIN`,
+/// `SWITCHYARD_TOKEN` and `SWITCHYARD_CACERT`; flags win over it. Throws a one-line usage error.
 func parseCtl(_ arguments: [String], environment: [String: String]) throws(UsageError) -> CtlOptions {
     var options = CtlOptions()
     if let admin = environment["SWITCHYARD_ADMIN"], !admin.isEmpty { options.admin = admin }
     if let token = environment["SWITCHYARD_TOKEN"], !token.isEmpty { options.token = token }
+    if let file = environment["SWITCHYARD_CACERT"], !file.isEmpty { options.caFile = file }
     var positional: [String] = []
     var flags = CtlPutFlags()
     var force = false
@@ -161,9 +167,12 @@ func parseCtl(_ arguments: [String], environment: [String: String]) throws(Usage
         case "--help": options.command = .help; return options
         case "--admin":
             let url = try value(name, inline)
-            guard url.hasPrefix("http://") else { throw UsageError(description: "--admin must be an http:// URL, not \"\(url)\"") }
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw UsageError(description: "--admin must be an http:// or https:// URL, not \"\(url)\"")
+            }
             options.admin = url
         case "--token": options.token = try value(name, inline)
+        case "--cacert": options.caFile = try value(name, inline)
         case "--json": options.json = true
         case "--service": options.service = try value(name, inline)
         case "--force": force = true

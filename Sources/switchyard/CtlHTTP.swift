@@ -1,16 +1,27 @@
 import Syscalls
+import TLS
 
-/// The admin API's address, from a URL such as `http://127.0.0.1:9090` (an optional path
-/// prefix is kept, for an API behind another proxy).
+/// The admin API's address, from a URL such as `http://127.0.0.1:9090` or
+/// `https://admin.example:9443` (an optional path prefix is kept, for an API behind another proxy).
 struct AdminURL: Equatable {
     var host: String
     var port: Int
     var pathPrefix: String
+    /// True for `https://`: the API is spoken over TLS (`configService.tls`).
+    var secure = false
 
-    /// Parses `http://host[:port][/prefix]`; nil when malformed (https is not spoken here).
+    /// Parses `http://host[:port][/prefix]` or `https://…`; nil when malformed.
     init?(_ text: String) {
-        guard text.hasPrefix("http://") else { return nil }
-        var rest = Substring(text.dropFirst("http://".count))
+        let scheme: String
+        if text.hasPrefix("http://") {
+            scheme = "http://"
+        } else if text.hasPrefix("https://") {
+            scheme = "https://"
+            secure = true
+        } else {
+            return nil
+        }
+        var rest = Substring(text.dropFirst(scheme.count))
         var prefix = ""
         if let slash = rest.firstIndex(of: "/") {
             prefix = String(rest[slash...])
@@ -18,7 +29,7 @@ struct AdminURL: Equatable {
             while prefix.hasSuffix("/") { prefix.removeLast() }
         }
         var host = String(rest)
-        var port = 80
+        var port = secure ? 443 : 80
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { return nil }
             let after = host[host.index(after: close)...]
@@ -40,6 +51,9 @@ struct AdminURL: Equatable {
 
     /// `host:port` as the Host header and messages show it.
     var authority: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// `http://host:port` or `https://host:port`, for messages.
+    var origin: String { (secure ? "https://" : "http://") + authority }
 }
 
 /// An answer of the admin API.
@@ -59,6 +73,9 @@ struct CtlUnreachable: Error, CustomStringConvertible {
 struct CtlClient {
     let url: AdminURL
     let token: String?
+    /// CA certificates (PEM) that an `https://` API's certificate must chain to (`--cacert`);
+    /// nil: the system's.
+    var caFile: String? = nil
     /// Deadline of each connect, send and receive.
     var timeoutMillis: Int32 = 5000
 
@@ -116,23 +133,27 @@ struct CtlClient {
     /// for the operator when the proxy cannot be reached or does not answer.
     func call(_ method: String, _ path: String, body: [UInt8]? = nil) throws(CtlUnreachable) -> CtlAnswer {
         let fullPath = url.pathPrefix + path
-        let where_ = "the admin API at http://\(url.authority)"
+        let where_ = "the admin API at \(url.origin)"
         guard let address = SocketAddress(host: url.host, port: url.port) else {
             throw CtlUnreachable(description: "cannot resolve \"\(url.host)\" (\(where_))")
         }
         do {
             let connection = try BlockingConnection(connectingTo: address, timeoutMillis: timeoutMillis)
-            try connection.send(Self.request(method: method, path: fullPath, authority: url.authority, token: token, body: body),
-                                timeoutMillis: timeoutMillis)
+            let request = Self.request(method: method, path: fullPath, authority: url.authority, token: token, body: body)
             var received: [UInt8] = []
-            while true {
-                let chunk = try connection.receive(max: 65536, timeoutMillis: timeoutMillis)
-                if chunk.isEmpty { break }
-                received += chunk
-                if received.count > 64 << 20 { break }
+            if url.secure {
+                received = try exchangeTLS(connection, request, where_)
+            } else {
+                try connection.send(request, timeoutMillis: timeoutMillis)
+                while true {
+                    let chunk = try connection.receive(max: 65536, timeoutMillis: timeoutMillis)
+                    if chunk.isEmpty { break }
+                    received += chunk
+                    if received.count > 64 << 20 { break }
+                }
             }
             guard let answer = Self.parseResponse(received) else {
-                throw CtlUnreachable(description: "\(where_) sent something that is not an HTTP/1.1 answer (is --admin the API port?)")
+                throw CtlUnreachable(description: "\(where_) sent something that is not an HTTP/1.1 answer (is --admin the API port? an API with TLS needs https://)")
             }
             return answer
         } catch let failure as BlockingConnection.Failure {
@@ -149,5 +170,58 @@ struct CtlClient {
         } catch {
             throw CtlUnreachable(description: "\(where_): \(error)")
         }
+    }
+
+    /// Sends `request` over TLS on `connection` and reads the whole answer: handshake (the
+    /// server's certificate verified against `caFile` and the URL's host), request, then
+    /// everything up to the server's close. Throws `CtlUnreachable` saying which step failed.
+    private func exchangeTLS(_ connection: borrowing BlockingConnection, _ request: [UInt8], _ where_: String) throws(CtlUnreachable) -> [UInt8] {
+        let tls: TLSClient
+        do {
+            tls = try TLSClient(fd: connection.descriptor, serverName: url.host, caFile: caFile)
+        } catch {
+            throw CtlUnreachable(description: "--cacert: \(error.message)")
+        }
+        func wait(_ writable: Bool, _ what: String) throws(CtlUnreachable) {
+            guard connection.waitUntilReady(writable: writable, timeoutMillis: timeoutMillis) else {
+                throw CtlUnreachable(description: "\(where_) did not answer: timed out \(what) after \(timeoutMillis / 1000) s")
+            }
+        }
+        handshake: while true {
+            switch tls.handshake() {
+            case .done: break handshake
+            case .wantRead: try wait(false, "in the TLS handshake")
+            case .wantWrite: try wait(true, "in the TLS handshake")
+            case .failed(let reason):
+                let hint = reason.contains("not accepted") && caFile == nil ? " (give the CA's certificate with --cacert FILE)" : ""
+                throw CtlUnreachable(description: "TLS handshake with \(where_) failed: \(reason)\(hint)")
+            }
+        }
+        var offset = 0
+        while offset < request.count {
+            let result = request.withUnsafeBytes { raw in tls.write(UnsafeRawBufferPointer(rebasing: raw[offset...])) }
+            switch result {
+            case .done(let n): offset += n
+            case .wantRead: try wait(false, "sending")
+            case .wantWrite: try wait(true, "sending")
+            case .closed, .failed: throw CtlUnreachable(description: "\(where_): the connection broke while sending")
+            }
+        }
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while received.count <= 64 << 20 {
+            let result = chunk.withUnsafeMutableBytes { tls.read(into: $0) }
+            switch result {
+            case .done(let n): received += chunk[0..<n]
+            case .wantRead: try wait(false, "waiting for the answer")
+            case .wantWrite: try wait(true, "waiting for the answer")
+            case .closed: return received
+            case .failed(let reason):
+                // An answer already complete counts even if the close was not clean.
+                if Self.parseResponse(received) != nil { return received }
+                throw CtlUnreachable(description: "\(where_): connection failed: \(reason)")
+            }
+        }
+        return received
     }
 }

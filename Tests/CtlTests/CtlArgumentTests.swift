@@ -49,6 +49,11 @@ struct CtlArgumentTests {
         #expect(o.token == "t2")
         #expect(o.json)
         #expect(o.service == "shop")
+        #expect(o.caFile == nil)
+        o = try parse("status", env: ["SWITCHYARD_ADMIN": "https://admin.test:9443", "SWITCHYARD_CACERT": "/etc/ca.pem"])
+        #expect(o.admin == "https://admin.test:9443" && o.caFile == "/etc/ca.pem")
+        o = try parse("--admin https://h:1 --cacert=/tmp/ca.pem status", env: ["SWITCHYARD_CACERT": "/etc/ca.pem"])
+        #expect(o.admin == "https://h:1" && o.caFile == "/tmp/ca.pem")
     }
 
     @Test("usage errors are one line naming what is wrong", arguments: [
@@ -68,7 +73,8 @@ struct CtlArgumentTests {
         ("put --version 2 --server h:1 --mode SESSION --steps 5", "put: --steps makes a GRADUAL plan; --mode must be GRADUAL or left out"),
         ("put f.json --version 2", "put: give a FILE.json or flags, not both"),
         ("pause v2 --version 2", "--uuid, --version, --server, --mode, --steps and --hold apply to put"),
-        ("--admin https://h:1 status", "--admin must be an http:// URL, not \"https://h:1\""),
+        ("--admin ftp://h:1 status", "--admin must be an http:// or https:// URL, not \"ftp://h:1\""),
+        ("--cacert", "--cacert needs a value"),
         ("--token", "--token needs a value"),
     ])
     func usage(line: String, message: String) {

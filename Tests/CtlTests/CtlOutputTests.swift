@@ -33,7 +33,11 @@ struct CtlOutputTests {
         let v6 = AdminURL("http://[::1]:9091/admin/")
         #expect(v6?.host == "::1" && v6?.port == 9091 && v6?.pathPrefix == "/admin" && v6?.authority == "[::1]:9091")
         #expect(AdminURL("http://proxy.internal")?.port == 80)
-        #expect(AdminURL("https://h:1") == nil)
+        let secure = AdminURL("https://admin.test:9443/")
+        #expect(secure?.secure == true && secure?.host == "admin.test" && secure?.port == 9443 && secure?.origin == "https://admin.test:9443")
+        #expect(AdminURL("https://admin.test")?.port == 443)
+        #expect(plain?.secure == false && plain?.origin == "http://127.0.0.1:9090")
+        #expect(AdminURL("ftp://h:1") == nil)
         #expect(AdminURL("http://h:99999") == nil)
         #expect(AdminURL("http://:80") == nil)
     }
