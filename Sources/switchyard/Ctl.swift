@@ -31,10 +31,10 @@ enum Ctl {
         }
     }
 
-    /// The two environment variables `ctl` reads (`SWITCHYARD_ADMIN`, `SWITCHYARD_TOKEN`).
+    /// The environment variables `ctl` reads (`SWITCHYARD_ADMIN`, `SWITCHYARD_TOKEN`, `SWITCHYARD_CACERT`).
     static func environment() -> [String: String] {
         var out: [String: String] = [:]
-        for name in ["SWITCHYARD_ADMIN", "SWITCHYARD_TOKEN"] {
+        for name in ["SWITCHYARD_ADMIN", "SWITCHYARD_TOKEN", "SWITCHYARD_CACERT"] {
             if let value = getenv(name) { out[name] = String(cString: value) }
         }
         return out

@@ -9,12 +9,13 @@ import Glibc
 /// with a new binary, waits for the outcome and says it in one line. Exit status 0 when the
 /// new process serves, 1 when the upgrade failed or was refused, 2 for a usage mistake.
 enum UpgradeCommand {
-    static let usageLine = "usage: switchyard upgrade [--config FILE | --admin URL] [--binary PATH] [--timeout SECONDS]"
+    static let usageLine = "usage: switchyard upgrade [--config FILE | --admin URL] [--cacert FILE] [--binary PATH] [--timeout SECONDS]"
 
     static func main(_ arguments: [String]) -> Int32 {
         var admin: String?
         var configPath: String?
         var binary: String?
+        var caFile: String?
         var timeout = 30.0
         var i = 0
         while i < arguments.count {
@@ -33,6 +34,7 @@ enum UpgradeCommand {
             case "--admin": admin = value()
             case "--config": configPath = value()
             case "--binary": binary = value()
+            case "--cacert": caFile = value()
             case "--timeout":
                 guard let text = value(), let seconds = Double(text), seconds > 0 else {
                     printError("switchyard upgrade: --timeout needs a number of seconds")
@@ -52,7 +54,16 @@ enum UpgradeCommand {
         var token = getenv("SWITCHYARD_ADMIN_TOKEN").map { String(cString: $0) }
         var host = "127.0.0.1"
         var port = 9090
-        if let admin {
+        // An API with TLS (`https://`, or `configService.tls` in the configuration) is called
+        // through ctl's client, which verifies its certificate.
+        var secure = false
+        if let admin, admin.hasPrefix("https://") {
+            guard AdminURL(admin) != nil else {
+                printError("switchyard upgrade: --admin: expected https://HOST:PORT, got \"\(admin)\"")
+                return 2
+            }
+            secure = true
+        } else if let admin {
             guard let parsed = parseAdminURL(admin) else {
                 printError("switchyard upgrade: --admin: expected http://HOST:PORT, got \"\(admin)\"")
                 return 2
@@ -64,14 +75,15 @@ enum UpgradeCommand {
                 host = config.adminHost == "0.0.0.0" ? "127.0.0.1" : config.adminHost
                 port = config.adminPort
                 token = token ?? config.adminToken
+                if let tls = config.adminTLS {
+                    // A self-signed API certificate is its own CA; others need --cacert.
+                    secure = true
+                    caFile = caFile ?? tls.certificates.first?.cert
+                }
             } catch {
                 printError("switchyard upgrade: \(path): \(error)")
                 return 2
             }
-        }
-        guard let address = SocketAddress(host: host, port: port) else {
-            printError("switchyard upgrade: cannot resolve \(host)")
-            return 2
         }
         if var path = binary, !path.hasPrefix("/") {
             if let cwd = getcwd(nil, 0) {
@@ -80,7 +92,25 @@ enum UpgradeCommand {
             }
             binary = path
         }
-        return run(address: address, token: token, binary: binary, timeout: timeout)
+        if secure {
+            let text = admin ?? "https://" + (host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+            guard let url = AdminURL(text) else {
+                printError("switchyard upgrade: cannot use \(text) as the admin API's address")
+                return 2
+            }
+            let client = CtlClient(url: url, token: token, caFile: caFile)
+            return run(where: url.origin, token: token, binary: binary, timeout: timeout) { method, body throws in
+                let answer = try client.call(method, "/upgrade", body: body.isEmpty ? nil : body)
+                return (answer.status, (try? JSONText.parse(answer.body)) as? [String: Any] ?? [:])
+            }
+        }
+        guard let address = SocketAddress(host: host, port: port) else {
+            printError("switchyard upgrade: cannot resolve \(host)")
+            return 2
+        }
+        return run(where: "\(address)", token: token, binary: binary, timeout: timeout) { method, body throws in
+            try exchange(address, method: method, token: token, body: body)
+        }
     }
 
     /// `http://host:port[/]` or `host:port`.
@@ -96,14 +126,20 @@ enum UpgradeCommand {
 
     /// Starts the upgrade and polls `GET /upgrade` until the new process answers with the
     /// attempt's serial, or the old one reports the attempt failed.
-    static func run(address: SocketAddress, token: String?, binary: String?, timeout: Double) -> Int32 {
+    /// `call(method, body)` makes one call to `/upgrade`; `where_` names the API in messages.
+    static func run(where address: String, token: String?, binary: String?, timeout: Double,
+                    call: (String, [UInt8]) throws -> (status: Int, json: [String: Any])) -> Int32 {
         let started = Clock.nanoseconds()
         let body = binary.map { JSONText.encode(["binary": $0]) } ?? []
         let answer: (status: Int, json: [String: Any])
         do {
-            answer = try exchange(address, method: "POST", token: token, body: body)
+            answer = try call("POST", body)
         } catch {
-            printError("switchyard upgrade: cannot reach the admin API at \(address): \(error)")
+            if let error = error as? CtlUnreachable {
+                printError("switchyard upgrade: \(error.description)")
+            } else {
+                printError("switchyard upgrade: cannot reach the admin API at \(address): \(error)")
+            }
             return 1
         }
         guard answer.status == 202, let serial = answer.json["serial"] as? Int, let oldPID = answer.json["pid"] as? Int else {
@@ -114,7 +150,7 @@ enum UpgradeCommand {
         let deadline = started &+ UInt64(timeout * 1e9)
         while Clock.nanoseconds() < deadline {
             usleep(20_000)
-            guard let status = try? exchange(address, method: "GET", token: token, body: []), status.status == 200 else { continue }
+            guard let status = try? call("GET", []), status.status == 200 else { continue }
             let pid = status.json["pid"] as? Int ?? 0
             if pid != oldPID, (status.json["serial"] as? Int ?? 0) >= serial, status.json["state"] as? String == "serving" {
                 let millis = Double(Clock.nanoseconds() &- started) / 1e6

@@ -9,6 +9,7 @@ func runCtl(_ arguments: [String], environment: [String: String] = [:]) throws -
     var env = ProcessInfo.processInfo.environment
     env["SWITCHYARD_ADMIN"] = nil
     env["SWITCHYARD_TOKEN"] = nil
+    env["SWITCHYARD_CACERT"] = nil
     for (k, v) in environment { env[k] = v }
     process.environment = env
     let out = Pipe()
