@@ -132,7 +132,7 @@ public final class AdminHTTPServer: EventHandler, @unchecked Sendable {
                 }
                 secure = made
             }
-            let connection = AdminConnection(server: self, fd: client, clientAddress: "\(address)", tls: secure)
+            let connection = AdminConnection(server: self, fd: client, clientAddress: secure == nil ? "" : "\(address)", tls: secure)
             connections[client] = connection
             do {
                 try loop.register(client, handler: connection)
@@ -168,6 +168,7 @@ final class AdminConnection: EventHandler, DeadlineHandler {
     unowned let server: AdminHTTPServer
     let fd: Int32
     var sweepIndex = -1
+    /// The client's address for TLS log lines (empty on a plain listener, which logs none).
     private let clientAddress: String
     /// The connection's TLS layer; nil on a plain API listener.
     private let tls: TLSConnection?
