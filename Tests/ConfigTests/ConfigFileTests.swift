@@ -157,7 +157,7 @@ let fileErrorCases: [FileErrorCase] = [
     FileErrorCase(json: #"{\#(okCluster),"configService":{"token":""}}"#,
                   error: "configService.token: must be a non-empty string of printable characters without spaces"),
     FileErrorCase(json: #"{\#(okCluster),"configService":{"tokn":"x"}}"#,
-                  error: "configService.tokn: unknown field (expected one of: hostname, port, token)"),
+                  error: "configService.tokn: unknown field (expected one of: hostname, port, tls, token)"),
     FileErrorCase(json: #"{\#(okCluster),"workers":0}"#, error: "workers: must be an integer between 1 and 1024"),
     FileErrorCase(json: #"{\#(okCluster),"workers":"4"}"#, error: "workers: must be an integer between 1 and 1024"),
     FileErrorCase(json: #"{\#(okCluster),"cookies":{"session":"a b"}}"#,
