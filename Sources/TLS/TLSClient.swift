@@ -109,6 +109,20 @@ public final class TLSClient {
         return outcome(rc)
     }
 
+    /// Encrypts and sends `bytes` (partial writes allowed), for callers that keep no pointers.
+    public func write(_ bytes: ArraySlice<UInt8>) -> TLSConnection.Transfer {
+        bytes.withUnsafeBytes { write($0) }
+    }
+
+    /// Decrypts up to `max` bytes, for callers that keep no pointers: the bytes (empty unless
+    /// the outcome is `.done`) and the outcome.
+    public func read(max: Int) -> (bytes: [UInt8], outcome: TLSConnection.Transfer) {
+        var buffer = [UInt8](repeating: 0, count: max)
+        let outcome = buffer.withUnsafeMutableBytes { read(into: $0) }
+        guard case .done(let n) = outcome else { return ([], outcome) }
+        return (Array(buffer[0..<n]), outcome)
+    }
+
     /// Sends close_notify (best effort). The corresponding C function is `SSL_shutdown`.
     public func shutdown() {
         ERR_clear_error()

@@ -199,8 +199,7 @@ struct CtlClient {
         }
         var offset = 0
         while offset < request.count {
-            let result = request.withUnsafeBytes { raw in tls.write(UnsafeRawBufferPointer(rebasing: raw[offset...])) }
-            switch result {
+            switch tls.write(request[offset...]) {
             case .done(let n): offset += n
             case .wantRead: try wait(false, "sending")
             case .wantWrite: try wait(true, "sending")
@@ -208,11 +207,10 @@ struct CtlClient {
             }
         }
         var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
         while received.count <= 64 << 20 {
-            let result = chunk.withUnsafeMutableBytes { tls.read(into: $0) }
-            switch result {
-            case .done(let n): received += chunk[0..<n]
+            let (bytes, outcome) = tls.read(max: 65536)
+            switch outcome {
+            case .done: received += bytes
             case .wantRead: try wait(false, "waiting for the answer")
             case .wantWrite: try wait(true, "waiting for the answer")
             case .closed: return received
