@@ -37,6 +37,8 @@ public struct TLSListenerConfig: Sendable, Equatable {
     public var alpn = ["http/1.1"]
     /// How often the in-memory session ticket key is replaced (a ticket resumes for one to two periods).
     public var ticketKeyRotationSeconds: Double = 43200
+    /// Session tickets sent after each handshake (0: none, no resumption by ticket).
+    public var sessionTickets = 1
 
     public init(certificates: [Certificate]) {
         self.certificates = certificates
@@ -109,6 +111,7 @@ extension ConfigFile {
         }
         config.ticketKeyRotationSeconds = try tls.number("ticketKeyRotationSeconds", above: 0, atMost: 7 * 86400)
             ?? config.ticketKeyRotationSeconds
+        config.sessionTickets = try tls.int("sessionTickets", in: 0...8) ?? config.sessionTickets
         try tls.rejectUnknown()
         return config
     }

@@ -140,6 +140,9 @@ public final class TLSContext: @unchecked Sendable {
         _ = sy_ctx_set_session_cache_mode(ctx, Int(SSL_SESS_CACHE_SERVER))
         let contextID = Array("switchyard".utf8)
         _ = SSL_CTX_set_session_id_context(ctx, contextID, UInt32(contextID.count))
+        // Each ticket costs the server a session encoding, an encryption and a write, and the
+        // client a decoding: one per handshake instead of OpenSSL's two saves ~6 % of a handshake.
+        _ = SSL_CTX_set_num_tickets(ctx, settings.sessionTickets)
         if let ciphers = settings.ciphers, SSL_CTX_set_cipher_list(ctx, ciphers) != 1 {
             throw fail("ciphers", "no usable cipher in \"\(ciphers)\": \(lastError())")
         }

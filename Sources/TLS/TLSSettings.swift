@@ -31,6 +31,9 @@ public struct TLSSettings: Sendable, Equatable {
     public var ciphers: String?
     /// Application protocols offered by ALPN; only `http/1.1` is served.
     public var alpn = ["http/1.1"]
+    /// Session tickets sent after a handshake (TLS 1.3; 0 turns tickets off). One suffices for a
+    /// client that resumes one connection at a time; OpenSSL's own default is two.
+    public var sessionTickets = 1
 
     public init(certificates: [Certificate]) {
         self.certificates = certificates

@@ -22,6 +22,7 @@ extension Launcher {
         settings.minVersion = TLSSettings.Version(rawValue: config.minVersion) ?? .tls12
         settings.ciphers = config.ciphers
         settings.alpn = config.alpn
+        settings.sessionTickets = config.sessionTickets
         return settings
     }
 

@@ -132,6 +132,24 @@ struct TLSListenerTests {
         #expect(status.contains("\"resumed\":1"))
     }
 
+    @Test("one session ticket per handshake by default; sessionTickets sets the count, 0 sends none")
+    func ticketCount() throws {
+        let certs = try Certificates()
+        let cert = try certs.make("site", names: ["site.test"])
+        let backend = try TestBackend.named("b")
+        defer { backend.stop() }
+        for (setting, expected) in [(nil, 1), (2, 2), (0, 0)] as [(Int?, Int)] {
+            let (proxy, port) = try Self.start(backend: backend.port, certificates: [cert],
+                                               tls: setting.map { ["sessionTickets": $0] } ?? [:])
+            defer { proxy.stop() }
+            let request = "printf 'GET / HTTP/1.1\\r\\nHost: site.test\\r\\nConnection: close\\r\\n\\r\\n'"
+            let (_, out) = try Self.shell("\(request) | openssl s_client -connect 127.0.0.1:\(port) -servername site.test -tls1_3 -msg -ign_eof")
+            #expect(out.contains("HTTP/1.1 200"), "sessionTickets \(setting.map(String.init) ?? "default")")
+            let tickets = out.components(separatedBy: "<<< TLS 1.3, Handshake").filter { $0.hasPrefix(" [length") && $0.contains("NewSessionTicket") }.count
+            #expect(tickets == expected, "sessionTickets \(setting.map(String.init) ?? "default"): \(tickets) tickets")
+        }
+    }
+
     @Test("ticket keys rotate: a ticket resumes under the previous key, not after two rotations")
     func ticketRotation() throws {
         let certs = try Certificates()
@@ -424,6 +442,7 @@ struct TLSListenerTests {
             .contains("proxy.listeners[1].tls.certificates[1].key: \(b["key"]!) does not match"))
         #expect(try failure(["certificates": [a], "alpn": ["h2"]]).contains("proxy.listeners[1].tls.alpn"))
         #expect(try failure(["certificates": [a], "minVersion": "1.0"]).contains("proxy.listeners[1].tls.minVersion"))
+        #expect(try failure(["certificates": [a], "sessionTickets": 9]).contains("proxy.listeners[1].tls.sessionTickets"))
     }
 }
 
