@@ -99,7 +99,12 @@ public final class OutboundTLSConnection {
         self.context = context
     }
 
-    deinit { SSL_free(ssl) }
+    deinit {
+        // Counted as shut down without sending close_notify: freeing a connection that was not
+        // shut down marks its session not resumable, and the caller may hold that session.
+        SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN)
+        SSL_free(ssl)
+    }
 
     /// Advances the handshake. The corresponding C function is `SSL_do_handshake`.
     public func handshake() -> TLSConnection.Handshake {
