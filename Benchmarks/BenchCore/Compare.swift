@@ -86,6 +86,7 @@ final class Comparison {
     init(_ options: CompareOptions) { self.options = options }
 
     func run() throws(BenchUsageError) -> Int32 {
+        if options.tls { return try runTLS() }
         // A baseline without figures for this payload is a mistake to report before measuring.
         var baseline: Baseline?
         if let path = options.baselinePath {
