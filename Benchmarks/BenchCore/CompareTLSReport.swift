@@ -75,7 +75,7 @@ struct TLSCompareReport {
         for s in all {
             out += s.load.padding(toLength: 7, withPad: " ", startingAt: 0) + s.target.padding(toLength: 12, withPad: " ", startingAt: 0)
             out += col(String(format: "%.0f", s.requestsPerSec), 10)
-            out += col(s.load == "close" ? "-" : String(format: "%.1f", s.mibPerSec), 9)
+            out += col(s.load == "close" || s.load == "small" ? "-" : String(format: "%.1f", s.mibPerSec), 9)
             out += col(WrkUnits.timeMicros(s.p50Us), 10) + col(WrkUnits.timeMicros(s.p99Us), 10)
             out += col(String(format: "%.1f", s.cpuUsPerRequest), 12)
             out += col(ratio(s, in: all).map { String(format: "%.2fx", $0) } ?? "-", 11)
