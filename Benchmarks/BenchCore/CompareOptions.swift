@@ -42,6 +42,9 @@ public struct CompareOptions: Equatable, Sendable {
     public var timeLimitSeconds: UInt64?
     /// `--tls`: Switchyard, HAProxy and nginx terminating TLS 1.3 instead of the plain modes.
     public var tls = false
+    /// `--resume` (with `--tls`): new connections resume the previous session (abbreviated
+    /// handshakes) instead of making full ones.
+    public var resume = false
     /// Whether `--path` was given (with `--tls` it picks one load instead of all three).
     public var pathGiven = false
     public var help = false
@@ -89,7 +92,7 @@ public struct CompareOptions: Equatable, Sendable {
              "--max-p99-ratio", "--min-throughput-ratio", "--max-errors", "--time-limit", "--baseline", "--max-drop",
              "--write-baseline":
             return true
-        case "--quick", "-h", "--help", "--close", "--tls":
+        case "--quick", "-h", "--help", "--close", "--tls", "--resume":
             return false
         default:
             return nil
@@ -113,6 +116,7 @@ public struct CompareOptions: Equatable, Sendable {
             case "--quick": o.quick = true
             case "--close": o.close = true
             case "--tls": o.tls = true
+            case "--resume": o.resume = true
             case "--baseline": o.baselinePath = v
             case "--write-baseline": o.writeBaselinePath = v
             case "--max-drop":
@@ -182,6 +186,7 @@ public struct CompareOptions: Equatable, Sendable {
             if !set.contains("warmup") { o.warmupSeconds = 1 }
         }
         guard o.connections >= o.threads else { throw BenchUsageError("number of connections must be >= threads") }
+        if o.resume && !o.tls { throw BenchUsageError("--resume needs --tls") }
         if o.tls {
             // Without --peers, --tls measures both peers: its ratios are to HAProxy.
             if !set.contains("peers") && o.targets == nil { o.peers = knownPeers }
@@ -245,6 +250,7 @@ Usage: switchyard-bench compare [options]
                             plain backend; loads close (full handshakes), small and big
                             (--close or --path pick one); ratios to HAProxy and each
                             proxy's CPU µs per request (per handshake for close)
+        --resume            with --tls: resume sessions (abbreviated handshakes)
   CI guard (exit status 1 when a switchyard target crosses a bound):
         --quick                      1 round of 2 s, 16 connections
         --baseline <FILE>            compare req/s ratios measured in this run (INSTANT to

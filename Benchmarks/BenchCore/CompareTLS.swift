@@ -81,7 +81,7 @@ extension Comparison {
             }
         }
         let loadNames = o.tlsLoads.map(\.name).joined(separator: ", ")
-        printOut("compare --tls: TLS 1.3, \(benchCipherSuite), ECDSA P-256, loads \(loadNames); -t\(o.threads) -c\(o.connections) -d\(o.durationSeconds)s per run, "
+        printOut("compare --tls: TLS 1.3, \(benchCipherSuite), ECDSA P-256, \(o.resume ? "sessions resumed" : "full handshakes"), loads \(loadNames); -t\(o.threads) -c\(o.connections) -d\(o.durationSeconds)s per run, "
                  + "\(o.rounds) round(s), switchyard --workers \(o.workers), backend \(o.backendURL?.text ?? "built-in") (plain)\n")
         printOut("targets: " + targets.map { "\($0.name) (:\($0.port))" }.joined(separator: ", ") + "\n")
         if o.warmupSeconds > 0 {
@@ -128,7 +128,7 @@ extension Comparison {
         let plan = LoadPlan(address: SocketAddress(host: "127.0.0.1", port: t.port)!, url: "https://127.0.0.1:\(t.port)\(load.path)",
                             request: request, threads: options.threads, connections: options.connections,
                             durationNanos: seconds * 1_000_000_000, timeoutNanos: 2_000_000_000,
-                            closeAfterEachResponse: load.close, tls: LoadTLS(context: client, serverName: benchServerName))
+                            closeAfterEachResponse: load.close, tls: LoadTLS(context: client, serverName: benchServerName, resume: options.resume))
         do {
             return try LoadGenerator.run(plan)
         } catch {

@@ -82,7 +82,7 @@ struct TLSCompareReport {
             out += col(String(s.handshakes), 12) + col(String(s.errors), 8) + "\n"
         }
         let rounds = options.rounds
-        out += "(TLS 1.3 \(benchCipherSuite), ECDSA P-256; \(rounds == 1 ? "one round" : "medians over \(rounds) rounds"); "
+        out += "(TLS 1.3 \(benchCipherSuite), ECDSA P-256\(options.resume ? ", sessions resumed" : ""); \(rounds == 1 ? "one round" : "medians over \(rounds) rounds"); "
             + "CPU = the proxy's utime+stime over the run / requests (close: one full handshake per request); "
             + "errors = socket errors, failed handshakes among them, + non-2xx/3xx)\n"
         return out
@@ -95,7 +95,7 @@ struct TLSCompareReport {
         return .object([
             ("params", .object([
                 ("tls", .bool(true)), ("version", .string("TLSv1.3")), ("cipherSuite", .string(benchCipherSuite)),
-                ("certificate", .string("ECDSA P-256")),
+                ("certificate", .string("ECDSA P-256")), ("resume", .bool(o.resume)),
                 ("loads", .array(o.tlsLoads.map { .object([("name", .string($0.name)), ("path", .string($0.path)), ("close", .bool($0.close))]) })),
                 ("connections", .integer(Int64(o.connections))), ("threads", .integer(Int64(o.threads))),
                 ("durationSeconds", .count(o.durationSeconds)), ("rounds", .integer(Int64(o.rounds))),

@@ -129,6 +129,7 @@ final class TLSProxyFixture {
     #expect(d.tls && d.peers == ["haproxy", "nginx"] && d.tlsLoads == [.close, .small, .big])
     #expect(d.targetNames == ["direct", "switchyard-instant", "switchyard-session", "switchyard-gradual", "switchyard-concurrent", "haproxy", "nginx"])
     #expect(try CompareOptions.parse(["--tls", "--close"]).tlsLoads == [.close])
+    #expect(try CompareOptions.parse(["--tls", "--resume"]).resume)
     #expect(try CompareOptions.parse(["--tls", "--path", "/big"]).tlsLoads == [.big])
     #expect(try CompareOptions.parse(["--tls", "--targets", "instant,haproxy"]).peers == ["haproxy"])
     for (line, message) in [
@@ -139,6 +140,7 @@ final class TLSProxyFixture {
         ("--tls --peers nginx", "--tls needs haproxy among the targets"),
         ("--tls --targets instant", "--tls needs haproxy among the targets"),
         ("--tls --backend https://127.0.0.1:9/", "--backend needs an http:// URL"),
+        ("--resume", "--resume needs --tls"),
     ] {
         let error = #expect(throws: BenchUsageError.self, "\(line)") { try CompareOptions.parse(line.split(separator: " ").map(String.init)) }
         #expect(error?.description.contains(message) == true, "\(line): \(String(describing: error))")
