@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Admin", dependencies: ["Fleet", "Proxy", "Config", "Store", "Comparator", "Locks", "HTTP1", "Routing", "Observability", "Syscalls", "Reactor", "Rollout", "TLS"]),
         .target(name: "Upgrade"),
         .executableTarget(name: "switchyard", dependencies: ["Fleet", "Admin", "Store", "Proxy", "Config", "Comparator", "Observability", "Routing", "HTTP1", "TLS", "Upgrade"]),
-        .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1", "Comparator"], path: "Benchmarks/BenchCore"),
+        .target(name: "BenchCore", dependencies: ["Reactor", "Syscalls", "HTTP1", "Comparator", "TLS"], path: "Benchmarks/BenchCore"),
         .executableTarget(name: "LoadGen", dependencies: ["BenchCore"], path: "Benchmarks/LoadGen"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], exclude: ["Corpus"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Rollout"]),

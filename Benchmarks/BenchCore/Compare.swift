@@ -86,6 +86,7 @@ final class Comparison {
     init(_ options: CompareOptions) { self.options = options }
 
     func run() throws(BenchUsageError) -> Int32 {
+        if options.tls { return try runTLS() }
         // A baseline without figures for this payload is a mistake to report before measuring.
         var baseline: Baseline?
         if let path = options.baselinePath {
@@ -279,7 +280,7 @@ final class Comparison {
 
     func findExecutable(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
-        for dir in path.split(separator: ":") + ["/usr/sbin", "/sbin"] {
+        for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"] {
             let candidate = "\(dir)/\(name)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }

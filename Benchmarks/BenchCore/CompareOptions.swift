@@ -40,6 +40,13 @@ public struct CompareOptions: Equatable, Sendable {
     public var writeBaselinePath: String?
     /// Hard limit for the whole command, seconds; nil = computed from the plan.
     public var timeLimitSeconds: UInt64?
+    /// `--tls`: Switchyard, HAProxy and nginx terminating TLS 1.3 instead of the plain modes.
+    public var tls = false
+    /// `--resume` (with `--tls`): new connections resume the previous session (abbreviated
+    /// handshakes) instead of making full ones.
+    public var resume = false
+    /// Whether `--path` was given (with `--tls` it picks one load instead of all three).
+    public var pathGiven = false
     public var help = false
 
     public init() {}
@@ -55,6 +62,14 @@ public struct CompareOptions: Equatable, Sendable {
         return names
     }
 
+    /// The loads of a `--tls` run: `--close` or `--path` pick one; otherwise all three
+    /// (new connections, keep-alive small requests, keep-alive 1 MiB bodies).
+    public var tlsLoads: [TLSLoad] {
+        guard close || pathGiven else { return [.close, .small, .big] }
+        let name = close ? "close" : (path == "/" ? "small" : (path == "/big" ? "big" : path))
+        return [TLSLoad(name: name, path: path, close: close)]
+    }
+
     /// Whether the CI guard is on.
     public var guardEnabled: Bool { maxP99Ratio != nil || minThroughputRatio != nil || baselinePath != nil }
 
@@ -66,7 +81,8 @@ public struct CompareOptions: Equatable, Sendable {
         if let timeLimitSeconds { return timeLimitSeconds }
         let perRun = durationSeconds + 3
         let n = UInt64(targetNames.count)
-        return n * UInt64(rounds) * perRun + n * (warmupSeconds + 1) + 90
+        let loads = UInt64(tls ? tlsLoads.count : 1)
+        return n * loads * UInt64(rounds) * perRun + n * (warmupSeconds + 1) + 90
     }
 
     static func takesValue(_ name: String) -> Bool? {
@@ -76,7 +92,7 @@ public struct CompareOptions: Equatable, Sendable {
              "--max-p99-ratio", "--min-throughput-ratio", "--max-errors", "--time-limit", "--baseline", "--max-drop",
              "--write-baseline":
             return true
-        case "--quick", "-h", "--help", "--close":
+        case "--quick", "-h", "--help", "--close", "--tls", "--resume":
             return false
         default:
             return nil
@@ -99,6 +115,8 @@ public struct CompareOptions: Equatable, Sendable {
             case "-h", "--help": o.help = true
             case "--quick": o.quick = true
             case "--close": o.close = true
+            case "--tls": o.tls = true
+            case "--resume": o.resume = true
             case "--baseline": o.baselinePath = v
             case "--write-baseline": o.writeBaselinePath = v
             case "--max-drop":
@@ -127,8 +145,9 @@ public struct CompareOptions: Equatable, Sendable {
                     throw BenchUsageError("--path must start with / and contain no spaces, got \"\(v)\"")
                 }
                 o.path = v
+                o.pathGiven = true
             case "--switchyard": o.switchyardPath = v
-            case "--backend": o.backendURL = try TargetURL(v)
+            case "--backend": o.backendURL = try TargetURL.plain(v, option: "--backend")
             case "--backend-threads":
                 guard let n = Int(v), (1...64).contains(n) else { throw BenchUsageError("--backend-threads must be 1...64, got \"\(v)\"") }
                 o.backendThreads = n
@@ -138,6 +157,7 @@ public struct CompareOptions: Equatable, Sendable {
                     throw BenchUsageError("unknown peer \"\(p)\" (known: \(knownPeers.joined(separator: ", ")))")
                 }
                 o.peers = peers.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+                set.insert("peers")
             case "--targets":
                 let all = ["direct"] + switchyardModes.flatMap { [$0, "switchyard-\($0)"] } + knownPeers
                 var chosen: [String] = []
@@ -166,11 +186,37 @@ public struct CompareOptions: Equatable, Sendable {
             if !set.contains("warmup") { o.warmupSeconds = 1 }
         }
         guard o.connections >= o.threads else { throw BenchUsageError("number of connections must be >= threads") }
+        if o.resume && !o.tls { throw BenchUsageError("--resume needs --tls") }
+        if o.tls {
+            // Without --peers, --tls measures both peers: its ratios are to HAProxy.
+            if !set.contains("peers") && o.targets == nil { o.peers = knownPeers }
+            try o.checkTLS()
+        }
         // Peers named in --targets are measured even without --peers.
         if let targets = o.targets {
             for p in knownPeers where targets.contains(p) && !o.peers.contains(p) { o.peers.append(p) }
         }
+        if o.tls && !o.targetNames.contains("haproxy") {
+            throw BenchUsageError("--tls needs haproxy among the targets (the ratios are to HAProxy): add it to --peers or --targets")
+        }
         return o
+    }
+}
+
+extension CompareOptions {
+    /// What `--tls` cannot be combined with, each refused with the option named.
+    func checkTLS() throws(BenchUsageError) {
+        let refused: [(Bool, String)] = [
+            (baselinePath != nil, "--baseline"), (writeBaselinePath != nil, "--write-baseline"),
+            (maxP99Ratio != nil, "--max-p99-ratio"), (minThroughputRatio != nil, "--min-throughput-ratio"),
+            (maxErrors != nil, "--max-errors"), (htmlPath != nil, "--html"),
+        ]
+        for (given, option) in refused where given {
+            throw BenchUsageError("--tls does not take \(option) (the guard and the charts are for the plain modes; --tls writes --json)")
+        }
+        for t in targets ?? [] where t != "direct" && t != "switchyard-instant" && !Self.knownPeers.contains(t) {
+            throw BenchUsageError("--tls measures switchyard (INSTANT) and the peers: --targets \(t.replacingOccurrences(of: "switchyard-", with: "")) is not one of them")
+        }
     }
 }
 
@@ -198,6 +244,13 @@ Usage: switchyard-bench compare [options]
         --json     <FILE>   write runs and summary as JSON
         --html     <FILE>   write a self-contained page with SVG charts
         --time-limit  <T>   hard limit for the whole command (default: from the plan)
+        --tls               TLS termination instead: switchyard (one TLS listener),
+                            haproxy and nginx (default peers) terminate TLS 1.3 with one
+                            ECDSA P-256 certificate (made with openssl) before the same
+                            plain backend; loads close (full handshakes), small and big
+                            (--close or --path pick one); ratios to HAProxy and each
+                            proxy's CPU µs per request (per handshake for close)
+        --resume            with --tls: resume sessions (abbreviated handshakes)
   CI guard (exit status 1 when a switchyard target crosses a bound):
         --quick                      1 round of 2 s, 16 connections
         --baseline <FILE>            compare req/s ratios measured in this run (INSTANT to

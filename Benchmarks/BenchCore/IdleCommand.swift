@@ -48,7 +48,7 @@ enum IdleCommand {
         }
         if flags.contains(where: { $0.name == "-h" || $0.name == "--help" }) { return nil }
         guard positionals.count == 1 else { throw BenchUsageError(positionals.isEmpty ? "missing URL" : "expected one URL") }
-        var o = Options(url: try TargetURL(positionals[0]))
+        var o = Options(url: try TargetURL.plain(positionals[0], option: "idle"))
         for (name, value) in flags {
             let v = value ?? ""
             switch name {

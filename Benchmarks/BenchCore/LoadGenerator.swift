@@ -1,6 +1,7 @@
 import HTTP1
 import Reactor
 import Syscalls
+import TLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,9 +22,12 @@ public struct LoadPlan: Sendable {
     /// server said (the request should say `Connection: close` too). Latency, as wrk's, runs from
     /// the request's send, so it excludes the connect.
     public var closeAfterEachResponse = false
+    /// TLS on every connection (an https target); nil = plain TCP.
+    public var tls: LoadTLS?
 
     public init(address: SocketAddress, url: String, request: [UInt8], threads: Int, connections: Int,
-                durationNanos: UInt64, timeoutNanos: UInt64, rate: UInt64? = nil, closeAfterEachResponse: Bool = false) {
+                durationNanos: UInt64, timeoutNanos: UInt64, rate: UInt64? = nil, closeAfterEachResponse: Bool = false,
+                tls: LoadTLS? = nil) {
         self.address = address
         self.url = url
         self.request = request
@@ -33,6 +37,7 @@ public struct LoadPlan: Sendable {
         self.timeoutNanos = timeoutNanos
         self.rate = rate
         self.closeAfterEachResponse = closeAfterEachResponse
+        self.tls = tls
     }
 
     /// A plan from command-line options.
@@ -43,7 +48,36 @@ public struct LoadPlan: Sendable {
         self.init(address: address, url: options.url.text, request: options.requestBytes, threads: options.threads,
                   connections: options.connections, durationNanos: options.durationSeconds * 1_000_000_000,
                   timeoutNanos: options.timeoutMillis * 1_000_000, rate: options.rate,
-                  closeAfterEachResponse: options.closeEachRequest)
+                  closeAfterEachResponse: options.closeEachRequest, tls: try LoadTLS(options))
+    }
+}
+
+/// How a load run speaks TLS: the client context every connection starts from, the server
+/// name it sends, and whether a new connection offers the previous connection's session.
+public struct LoadTLS: Sendable {
+    public var context: OutboundTLSContext
+    /// Sent as SNI (unless an IP address) and checked against the certificate when verifying.
+    public var serverName: String?
+    /// Offer the session of a connection's previous TLS connection (off: every new connection
+    /// makes a full handshake, which is what `--close` is meant to measure).
+    public var resume: Bool
+
+    public init(context: OutboundTLSContext, serverName: String?, resume: Bool = false) {
+        self.context = context
+        self.serverName = serverName
+        self.resume = resume
+    }
+
+    /// TLS for an https URL (nil for http): `--cacert`, `--sni`, `--resume`.
+    init?(_ options: LoadOptions) throws(BenchUsageError) {
+        guard options.url.isTLS else { return nil }
+        let context: OutboundTLSContext
+        do {
+            context = try OutboundTLSContext(caFile: options.caFile)
+        } catch {
+            throw BenchUsageError("--cacert: \(error.message)")
+        }
+        self.init(context: context, serverName: options.serverName ?? options.url.host, resume: options.resume)
     }
 }
 
@@ -87,7 +121,11 @@ public enum LoadGenerator {
             result.latency.merge(w.histogram)
             result.uncorrectedLatency.merge(w.histogram)
             result.rateSamples += w.samples
+            result.handshakes += w.handshakes
+            result.resumedHandshakes += w.resumedHandshakes
+            if result.tlsFailure == nil { result.tlsFailure = w.firstTLSFailure }
         }
+        result.tls = plan.tls != nil
         if plan.rate != nil {
             result.correction = .intendedSendTime
         } else {
@@ -126,6 +164,8 @@ final class LoadWorker: @unchecked Sendable {
     let interval: UInt64?
     /// Close every connection after its response (a new connection per request).
     let closeAfterEachResponse: Bool
+    /// TLS on every connection; nil = plain TCP.
+    let tls: LoadTLS?
     var connections: [ClientConnection] = []
 
     // Counters, merged into the result after the run.
@@ -135,6 +175,11 @@ final class LoadWorker: @unchecked Sendable {
     var non2xx: UInt64 = 0
     var histogram = LatencyHistogram()
     var samples: [UInt64] = []
+    /// TLS handshakes completed, and how many of them resumed a session.
+    var handshakes: UInt64 = 0
+    var resumedHandshakes: UInt64 = 0
+    /// Why the first failed handshake failed (for the report).
+    var firstTLSFailure: String?
 
     /// Requests completed since the last rate sample, and when that sample was taken.
     var intervalRequests: UInt64 = 0
@@ -164,6 +209,7 @@ final class LoadWorker: @unchecked Sendable {
         timeoutNanos = plan.timeoutNanos
         self.interval = interval
         closeAfterEachResponse = plan.closeAfterEachResponse
+        tls = plan.tls
         samples.reserveCapacity(Int(plan.durationNanos / Self.sampleInterval) + 16)
         timers.reserve(count)
         reconnects.reserveCapacity(count)
@@ -254,6 +300,13 @@ final class LoadWorker: @unchecked Sendable {
             errors.timeout += 1
             c.reconnect(backoff: false)
         }
+        if tls != nil {
+            // A handshake that stalls longer than a request may counts as a failed connect.
+            for c in connections where c.handshaking && now > c.writeStartedAt && now - c.writeStartedAt > timeoutNanos {
+                errors.connect += 1
+                c.reconnect(backoff: true)
+            }
+        }
         if !reconnects.isEmpty {
             var i = 0
             while i < reconnects.count {
@@ -283,6 +336,12 @@ final class LoadWorker: @unchecked Sendable {
             }
         }
         pendingSends.append(c.index)
+    }
+
+    /// Counts a failed TLS handshake as a connect error, keeping the first reason for the report.
+    func tlsFailed(_ reason: String) {
+        errors.connect += 1
+        if firstTLSFailure == nil { firstTLSFailure = reason }
     }
 
     /// Sends the requests of the connections that became ready during the turn.
@@ -363,6 +422,12 @@ final class ClientConnection: EventHandler {
     /// Constant-throughput schedule: the next request's intended send time, and this connection's phase.
     var nextIntended: UInt64 = 0
     var phaseOffset: UInt64 = 0
+    /// TLS over the socket (https targets), and whether its handshake is still under way (the
+    /// handshake's start is kept in `writeStartedAt`, for the timeout).
+    var tls: OutboundTLSConnection?
+    var handshaking = false
+    /// The session of this connection's previous TLS connection (kept only with `resume`).
+    var savedSession: OutboundTLSSession?
 
     let buffer = ByteBuffer(capacity: 16384)
     var parser = HeadParser(limits: HeadLimits(maxHeadBytes: 16384, requireHost: false))
@@ -382,7 +447,7 @@ final class ClientConnection: EventHandler {
     }
 
     /// Connected with no request on the wire.
-    var isIdle: Bool { fd >= 0 && !connecting && !awaiting }
+    var isIdle: Bool { fd >= 0 && !connecting && !awaiting && !handshaking }
 
     func connect() {
         do {
@@ -396,14 +461,59 @@ final class ClientConnection: EventHandler {
                 throw error
             }
             connecting = !connected
-            if connected { worker.ready(self) }
+            if connected { established() }
         } catch {
             worker.errors.connect += 1
             worker.reconnects.append((Clock.nanoseconds() + LoadWorker.reconnectBackoff, index))
         }
     }
 
+    /// The TCP connection is up: the TLS handshake starts, or the first request may go.
+    @inline(__always)
+    func established() {
+        if let settings = worker.tls {
+            startTLS(settings)
+        } else {
+            worker.ready(self)
+        }
+    }
+
+    /// Starts the client side of the TLS handshake on the new socket.
+    func startTLS(_ settings: LoadTLS) {
+        guard let connection = OutboundTLSConnection(context: settings.context, fd: fd, serverName: settings.serverName,
+                                                     resuming: settings.resume ? savedSession : nil) else {
+            worker.tlsFailed("OpenSSL could not make a connection")
+            reconnect(backoff: true)
+            return
+        }
+        tls = connection
+        handshaking = true
+        writeStartedAt = Clock.nanoseconds()
+        advanceHandshake(connection)
+    }
+
+    /// One step of the handshake; when it is done the first request may go.
+    func advanceHandshake(_ connection: OutboundTLSConnection) {
+        switch connection.handshake() {
+        case .done:
+            handshaking = false
+            worker.handshakes &+= 1
+            if connection.resumed { worker.resumedHandshakes &+= 1 }
+            worker.ready(self)
+        case .wantRead, .wantWrite:
+            return  // edge-triggered for both directions: the next event continues it
+        case .failed(let reason):
+            worker.tlsFailed(reason)
+            reconnect(backoff: true)
+        }
+    }
+
     func close() {
+        if let connection = tls {
+            if !handshaking && worker.tls?.resume == true, let session = connection.session { savedSession = session }
+            tls = nil
+            handshaking = false
+        }
         if fd >= 0 {
             worker.loop.unregister(fd)
             Socket.close(fd)
@@ -442,7 +552,11 @@ final class ClientConnection: EventHandler {
             }
             guard events.contains(.writable) || events.contains(.readable) else { return }
             connecting = false
-            worker.ready(self)
+            established()
+            return
+        }
+        if handshaking, let tls {
+            advanceHandshake(tls)
             return
         }
         if awaiting && written < worker.request.count && events.contains(.writable) {
@@ -474,6 +588,7 @@ final class ClientConnection: EventHandler {
     @inline(__always)
     func continueWrite() -> Bool {
         let bytes = worker.request.bytes
+        if let tls { return continueTLSWrite(tls, bytes) }
         do {
             let result = try Socket.write(fd, from: UnsafeRawBufferPointer(rebasing: bytes[written...]))
             if case .done(let n) = result { written += n }
@@ -482,6 +597,48 @@ final class ClientConnection: EventHandler {
             worker.errors.write += 1
             reconnect(backoff: false)
             return false
+        }
+    }
+
+    /// `continueWrite` over TLS: encrypts what is left of the request.
+    func continueTLSWrite(_ connection: OutboundTLSConnection, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        switch connection.write(UnsafeRawBufferPointer(rebasing: bytes[written...])) {
+        case .done(let n):
+            written += n
+            return true
+        case .wantRead, .wantWrite:
+            return true
+        case .closed, .failed:
+            worker.errors.write += 1
+            reconnect(backoff: false)
+            return false
+        }
+    }
+
+    /// `readAvailable` over TLS: decrypts until OpenSSL needs the socket again (a short read
+    /// says nothing about the socket here, as OpenSSL reads ahead).
+    func readTLS(_ connection: OutboundTLSConnection) {
+        while fd >= 0 {
+            if buffer.writableCount < 4096 { buffer.compact() }
+            if buffer.writableCount == 0 {
+                worker.errors.read += 1
+                reconnect(backoff: false)
+                return
+            }
+            switch connection.read(into: buffer) {
+            case .done(let n):
+                worker.bytes &+= UInt64(n)
+                guard process() else { return }
+            case .wantRead, .wantWrite:
+                return
+            case .closed:
+                endOfStream()
+                return
+            case .failed:
+                worker.errors.read += 1
+                reconnect(backoff: false)
+                return
+            }
         }
     }
 
@@ -498,6 +655,10 @@ final class ClientConnection: EventHandler {
 
     /// Reads until the socket is empty, parsing as bytes arrive.
     func readAvailable() {
+        if let tls {
+            readTLS(tls)
+            return
+        }
         while fd >= 0 {
             if skip >= Self.discardThreshold && buffer.readableCount == 0 && (reading == .length || reading == .chunked) {
                 guard let result = readStep({ () throws(SyscallError) in try discard(min(skip, 1 << 22)) }) else { return }

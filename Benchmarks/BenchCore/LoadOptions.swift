@@ -4,7 +4,7 @@ public struct BenchUsageError: Error, CustomStringConvertible, Equatable {
     public init(_ description: String) { self.description = description }
 }
 
-/// An `http://` URL on loopback, split the way the request needs it.
+/// An `http://` or `https://` URL on loopback, split the way the request needs it.
 public struct TargetURL: Equatable, Sendable {
     /// As given on the command line (printed in "Running … @ URL").
     public var text: String
@@ -15,16 +15,23 @@ public struct TargetURL: Equatable, Sendable {
     public var pathAndQuery: String
     /// The Host field value wrk sends: `host:port` (brackets for IPv6), always with the port.
     public var hostField: String
+    /// `https://`: the connection speaks TLS.
+    public var isTLS = false
 
-    /// Parses `http://host[:port][/path][?query]`. Only loopback hosts are accepted: every run of
-    /// this tool stays on the machine.
+    /// Parses `http[s]://host[:port][/path][?query]` (port 80, or 443 for https, when none is
+    /// given). Only loopback hosts are accepted: every run of this tool stays on the machine.
     public init(_ text: String) throws(BenchUsageError) {
         self.text = text
-        guard text.hasPrefix("http://") else {
-            if text.hasPrefix("https://") { throw BenchUsageError("https is not supported: \(text)") }
-            throw BenchUsageError("invalid URL (expected http://host[:port]/path): \(text)")
+        let scheme: String
+        if text.hasPrefix("http://") {
+            scheme = "http://"
+        } else if text.hasPrefix("https://") {
+            scheme = "https://"
+            isTLS = true
+        } else {
+            throw BenchUsageError("invalid URL (expected http[s]://host[:port]/path): \(text)")
         }
-        let rest = text.dropFirst("http://".count)
+        let rest = text.dropFirst(scheme.count)
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
         let authority = rest[..<authorityEnd]
         var path = String(rest[authorityEnd...])
@@ -43,7 +50,7 @@ public struct TargetURL: Equatable, Sendable {
             host = authority
         }
         guard !host.isEmpty else { throw BenchUsageError("invalid URL (no host): \(text)") }
-        var port = 80
+        var port = isTLS ? 443 : 80
         if let portText {
             guard let p = Int(portText), (1...65535).contains(p) else { throw BenchUsageError("invalid port in URL: \(text)") }
             port = p
@@ -63,6 +70,14 @@ public struct TargetURL: Equatable, Sendable {
         let parts = host.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4, parts.allSatisfy({ UInt8($0) != nil }) else { return false }
         return parts[0] == "127"
+    }
+
+    /// The URL, refused when it is https: for commands that speak plain HTTP only (`option`
+    /// names where it came from in the message).
+    public static func plain(_ text: String, option: String) throws(BenchUsageError) -> TargetURL {
+        let url = try TargetURL(text)
+        guard !url.isTLS else { throw BenchUsageError("\(option) needs an http:// URL (https is for the load run and compare --tls): \(text)") }
+        return url
     }
 
     /// The address to connect to (`localhost` → 127.0.0.1).
@@ -90,6 +105,14 @@ public struct LoadOptions: Equatable, Sendable {
     /// `--close`: a new connection per request (`Connection: close` sent, the connection closed
     /// after each response).
     public var closeEachRequest = false
+    /// `--cacert FILE` (https): verify the server's certificate against these PEM certificates
+    /// and the server name; nil = no verification (benchmarks against self-signed certificates).
+    public var caFile: String?
+    /// `--sni NAME` (https): the server name sent (and verified); nil = the URL's host.
+    public var serverName: String?
+    /// `--resume` (https): a new connection resumes the session of its previous one; off by
+    /// default, so `--close` measures full handshakes.
+    public var resume = false
     /// The target.
     public var url: TargetURL
 
@@ -160,9 +183,9 @@ extension LoadOptions {
     static func takesValue(_ name: String) -> Bool? {
         switch name {
         case "-t", "--threads", "-c", "--connections", "-d", "--duration", "-H", "--header",
-             "--timeout", "-T", "-R", "--rate", "--json", "-s", "--script":
+             "--timeout", "-T", "-R", "--rate", "--json", "-s", "--script", "--cacert", "--sni":
             return true
-        case "--latency", "-L", "-h", "--help", "-v", "--version", "--close":
+        case "--latency", "-L", "-h", "--help", "-v", "--version", "--close", "--resume":
             return false
         default:
             return nil
@@ -174,6 +197,7 @@ extension LoadOptions {
         let (flags, positionals) = try ArgumentReader.read(arguments, takesValue: takesValue)
         var threads: UInt64 = 2, connections: UInt64 = 10, duration: UInt64 = 10, timeout: UInt64 = 2000
         var latency = false, headers: [String] = [], rate: UInt64?, json: String?, close = false
+        var caFile: String?, serverName: String?, resume = false
         for (name, value) in flags {
             let v = value ?? ""
             switch name {
@@ -202,6 +226,13 @@ extension LoadOptions {
                 rate = n
             case "--json": json = v
             case "--close": close = true
+            case "--cacert":
+                guard !v.isEmpty else { throw BenchUsageError("--cacert needs a PEM file") }
+                caFile = v
+            case "--sni":
+                guard !v.isEmpty, !v.contains(where: { $0 == " " || $0 == "/" }) else { throw BenchUsageError("--sni needs a host name, got \"\(v)\"") }
+                serverName = v
+            case "--resume": resume = true
             case "-s", "--script": throw BenchUsageError("Lua scripts are not supported (-s \(v))")
             default: throw BenchUsageError("unknown option \(name)")
             }
@@ -211,6 +242,14 @@ extension LoadOptions {
         }
         guard connections >= threads else { throw BenchUsageError("number of connections must be >= threads") }
         var options = LoadOptions(url: try TargetURL(positionals[0]))
+        if !options.url.isTLS {
+            if caFile != nil { throw BenchUsageError("--cacert needs an https:// URL") }
+            if serverName != nil { throw BenchUsageError("--sni needs an https:// URL") }
+            if resume { throw BenchUsageError("--resume needs an https:// URL") }
+        }
+        options.caFile = caFile
+        options.serverName = serverName
+        options.resume = resume
         options.threads = Int(threads)
         options.connections = Int(connections)
         options.durationSeconds = duration
@@ -267,7 +306,13 @@ Usage: switchyard-bench <options> <url>
         --close            A new connection per request (Connection: close; latency
                            excludes the connect, as wrk's)
     -v, --version          Print version details
+  https:// URLs (TLS; the report adds the handshakes made):
+        --cacert   <FILE>  Verify the server against these PEM certificates
+                           (default: no verification)
+        --sni      <NAME>  Server name to send and verify (default: the URL's host)
+        --resume           Resume the previous session on a new connection
+                           (default off: every connection makes a full handshake)
   Numeric arguments may include a SI unit (1k, 1M, 1G)
   Time arguments may include a time unit (2s, 2m, 2h)
-  Only http:// URLs on loopback (127.0.0.0/8, ::1, localhost).
+  Only http:// and https:// URLs on loopback (127.0.0.0/8, ::1, localhost).
 """

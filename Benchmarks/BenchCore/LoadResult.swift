@@ -58,6 +58,13 @@ public struct LoadResult: Sendable {
     public var uncorrectedLatency = LatencyHistogram()
     /// Requests per second of one thread, sampled every 100 ms (wrk's "Req/Sec" row).
     public var rateSamples: [UInt64] = []
+    /// The run spoke TLS (an https target).
+    public var tls = false
+    /// TLS handshakes completed, and how many of them resumed a session (no full handshake).
+    public var handshakes: UInt64 = 0
+    public var resumedHandshakes: UInt64 = 0
+    /// Why the first failed TLS handshake failed, if one did.
+    public var tlsFailure: String?
 
     public init(url: String, threads: Int, connections: Int, durationSeconds: UInt64, rate: UInt64? = nil) {
         self.url = url
@@ -123,6 +130,10 @@ public enum WrkReport {
             out += "  Socket errors: connect \(e.connect), read \(e.read), write \(e.write), timeout \(e.timeout)\n"
         }
         if r.non2xx > 0 { out += "  Non-2xx or 3xx responses: \(r.non2xx)\n" }
+        if r.tls {
+            out += "  TLS handshakes: \(r.handshakes) (\(r.resumedHandshakes) resumed)\n"
+            if let reason = r.tlsFailure { out += "  TLS handshake failed: \(reason)\n" }
+        }
         out += String(format: "Requests/sec: %9.2f\n", r.requestsPerSecond)
         out += "Transfer/sec: " + pad(WrkUnits.binary(r.bytesPerSecond), 10) + "B\n"
         return out
@@ -153,6 +164,10 @@ public enum WrkReport {
                 ("timeout", .count(r.errors.timeout)),
             ])),
             ("non2xx", .count(r.non2xx)),
+            ("tls", r.tls ? .object([
+                ("handshakes", .count(r.handshakes)), ("resumed", .count(r.resumedHandshakes)),
+                ("failure", r.tlsFailure.map { .string($0) } ?? .null),
+            ]) : .null),
             ("latencyCorrection", .string(r.correction.rawValue)),
             ("latencyUs", .object([
                 ("mean", .number(r.latency.mean / 1000)),

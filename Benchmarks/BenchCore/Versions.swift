@@ -86,7 +86,7 @@ public enum VersionsCommand {
         guard positionals.isEmpty else { throw BenchUsageError("unexpected argument \"\(positionals[0])\"") }
         var old: TargetURL?, new: TargetURL?
         for (name, value) in flags where name == "--old" || name == "--new" {
-            if name == "--old" { old = try TargetURL(value!) } else { new = try TargetURL(value!) }
+            if name == "--old" { old = try TargetURL.plain(value!, option: name) } else { new = try TargetURL.plain(value!, option: name) }
         }
         guard let old, let new else { throw BenchUsageError("both --old URL and --new URL are needed") }
         var o = Options(old: old, new: new)
