@@ -283,13 +283,13 @@ public struct HTTPDateCache: Sendable {
 /// expiry in SESSION, then a new transition cookie and the last-seen cookie in GRADUAL.
 public func appendSetCookieLines(_ decision: RouteDecision, sessionCookieLine: [UInt8], names: CookieNames,
                                  dates: inout HTTPDateCache, to out: inout [UInt8]) {
-    out.append(contentsOf: "Set-Cookie: ".utf8)
+    out.append(contentsOf: setCookiePrefix)
     out.append(contentsOf: sessionCookieLine)
     if let (unix, maxAge) = decision.sessionExpiry {
-        out.append(contentsOf: "; Expires=".utf8)
+        out.append(contentsOf: expiresAttribute)
         out.append(contentsOf: dates.bytes(unixSeconds: unix))
-        out.append(contentsOf: "; Max-Age=".utf8)
-        out.append(contentsOf: String(maxAge).utf8)
+        out.append(contentsOf: maxAgeAttribute)
+        appendDecimal(Int64(maxAge), to: &out)
     }
     out.append(13); out.append(10)
     if let id = decision.newTransitionID {
@@ -347,16 +347,22 @@ public func gradualBucket(_ clientID: String) -> Int {
 /// Appends the decimal digits of `value` (with `-` when negative), without a String.
 func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
     if value < 0 { out.append(0x2D) }
-    var digits = 1
-    var rest = value.magnitude
-    while rest >= 10 { rest /= 10; digits += 1 }
+    // Least significant digit first (divisions by a constant), then turned around in place.
     let start = out.count
-    out.append(contentsOf: repeatElement(0x30, count: digits))
-    rest = value.magnitude
-    var i = start + digits - 1
+    var rest = value.magnitude
     repeat {
-        out[i] = 0x30 &+ UInt8(rest % 10)
+        out.append(0x30 &+ UInt8(truncatingIfNeeded: rest % 10))
         rest /= 10
-        i -= 1
     } while rest > 0
+    var (i, j) = (start, out.count - 1)
+    while i < j {
+        out.swapAt(i, j)
+        i += 1
+        j -= 1
+    }
 }
+
+/// Byte spellings of `appendSetCookieLines`'s fixed parts.
+private let setCookiePrefix = Array("Set-Cookie: ".utf8)
+private let expiresAttribute = Array("; Expires=".utf8)
+private let maxAgeAttribute = Array("; Max-Age=".utf8)
