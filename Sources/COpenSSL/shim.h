@@ -33,6 +33,9 @@ static inline int sy_ctx_set_ticket_keys(SSL_CTX *ctx, unsigned char *keys, int 
 static inline int sy_ctx_set1_groups_list(SSL_CTX *ctx, const char *list) {
     return (int)SSL_CTX_set1_groups_list(ctx, list);
 }
+static inline int sy_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
+}
 static inline int sy_set_app_data(SSL *ssl, void *data) { return SSL_set_app_data(ssl, data); }
 static inline void *sy_get_app_data(const SSL *ssl) { return SSL_get_app_data(ssl); }
 

@@ -51,8 +51,13 @@ public enum ClusterJSON {
     /// generated when absent. `state`, `failure`, `backends` and `rollout` (as GET writes
     /// them) are accepted and ignored, so a body read with GET can be PUT back; other
     /// unknown fields are errors.
+    /// `tls` (see `parseBackendTLS`) is refused on a cluster whose transition mirrors exchanges
+    /// (CONCURRENT, a CONCURRENT step, or divergence gates): mirrored bodies are spliced and
+    /// duplicated with `tee(2)`, which a TLS connection cannot take. `checkFiles`: whether
+    /// `tls.caFile` must be readable now (false when replaying the state store).
     public static func parseCluster(
-        _ object: [String: Any], path: String, resolve: (String) -> Bool, newUUID: () -> String
+        _ object: [String: Any], path: String, resolve: (String) -> Bool, newUUID: () -> String,
+        checkFiles: Bool = true
     ) throws(ConfigError) -> ClusterSpec {
         var fields = Fields(object, path: path)
 
@@ -106,6 +111,15 @@ public enum ClusterJSON {
         // healthCheck
         if var check = try fields.object("healthCheck") {
             spec.healthCheck = try parseHealthCheck(&check, servers: servers.count)
+        }
+
+        // tls
+        if var tls = try fields.object("tls") {
+            spec.tls = try parseBackendTLS(&tls, checkFiles: checkFiles)
+            if spec.mode == .concurrent || (spec.rollout?.hasConcurrentStep ?? false) || spec.rollout?.analysis?.maxDivergenceRatio != nil {
+                throw fields.fail("tls", "not allowed on a cluster that mirrors exchanges (CONCURRENT, or divergence gates): "
+                                  + "mirrored bodies are spliced, which a TLS backend connection cannot take")
+            }
         }
 
         // release
@@ -242,6 +256,48 @@ public enum ClusterJSON {
         try fields.rejectUnknown()
     }
 
+    /// Parses a cluster's `tls` object: `serverName` (a DNS name, 1–253 characters of
+    /// `[A-Za-z0-9.-]`), `caFile` (a readable PEM file holding at least one certificate, when
+    /// `checkFiles`), `verify` (default true). Every field is optional; `{}` means TLS with the
+    /// system's trust store and each server's host name.
+    static func parseBackendTLS(_ fields: inout Fields, checkFiles: Bool) throws(ConfigError) -> BackendTLSSpec {
+        var tls = BackendTLSSpec()
+        if let name = try fields.string("serverName") {
+            guard !name.isEmpty, name.utf8.count <= 253, name.first != ".", name.first != "-",
+                  name.utf8.allSatisfy({ b in
+                      (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+                          || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || b == UInt8(ascii: ".") || b == UInt8(ascii: "-")
+                  }) else {
+                throw fields.fail("serverName", "must be a DNS name (1 to 253 characters of A-Z a-z 0-9 . -)")
+            }
+            tls.serverName = name
+        }
+        if let file = try fields.string("caFile") {
+            guard !file.isEmpty else { throw fields.fail("caFile", "must be the path of a PEM file") }
+            if checkFiles {
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    let reason = FileManager.default.fileExists(atPath: file) ? "not readable" : "no such file"
+                    throw fields.fail("caFile", "cannot read \(file): \(reason)")
+                }
+                guard data.range(of: Data("-----BEGIN CERTIFICATE-----".utf8)) != nil else {
+                    throw fields.fail("caFile", "\(file) holds no PEM certificate")
+                }
+            }
+            tls.caFile = file
+        }
+        if let verify = try fields.bool("verify") { tls.verify = verify }
+        try fields.rejectUnknown()
+        return tls
+    }
+
+    /// The API form of a cluster's `tls`: `verify` always, the others when given.
+    public static func render(_ tls: BackendTLSSpec) -> [String: Any] {
+        var out: [String: Any] = ["verify": tls.verify]
+        if let name = tls.serverName { out["serverName"] = name }
+        if let file = tls.caFile { out["caFile"] = file }
+        return out
+    }
+
     /// Longest health check path, and the bounds of its times in seconds.
     static let maxHealthPathLength = 1024
     static let healthSecondsRange = 0.1...86_400.0
@@ -330,7 +386,7 @@ public enum ClusterJSON {
     /// `{"cluster":{"servers":[…],"upgradeTransition":{"mode":…, options},"healthCheck":{…},"uuid":…,"version":…,
     /// "state":"active"|"pending"|"failed","failure":{"reason":…,"time":"<ISO 8601>"},
     /// "backends":{"host:port":"up"|"down"|"drained"|"unknown"}}}`,
-    /// `failure` only when failed, `healthCheck` only when the cluster has one. Only the
+    /// `failure` only when failed, `healthCheck` and `tls` only when the cluster has them. Only the
     /// options of the cluster's mode are written; a plan is written as `steps` and
     /// `retireOld` (without `mode`, which its first step gives) with `mirrorUnsafeMethods`
     /// when a step is CONCURRENT; `analysis` and `ignoreBodyFor` when given.
@@ -368,6 +424,7 @@ public enum ClusterJSON {
         if !spec.ignoreBodyFor.isEmpty { cluster["ignoreBodyFor"] = spec.ignoreBodyFor }
         if let release = spec.release { cluster["release"] = release }
         if let check = spec.healthCheck { cluster["healthCheck"] = render(check) }
+        if let tls = spec.tls { cluster["tls"] = render(tls) }
         if let failed = live.failure {
             cluster["failure"] = ["reason": failed.reason, "time": iso8601(unixSeconds: failed.time)] as [String: Any]
         }

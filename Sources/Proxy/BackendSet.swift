@@ -1,6 +1,7 @@
 import Observability
 import Reactor
 import Syscalls
+import TLS
 
 /// One backend known to a worker: its address, its passive health, and its idle
 /// keep-alive connections. Identified by a small integer that never changes for the
@@ -16,6 +17,8 @@ struct BackendSlot {
     var idle: [(fd: Int32, since: UInt64)] = []
     /// Consecutive connect failures (for the log line on recovery).
     var failures = 0
+    /// Reached over TLS (see `Worker.tlsTargets`).
+    var secure = false
 }
 
 /// A connection to a backend while an exchange uses it.
@@ -24,7 +27,11 @@ struct BackendLink {
     let backendID: Int
     /// Taken from the idle pool (a failure before any response byte may be retried).
     let reused: Bool
-    /// Non-blocking connect still in progress.
+    /// Non-blocking connect still in progress (to a TLS backend: until its handshake is done).
     var connecting: Bool
     var ready = Readiness()
+    /// A connection to a TLS backend; the plain path tests only this flag.
+    var secure = false
+    /// Its TLS (owned by the worker's `backendTLS`, which outlives the link).
+    unowned(unsafe) var tls: TLSConnection?
 }

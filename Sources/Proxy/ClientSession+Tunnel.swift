@@ -24,6 +24,12 @@ extension ClientSession {
             if buffer == nil { _ = takeBuffer() }
             if backendBuffer == nil { backendBuffer = worker.pools.takeBuffer() }
         }
+        if let link = backend, link.secure {
+            upstream!.tlsDestination = link.tls
+            downstream!.tlsSource = link.tls
+            if buffer == nil { _ = takeBuffer() }
+            if backendBuffer == nil { backendBuffer = worker.pools.takeBuffer() }
+        }
         upstreamDone = false
         downstreamDone = false
         state = .tunnel
@@ -43,6 +49,7 @@ extension ClientSession {
             switch result {
             case .finished:
                 upstreamDone = true
+                if link.secure { link.tls?.shutdown() }
                 Socket.shutdownWrite(link.fd)
             case .failed:
                 close(); return false

@@ -188,6 +188,8 @@ final class ClientSession: EventHandler {
             }
             if events.contains(.writable) || events.contains(.error) || events.contains(.hangup) { backend!.ready.writable = true }
             if events.contains(.readHangup) || events.contains(.hangup) { backend!.ready.hungUp = true }
+            // As for a TLS client: OpenSSL may need either readiness, so any event retries both.
+            if backend!.secure { backend!.ready.readable = true; backend!.ready.writable = true }
         } else if shadow?.fd == eventFD {
             if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
                 shadow!.ready.readable = true
@@ -388,7 +390,9 @@ final class ClientSession: EventHandler {
         darkLaunch = choice.servesOld
         responseHeadAt = 0
         decided = false
-        if let mirror = choice.shadow, !request.upgrade,
+        // A TLS backend cannot take a mirrored (spliced, teed) request: the exchange is served
+        // by its cluster alone (see README, "TLS to backends").
+        if let mirror = choice.shadow, !request.upgrade, mirror.cluster.tls == nil, choice.cluster.tls == nil,
            let link = worker.acquireConnection(backendID: mirror.backendID, for: self) {
             shadow = link
             shadowCluster = mirror.cluster
@@ -503,6 +507,7 @@ final class ClientSession: EventHandler {
         }
         if let shadow { flow.mirror(to: shadow.fd) }
         if throughTLS { flow.tlsSource = tls }
+        if let link = backend, link.secure { flow.tlsDestination = link.tls }
         // The head stays in the buffer until the connection is up (a failed connect sent
         // nothing, so the request can go elsewhere) and, for bodiless requests, until the
         // response begins (a dead pooled connection can then be retried).
@@ -574,6 +579,7 @@ final class ClientSession: EventHandler {
                 connectFailed()
                 return true
             }
+            if link.secure { return stepBackendHandshake() }
             link.connecting = false
             backend = link
             worker.backendConnected(link.backendID)
@@ -705,6 +711,10 @@ final class ClientSession: EventHandler {
                     return .changed
                 }
             }
+            if link.secure {
+                if let progress = readResponseBytes(through: link, into: rbuf) { return progress }
+                continue
+            }
             let space = rbuf.writableCount
             do {
                 switch try rbuf.read(from: link.fd) {
@@ -781,6 +791,7 @@ final class ClientSession: EventHandler {
         rbuf.consume(response.headLength)
         responseStarted = true
         if throughTLS { flow.tlsDestination = tls }
+        if let link = backend, link.secure { flow.tlsSource = link.tls }
         responseFlow = flow
         setDeadline(.body, after: worker.settings.bodyIdleNanos)
         startShadowDrainIfDecided()

@@ -29,12 +29,14 @@ public final class ClusterRuntime: Sendable {
     public let health: ClusterHealth
     /// The service this cluster is a version of.
     public let service: String
+    /// TLS to the backends (`spec.tls`), its context made once here; nil: plain TCP.
+    public let tls: ClusterTLS?
 
     /// Creates a cluster; without `health`, one that is ready and has no backend excluded.
     /// `addressServers` defaults to one address per server, in order.
     public init(spec: ClusterSpec, addresses: [SocketAddress], state: ClusterState, metrics: ClusterMetrics, sequence: UInt64,
                 health: ClusterHealth? = nil, service: String = defaultServiceName, addressServers: [Int]? = nil,
-                unresolved: Bool = false) {
+                unresolved: Bool = false, tls: ClusterTLS? = nil) {
         self.spec = spec
         self.addresses = addresses
         self.addressServers = addressServers ?? Array(addresses.indices)
@@ -45,6 +47,7 @@ public final class ClusterRuntime: Sendable {
         self.service = service
         accessText = AccessClusterText(uuid: spec.uuid, version: spec.version, mode: spec.mode.rawValue, service: service)
         self.health = health ?? ClusterHealth(servers: spec.servers, check: spec.healthCheck, pending: false, pendingSince: 0)
+        self.tls = tls ?? spec.tls.map { ClusterTLS($0, cluster: spec.uuid) }
     }
 
     /// The first address of server `index` (what its health probes connect to), or nil
@@ -57,7 +60,7 @@ public final class ClusterRuntime: Sendable {
     /// health (per configured server, so probe verdicts and drains carry over).
     public func withAddresses(_ addresses: [SocketAddress], servers: [Int], unresolved: Bool) -> ClusterRuntime {
         ClusterRuntime(spec: spec, addresses: addresses, state: state, metrics: metrics, sequence: sequence, health: health,
-                       service: service, addressServers: servers, unresolved: unresolved)
+                       service: service, addressServers: servers, unresolved: unresolved, tls: tls)
     }
 }
 

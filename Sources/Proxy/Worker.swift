@@ -4,6 +4,7 @@ import Reactor
 import Routing
 import Synchronization
 import Syscalls
+import TLS
 
 /// A small fast random source for per-request decisions (GRADUAL client ids):
 /// SplitMix64, seeded once from the system generator. Not for secrets.
@@ -121,6 +122,13 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
     private var backendIDs: [SocketAddress: Int] = [:]
     /// For each descriptor number: the backend id of an idle pooled connection, or -1.
     private var idleOwner: [Int] = []
+    /// TLS backends (see `BackendTLS.swift`): how each is reached, by backend id; their ids by
+    /// identity; the TLS of every open connection to one, by descriptor (owned here: links and
+    /// flows hold unowned references); the session each next connection offers to resume.
+    var tlsTargets: [Int: BackendTLSTarget] = [:]
+    private var tlsBackendIDs: [BackendTLSKey: Int] = [:]
+    var backendTLS: [Int32: TLSConnection] = [:]
+    var tlsSessions: [Int: TLSSession] = [:]
 
     /// Attempts per exchange (connects and retries) before answering 502.
     var maxAttempts: Int { max(3, backends.count + 1) }
@@ -186,7 +194,9 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         planned = next.clusters.map { !($0.spec.rollout?.steps.isEmpty ?? true) }
         specModes = next.clusters.map(\.spec.mode)
         mirrorsSteps = next.clusters.map { $0.spec.rollout?.analysis?.maxDivergenceRatio != nil }
-        clusterBackends = next.clusters.map { cluster in cluster.addresses.map { backendID(for: $0) } }
+        clusterBackends = next.clusters.map { cluster in
+            cluster.tls == nil ? cluster.addresses.map { backendID(for: $0) } : zip(cluster.addresses, tlsTargets(of: cluster)).map { backendID(for: $0, tls: $1) }
+        }
         clusterBackendServers = next.clusters.map(\.addressServers)
         roundRobin = next.clusters.map { Int.random(in: 0..<max(1, $0.addresses.count)) }
         healthWords = [UInt64](repeating: 0, count: next.clusters.count)
@@ -204,6 +214,20 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         backends.append(BackendSlot(address: address))
         backendLabels.append(Array(address.description.utf8))
         backendIDs[address] = id
+        return id
+    }
+
+    /// The id of a TLS backend (another than the plain one at the same address).
+    private func backendID(for address: SocketAddress, tls target: BackendTLSTarget) -> Int {
+        let key = BackendTLSKey(address: address, tls: ObjectIdentifier(target.tls), serverName: target.serverName)
+        if let id = tlsBackendIDs[key] { return id }
+        let id = backends.count
+        var slot = BackendSlot(address: address)
+        slot.secure = true
+        backends.append(slot)
+        backendLabels.append(Array(address.description.utf8))
+        tlsBackendIDs[key] = id
+        tlsTargets[id] = target
         return id
     }
 
@@ -409,6 +433,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         while let idle = backends[backendID].idle.popLast() {
             idleOwner[Int(idle.fd)] = -1
             if loop.now &- idle.since > settings.backendIdleNanos {
+                forgetTLS(idle.fd)
                 loop.close(idle.fd)
                 continue
             }
@@ -416,6 +441,10 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             counters.add(ProxyCounter.pooledReuses)
             var link = BackendLink(fd: idle.fd, backendID: backendID, reused: true, connecting: false)
             link.ready.writable = true
+            if backends[backendID].secure {
+                link.secure = true
+                link.tls = backendTLS[idle.fd]
+            }
             return link
         }
         return connectNew(backendID: backendID, for: session)
@@ -435,6 +464,10 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             counters.add(ProxyCounter.backendConnectionsOpened)
             var link = BackendLink(fd: fd, backendID: backendID, reused: false, connecting: !connected)
             link.ready.writable = connected
+            if backends[backendID].secure && !startTLS(&link) {
+                loop.close(fd)
+                return nil
+            }
             return link
         } catch {
             Log.info("backend_connect_failed", ["backend": address.description, "error": error.description])
@@ -444,7 +477,8 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
 
     /// Puts a connection whose exchange ended cleanly back in the idle pool.
     func releaseConnection(_ link: BackendLink) {
-        if draining || handover != nil || backends[link.backendID].idle.count >= settings.maxIdlePerBackend {
+        if draining || handover != nil || backends[link.backendID].idle.count >= settings.maxIdlePerBackend
+            || (link.secure && !keepsTLS(link)) {
             discardConnection(link)
             return
         }
@@ -457,6 +491,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
 
     /// Closes a backend connection that must not be reused.
     func discardConnection(_ link: BackendLink) {
+        if link.secure { backendTLS[link.fd] = nil }
         loop.close(link.fd)
     }
 
@@ -548,6 +583,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         let backendID = idleOwner[index]
         idleOwner[index] = -1
         backends[backendID].idle.removeAll { $0.fd == fd }
+        forgetTLS(fd)
         loop.close(fd)
     }
 
@@ -653,6 +689,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             while let first = backends[id].idle.first, now &- first.since > settings.backendIdleNanos {
                 backends[id].idle.removeFirst()
                 idleOwner[Int(first.fd)] = -1
+                forgetTLS(first.fd)
                 loop.close(first.fd)
             }
         }
@@ -674,6 +711,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         for id in backends.indices where !backendWanted[id] && !backends[id].idle.isEmpty {
             for idle in backends[id].idle {
                 idleOwner[Int(idle.fd)] = -1
+                forgetTLS(idle.fd)
                 loop.close(idle.fd)
             }
             backends[id].idle.removeAll()
@@ -687,6 +725,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         for id in backends.indices {
             for idle in backends[id].idle {
                 idleOwner[Int(idle.fd)] = -1
+                forgetTLS(idle.fd)
                 loop.close(idle.fd)
             }
             backends[id].idle.removeAll()
@@ -707,6 +746,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
         for connection in Array(connections.values) where connection.isIdle { connection.close() }
         for id in backends.indices {
             for idle in backends[id].idle {
+                forgetTLS(idle.fd)
                 loop.close(idle.fd)
             }
             backends[id].idle.removeAll()

@@ -85,6 +85,8 @@ public struct ClusterSpec: Sendable, Equatable {
     /// The release this cluster belongs to (services of a release group move together between
     /// releases); nil: its version names it.
     public var release: String?
+    /// TLS to the cluster's backends (`"tls": {…}`); nil: plain TCP.
+    public var tls: BackendTLSSpec?
 
     /// The release that routes a client in a release group: `release`, or the version.
     public var releaseName: String { release ?? version }
@@ -121,6 +123,23 @@ public struct ClusterSpec: Sendable, Equatable {
         ignoreBodyFor.contains { pattern in
             pattern.last == "*" ? path.hasPrefix(pattern.dropLast()) : path == pattern
         }
+    }
+}
+
+/// How a cluster's backends are reached over TLS (`"tls": {"serverName", "caFile", "verify"}`).
+public struct BackendTLSSpec: Sendable, Equatable {
+    /// The name sent as SNI and checked against the backend's certificate; nil: each server's
+    /// host name when it is a name (an IP literal sends no SNI and is checked as an address).
+    public var serverName: String?
+    /// PEM bundle of the certificate authorities trusted; nil: the system's store.
+    public var caFile: String?
+    /// Whether the backend's certificate is checked (chain and name). False accepts any.
+    public var verify: Bool
+
+    public init(serverName: String? = nil, caFile: String? = nil, verify: Bool = true) {
+        self.serverName = serverName
+        self.caFile = caFile
+        self.verify = verify
     }
 }
 

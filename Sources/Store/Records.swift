@@ -312,7 +312,7 @@ public enum Records {
         do {
             // Host names were checked when the change was accepted; whether they still
             // resolve is the registry's question at start-up, not the decoder's.
-            return try ClusterJSON.parseCluster(o, path: "cluster", resolve: { _ in true }, newUUID: { "" })
+            return try ClusterJSON.parseCluster(o, path: "cluster", resolve: { _ in true }, newUUID: { "" }, checkFiles: false)
         } catch {
             throw DecodeError(description: "cluster: \(error.description)")
         }
@@ -395,6 +395,14 @@ struct JSONOut {
             server(s, inCluster: true)
         }
         bytes.append(UInt8(ascii: "]"))
+        if let tls = spec.tls {
+            key("tls")
+            var opened = false
+            if let file = tls.caFile { field("caFile", &opened); string(file) }
+            if let name = tls.serverName { field("serverName", &opened); string(name) }
+            field("verify", &opened); raw(tls.verify ? "true" : "false")
+            bytes.append(UInt8(ascii: "}"))
+        }
         key("upgradeTransition")
         transition(spec)
         key("uuid"); string(spec.uuid)

@@ -1,7 +1,8 @@
 import COpenSSL
 import Syscalls
 
-/// One client's TLS connection on a non-blocking socket. The caller owns the socket and the
+/// One TLS connection on a non-blocking socket: a client's on a TLS listener (server side), or
+/// ours to a backend of a TLS cluster (client side). The caller owns the socket and the
 /// readiness: each call says whether it needs the socket readable or writable to go on.
 ///
 /// Not thread-safe: used by the one reactor that owns the socket.
@@ -33,8 +34,13 @@ public final class TLSConnection {
     }
 
     private let ssl: OpaquePointer
-    /// Held so the `SSL_CTX`s (and the callbacks' argument) outlive the connection.
-    public let context: TLSContext
+    /// Held so the `SSL_CTX`s (and the callbacks' argument) outlive the connection: a
+    /// `TLSContext` (server side) or a `TLSClientContext` (to a backend).
+    private let owner: AnyObject
+    /// The listener's context of a server-side connection (nil for a connection to a backend).
+    public var context: TLSContext? { owner as? TLSContext }
+    /// Who is at the other end, for messages: "client" (a listener's connection) or "backend".
+    private let peer: String
     /// Set by the ALPN callback when the client offered no protocol we serve.
     var refusedProtocols: [String]?
 
@@ -48,8 +54,43 @@ public final class TLSConnection {
         }
         SSL_set_accept_state(ssl)
         self.ssl = ssl
-        self.context = context
+        owner = context
+        peer = "client"
         _ = sy_set_app_data(ssl, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    /// Prepares a connection to a backend on `fd` (a connected or connecting socket), nil when
+    /// OpenSSL cannot allocate one. `serverName` is sent as SNI and, when the context verifies,
+    /// is the name the certificate must carry; without one, `address` (an IP literal) must be
+    /// in the certificate instead. `session`: a session of an earlier connection to the same
+    /// backend, offered for resumption.
+    public init?(client context: TLSClientContext, fd: Int32, serverName: String?, address: String?, session: TLSSession? = nil) {
+        ERR_clear_error()
+        guard let ssl = SSL_new(context.ctx) else { return nil }
+        guard SSL_set_fd(ssl, fd) == 1 else {
+            SSL_free(ssl)
+            return nil
+        }
+        SSL_set_connect_state(ssl)
+        if let serverName {
+            guard sy_set_tlsext_host_name(ssl, serverName) == 1 else {
+                SSL_free(ssl)
+                return nil
+            }
+            if context.verify && SSL_set1_host(ssl, serverName) != 1 {
+                SSL_free(ssl)
+                return nil
+            }
+        } else if context.verify, let address {
+            guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), address) == 1 else {
+                SSL_free(ssl)
+                return nil
+            }
+        }
+        if let session { _ = SSL_set_session(ssl, session.session) }
+        self.ssl = ssl
+        owner = context
+        peer = "backend"
     }
 
     deinit { SSL_free(ssl) }
@@ -62,17 +103,35 @@ public final class TLSConnection {
         switch SSL_get_error(ssl, rc) {
         case SSL_ERROR_WANT_READ: return .wantRead
         case SSL_ERROR_WANT_WRITE: return .wantWrite
-        case SSL_ERROR_ZERO_RETURN: return .failed("the client closed the connection during the handshake")
+        case SSL_ERROR_ZERO_RETURN: return .failed("the \(peer) closed the connection during the handshake")
         case SSL_ERROR_SYSCALL:
-            let detail = ERR_peek_error() != 0 ? lastError() : (rc == 0 ? "the client closed the connection during the handshake" : "socket error during the handshake")
+            let detail = ERR_peek_error() != 0 ? lastError() : (rc == 0 ? "the \(peer) closed the connection during the handshake" : "socket error during the handshake")
             return .failed(detail)
         default:
             if let offered = refusedProtocols {
                 ERR_clear_error()
                 return .failed("ALPN: the client offered only [\(offered.joined(separator: ", "))]; only http/1.1 is served")
             }
-            return .failed(lastError())
+            let detail = lastError()
+            // A certificate the backend's check refused: say why (expired, unknown issuer, name).
+            let verdict = SSL_get_verify_result(ssl)
+            if peer == "backend" && verdict != X509_V_OK {
+                return .failed("\(detail) (\(String(cString: X509_verify_cert_error_string(verdict))))")
+            }
+            return .failed(detail)
         }
+    }
+
+    /// The session to offer for resumption on the next connection to the same backend: nil
+    /// while the server has sent nothing resumable (TLS 1.3 tickets come after the handshake,
+    /// with the first response). The corresponding C function is `SSL_get1_session`.
+    public func resumableSession() -> TLSSession? {
+        guard let session = SSL_get1_session(ssl) else { return nil }
+        guard SSL_SESSION_is_resumable(session) == 1 else {
+            SSL_SESSION_free(session)
+            return nil
+        }
+        return TLSSession(session)
     }
 
     /// Decrypts into the free space of `buffer`, at most `limit` bytes. The corresponding C
