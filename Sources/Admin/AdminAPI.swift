@@ -338,6 +338,11 @@ public final class AdminAPI: Sendable {
                 "backendConnectFailures": cluster.metrics.sum(ClusterCounter.connectFailures),
             ]
             if cluster.spec.mode == .gradual { entry["gradualThreshold"] = cluster.state.gradualThreshold }
+            if let tls = cluster.tls {
+                var shown = ClusterJSON.render(tls.spec)
+                if let problem = tls.problem { shown["problem"] = problem }
+                entry["tls"] = shown
+            }
             if let status = rollouts?.status(cluster.spec.uuid) { entry["rollout"] = Self.render(status) }
             var backends: [String: Any] = [:]
             for b in cluster.health.backends {

@@ -100,7 +100,13 @@ struct FrameTests {
         noConcurrent.mirrorUnsafeMethods = false
         noConcurrent.rollout?.steps = [RolloutStep(mode: .gradual(percent: 1)), RolloutStep(mode: .instant)]
         noConcurrent.rollout?.analysis = Analysis(maxDivergenceRatio: 0.5)
-        let changes = sampleChanges + [.put(tricky), .threshold(uuid: "b", percent: 1e-6), .threshold(uuid: "b", percent: 100),
+        var secure = specC
+        secure.uuid = "tls"
+        secure.tls = BackendTLSSpec(serverName: "backend.test", caFile: "/nonexistent/ca \"bundle\".pem", verify: true)
+        var unverified = specC
+        unverified.uuid = "tls2"
+        unverified.tls = BackendTLSSpec(verify: false)
+        let changes = sampleChanges + [.put(secure), .put(unverified), .put(tricky), .threshold(uuid: "b", percent: 1e-6), .threshold(uuid: "b", percent: 100),
                                        .failed(uuid: "c", reason: "tab\tnewline\n\u{1}\u{7F}", time: -1),
                                        .put(planOnly), .put(noConcurrent),
                                        .rollout(uuid: "e", progress: RolloutProgress(phase: .completed, step: 3, percent: 100)),
