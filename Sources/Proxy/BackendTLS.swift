@@ -99,11 +99,25 @@ extension Worker {
     }
 
     /// Whether a TLS connection whose exchange ended cleanly may be pooled: not when OpenSSL
-    /// holds bytes nobody asked for. Keeps its session for the next connection to the backend.
+    /// holds bytes nobody asked for.
     func keepsTLS(_ link: BackendLink) -> Bool {
-        guard let tls = backendTLS[link.fd], !tls.hasBufferedBytes else { return false }
-        if !link.reused && !tls.resumed, let session = tls.resumableSession() { tlsSessions[link.backendID] = session }
-        return true
+        guard let tls = backendTLS[link.fd] else { return false }
+        keepSession(of: link, tls)
+        return !tls.hasBufferedBytes
+    }
+
+    /// Frees the TLS of a connection that is closed after its exchange, keeping its session.
+    func discardTLS(_ link: BackendLink) {
+        guard let tls = backendTLS.removeValue(forKey: link.fd) else { return }
+        if !link.connecting { keepSession(of: link, tls) }
+    }
+
+    /// Keeps the session of a new connection (once per connection, at the end of its first
+    /// exchange: TLS 1.3 tickets arrive after the handshake, and a resumed connection gets
+    /// fresh ones), so the next connection to the backend resumes it — also when the backend
+    /// closes every connection after one exchange.
+    private func keepSession(of link: BackendLink, _ tls: TLSConnection) {
+        if !link.reused, let session = tls.resumableSession() { tlsSessions[link.backendID] = session }
     }
 
     /// Frees the TLS state of a backend connection about to be closed (none on plain ones).

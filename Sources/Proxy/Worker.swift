@@ -491,7 +491,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
 
     /// Closes a backend connection that must not be reused.
     func discardConnection(_ link: BackendLink) {
-        if link.secure { backendTLS[link.fd] = nil }
+        if link.secure { discardTLS(link) }
         loop.close(link.fd)
     }
 

@@ -127,11 +127,12 @@ public final class TLSConnection {
     /// with the first response). The corresponding C function is `SSL_get1_session`.
     public func resumableSession() -> TLSSession? {
         guard let session = SSL_get1_session(ssl) else { return nil }
-        guard SSL_SESSION_is_resumable(session) == 1 else {
-            SSL_SESSION_free(session)
-            return nil
-        }
-        return TLSSession(session)
+        defer { SSL_SESSION_free(session) }
+        // A copy: OpenSSL marks a connection's own session unresumable when the connection
+        // later ends in an error (a backend closing without close_notify), which would spoil
+        // the one kept for the next connection.
+        guard SSL_SESSION_is_resumable(session) == 1, let copy = SSL_SESSION_dup(session) else { return nil }
+        return TLSSession(copy)
     }
 
     /// Decrypts into the free space of `buffer`, at most `limit` bytes. The corresponding C

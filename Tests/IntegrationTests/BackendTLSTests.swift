@@ -35,8 +35,9 @@ struct BackendTLSTests {
 
     /// An HTTP/1.1 server behind TLS (Python `ssl` + `http.server`, keep-alive). Each
     /// response says which accepted connection carried it (`X-Connection`, from 1), the SNI
-    /// the client sent (`X-SNI`) and the negotiated ALPN protocol (`X-ALPN`); a GET answers
-    /// `tls backend path=…`, a POST the SHA-256 of its body.
+    /// the client sent (`X-SNI`), the negotiated ALPN protocol (`X-ALPN`) and whether the TLS
+    /// session was resumed (`X-Resumed`); a GET answers `tls backend path=…` (`/close` then
+    /// closes the connection; `/big/N` sends N bytes, chunked), a POST the SHA-256 of its body.
     final class TLSBackend {
         let process = Process()
         private(set) var port = 0
@@ -64,9 +65,27 @@ struct BackendTLSTests {
                     self.send_header("X-Connection", str(self.number))
                     self.send_header("X-SNI", names.get(id(self.connection)) or "-")
                     self.send_header("X-ALPN", self.connection.selected_alpn_protocol() or "-")
+                    self.send_header("X-Resumed", "yes" if self.connection.session_reused else "no")
+                    if self.close_connection:
+                        self.send_header("Connection", "close")
                     self.end_headers()
                     self.wfile.write(body)
                 def do_GET(self):
+                    if self.path == "/close":
+                        self.close_connection = True
+                    if self.path.startswith("/big/"):
+                        n = int(self.path[5:])
+                        self.send_response(200)
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        block = bytes(range(256)) * 256
+                        sent = 0
+                        while sent < n:
+                            piece = block[:min(len(block), n - sent)]
+                            self.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                            sent += len(piece)
+                        self.wfile.write(b"0\r\n\r\n")
+                        return
                     self.reply(("tls backend path=" + self.path).encode())
                 def do_POST(self):
                     data = self.rfile.read(int(self.headers["Content-Length"]))
@@ -156,6 +175,74 @@ struct BackendTLSTests {
         let other = try ClientConnection(port: proxy.port)
         defer { other.close() }
         #expect(try other.get("/again").header("X-Connection") == "1")
+    }
+
+    @Test("a chunked 16 MiB download through TLS from the backend arrives whole")
+    func chunkedDownload() throws {
+        let ca = try Authority()
+        let backend = try TLSBackend(cert: ca.path("backend.pem"), key: ca.path("backend.key"))
+        defer { backend.stop() }
+        let proxy = try ProxyProcess(config: ProxyProcess.config(clusters: [
+            Self.cluster(port: backend.port, tls: ["caFile": ca.path("ca.pem"), "serverName": "backend.test"]),
+        ]))
+        defer { proxy.stop() }
+        let size = 16 << 20
+        let (rc, out) = try TLSListenerTests.shell("curl -sS http://127.0.0.1:\(proxy.port)/big/\(size) | sha256sum")
+        #expect(rc == 0)
+        var expected = [UInt8]()
+        let block = (0..<65536).map { UInt8(truncatingIfNeeded: $0) }
+        while expected.count < size { expected += block.prefix(size - expected.count) }
+        #expect(out.hasPrefix(try Self.sha256(expected)))
+        // The connection is pooled after the body, and used again.
+        let client = try ClientConnection(port: proxy.port)
+        defer { client.close() }
+        #expect(try client.get("/after").header("X-Connection") == "1")
+    }
+
+    @Test("a new connection to a backend resumes the TLS session of the previous one")
+    func resumption() throws {
+        let ca = try Authority()
+        let backend = try TLSBackend(cert: ca.path("backend.pem"), key: ca.path("backend.key"))
+        defer { backend.stop() }
+        let proxy = try ProxyProcess(config: ProxyProcess.config(clusters: [
+            Self.cluster(port: backend.port, tls: ["caFile": ca.path("ca.pem"), "serverName": "backend.test"]),
+        ]))
+        defer { proxy.stop() }
+        let client = try ClientConnection(port: proxy.port)
+        defer { client.close() }
+        let first = try client.get("/one")
+        #expect(first.header("X-Resumed") == "no")
+        // The backend closes the pooled connection after this answer.
+        let closing = try client.get("/close")
+        #expect(closing.header("X-Connection") == "1")
+        let third = try client.get("/three")
+        #expect(third.status == 200)
+        #expect(third.header("X-Connection") == "2")
+        #expect(third.header("X-Resumed") == "yes")
+    }
+
+    @Test("CONCURRENT over a TLS previous version: served by the latest alone, not mirrored")
+    func concurrentNotMirrored() throws {
+        let ca = try Authority()
+        let backend = try TLSBackend(cert: ca.path("backend.pem"), key: ca.path("backend.key"))
+        defer { backend.stop() }
+        let plain = try TestBackend { _, socket in
+            try TestBackend.respond(socket, body: "plain latest")
+            return true
+        }
+        defer { plain.stop() }
+        let proxy = try ProxyProcess(config: ProxyProcess.config(clusters: [
+            Self.cluster(port: backend.port, tls: ["caFile": ca.path("ca.pem"), "serverName": "backend.test"]),
+            ProxyProcess.cluster(ports: [plain.port], version: "2.0", mode: ["mode": "CONCURRENT"]),
+        ]))
+        defer { proxy.stop() }
+        for _ in 0..<3 {
+            #expect(try ClientConnection(port: proxy.port).get("/c").bodyText == "plain latest")
+        }
+        let (_, metrics) = try proxy.api("GET", "/metrics")
+        let tlsLine = metrics.split(separator: "\n").first { $0.hasPrefix("switchyard_requests_total{") && $0.contains("version=\"1.0\"") }
+        #expect(tlsLine?.hasSuffix(" 0") == true)
+        #expect(proxy.log.contains("event=backend_tls") == false)
     }
 
     @Test("without serverName a server given by IP address is checked against the certificate's IP SAN")
