@@ -114,7 +114,7 @@ let bodyErrorCases: [BodyErrorCase] = [
     BodyErrorCase(json: body(#""uuid":"a/b""#), error: "cluster.uuid: must be 1 to 64 characters from A-Z a-z 0-9 . _ -"),
     BodyErrorCase(json: body(#""uuid":5"#), error: "cluster.uuid: must be a string"),
     BodyErrorCase(json: body(#""verison":"1.0""#),
-                  error: "cluster.verison: unknown field (expected one of: backends, failure, healthCheck, ignoreBodyFor, release, rollout, servers, state, upgradeTransition, uuid, version)"),
+                  error: "cluster.verison: unknown field (expected one of: backends, failure, healthCheck, ignoreBodyFor, release, rollout, servers, state, tls, upgradeTransition, uuid, version)"),
     BodyErrorCase(json: #"{"cluster":{"servers":[{"port":1}]},"extra":1}"#, error: "extra: unknown field (expected one of: cluster)"),
     BodyErrorCase(json: #"{"cluster":{"servers":[{"port":1,"port":2}]}}"#,
                   error: "json: duplicate key \"port\" at line 1, column 34 (byte 33)"),

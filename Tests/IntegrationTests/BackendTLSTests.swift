@@ -245,6 +245,36 @@ struct BackendTLSTests {
         #expect(proxy.log.contains("event=backend_tls") == false)
     }
 
+    @Test("a backend that accepts but never answers the handshake is given up after backendConnectSeconds; a plain HTTP backend fails the handshake")
+    func stalledAndPlain() throws {
+        // Connects complete in the kernel's accept queue; nobody ever reads the ClientHello.
+        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { Glibc.close(silent) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(silent, $0, len) } }
+        listen(silent, 16)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(silent, $0, &len) } }
+        let silentPort = Int(UInt16(bigEndian: addr.sin_port))
+        let plain = try TestBackend.named("plain")
+        defer { plain.stop() }
+        let proxy = try ProxyProcess(config: ProxyProcess.config(
+            clusters: [Self.cluster(port: silentPort, tls: ["verify": false], version: "1.0"),
+                       Self.cluster(port: plain.port, tls: ["verify": false], version: "2.0")],
+            extra: ["proxy": ["hostname": "127.0.0.1", "port": 0, "timeouts": ["backendConnectSeconds": 0.3]]]))
+        defer { proxy.stop() }
+        // The latest (plain HTTP) fails its handshake; the previous one stalls: 502 either way.
+        let started = Date()
+        let response = try ClientConnection(port: proxy.port).get("/")
+        #expect(response.status == 502)
+        #expect(Date().timeIntervalSince(started) < 5)
+        try waitUntil("both failures logged") {
+            proxy.log.contains("event=backend_tls_failed") && proxy.log.contains("event=backend_connect_timeout")
+        }
+    }
+
     @Test("without serverName a server given by IP address is checked against the certificate's IP SAN")
     func addressChecked() throws {
         let ca = try Authority()
