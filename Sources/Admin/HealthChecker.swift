@@ -4,6 +4,7 @@ import Proxy
 import Reactor
 import Routing
 import Syscalls
+import TLS
 
 /// Active health checks and the readiness gate, run from one place: the control plane's
 /// event loop (never a reactor, never once per worker).
@@ -60,6 +61,9 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
         var received: [UInt8] = []
         var parser = HeadParser(limits: HeadLimits())
         var head = ResponseHead()
+        /// For a cluster with `tls`: the probe's TLS, handshaking until `secured`.
+        var tls: TLSConnection?
+        var secured = false
     }
 
     /// Targets by cluster definition (a replaced cluster is a new definition).
@@ -187,6 +191,17 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
         var request: [UInt8] = []
         HeadWriter.appendProbeRequest(target: target.check.path, host: target.server.description, to: &request)
         target.probe = Probe(fd: fd, deadline: now &+ nanos(target.check.timeoutSeconds), connecting: !connected, request: request)
+        if let tls = target.cluster.tls {
+            // Probed as the data plane reaches it: same context, name and certificate check.
+            let name = tls.serverName(for: target.server.hostname)
+            guard let context = tls.context,
+                  let connection = TLSConnection(client: context, fd: fd, serverName: name, address: name == nil ? address.host : nil) else {
+                loop.close(fd)
+                record(target, .failed(tls.problem ?? "no TLS connection could be made"))
+                return
+            }
+            target.probe?.tls = connection
+        }
         probing[fd] = target
         if connected { advance(target) }
     }
@@ -210,6 +225,10 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
     /// closes, or the socket has nothing more for now.
     private func advance(_ target: Target) {
         guard var probe = target.probe else { return }
+        if probe.tls != nil {
+            advanceTLS(target, &probe)
+            return
+        }
         do {
             while probe.written < probe.request.count {
                 switch try Socket.write(probe.fd, bytes: probe.request[probe.written...]) {
@@ -249,6 +268,56 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
             }
         } catch {
             finish(target, .failed("\(error)"))
+        }
+    }
+
+    /// `advance` for a cluster with `tls`: the handshake (a failure fails the probe with
+    /// OpenSSL's reason), then the request and the response head through `SSL_write`/`SSL_read`.
+    private func advanceTLS(_ target: Target, _ probe: inout Probe) {
+        guard let tls = probe.tls else { return }
+        defer { if target.probe != nil { target.probe = probe } }
+        if !probe.secured {
+            switch tls.handshake() {
+            case .wantRead, .wantWrite: return
+            case .failed(let reason):
+                finish(target, .failed("TLS handshake: \(reason)"))
+                return
+            case .done: probe.secured = true
+            }
+        }
+        while probe.written < probe.request.count {
+            let request = probe.request
+            let written = probe.written
+            switch request[written...].withUnsafeBytes({ tls.write($0) }) {
+            case .done(let n): probe.written += n
+            case .wantRead, .wantWrite: return
+            case .closed, .failed: finish(target, .failed("closed before a complete response head")); return
+            }
+        }
+        let chunk = ByteBuffer(capacity: 4096)
+        while true {
+            chunk.clear()
+            switch tls.read(into: chunk) {
+            case .wantRead, .wantWrite: return
+            case .closed: finish(target, .failed("closed before a complete response head")); return
+            case .failed(let reason): finish(target, .failed("TLS: \(reason)")); return
+            case .done:
+                probe.received.append(contentsOf: chunk.readable)
+                let status = probe.received.withUnsafeBytes { probe.parser.parseResponse($0, requestMethod: .get, into: &probe.head) }
+                switch status {
+                case .complete:
+                    finish(target, .status(probe.head.status))
+                    return
+                case .error(let error):
+                    finish(target, .failed("bad response head: \(error.message)"))
+                    return
+                case .incomplete:
+                    if probe.received.count >= Self.maxHeadBytes {
+                        finish(target, .failed("response head over \(Self.maxHeadBytes) bytes"))
+                        return
+                    }
+                }
+            }
         }
     }
 

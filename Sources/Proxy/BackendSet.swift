@@ -1,7 +1,6 @@
 import Observability
 import Reactor
 import Syscalls
-import TLS
 
 /// One backend known to a worker: its address, its passive health, and its idle
 /// keep-alive connections. Identified by a small integer that never changes for the
@@ -30,8 +29,7 @@ struct BackendLink {
     /// Non-blocking connect still in progress (to a TLS backend: until its handshake is done).
     var connecting: Bool
     var ready = Readiness()
-    /// A connection to a TLS backend; the plain path tests only this flag.
+    /// A connection to a TLS backend (its TLS is the worker's `backendTLS[fd]`); the plain
+    /// path tests only this flag.
     var secure = false
-    /// Its TLS (owned by the worker's `backendTLS`, which outlives the link).
-    unowned(unsafe) var tls: TLSConnection?
 }

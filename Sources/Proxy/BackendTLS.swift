@@ -93,7 +93,6 @@ extension Worker {
         }
         backendTLS[link.fd] = tls
         link.secure = true
-        link.tls = tls
         link.connecting = true
         return true
     }

@@ -12,7 +12,7 @@ extension ClientSession {
     /// is marked down and the request goes elsewhere, as after a refused connect. Returns true
     /// when the state changed.
     func stepBackendHandshake() -> Bool {
-        guard let link = backend, let tls = link.tls else {
+        guard let link = backend, let tls = worker.backendTLS[link.fd] else {
             connectFailed()
             return true
         }
@@ -45,7 +45,7 @@ extension ClientSession {
     /// One `SSL_read` of response head bytes into `rbuf`. Nil after bytes arrived (parse
     /// them and go on); otherwise what `readResponseHead` returns.
     func readResponseBytes(through link: BackendLink, into rbuf: ByteBuffer) -> HeadProgress? {
-        guard let tls = link.tls else {
+        guard let tls = worker.backendTLS[link.fd] else {
             failExchange(status: 502, message: "backend connection lost its TLS", backendFault: true)
             return .changed
         }

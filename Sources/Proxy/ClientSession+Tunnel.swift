@@ -25,8 +25,8 @@ extension ClientSession {
             if backendBuffer == nil { backendBuffer = worker.pools.takeBuffer() }
         }
         if let link = backend, link.secure {
-            upstream!.tlsDestination = link.tls
-            downstream!.tlsSource = link.tls
+            upstream!.tlsDestination = worker.backendTLS[link.fd]
+            downstream!.tlsSource = worker.backendTLS[link.fd]
             if buffer == nil { _ = takeBuffer() }
             if backendBuffer == nil { backendBuffer = worker.pools.takeBuffer() }
         }
@@ -49,7 +49,7 @@ extension ClientSession {
             switch result {
             case .finished:
                 upstreamDone = true
-                if link.secure { link.tls?.shutdown() }
+                if link.secure { worker.backendTLS[link.fd]?.shutdown() }
                 Socket.shutdownWrite(link.fd)
             case .failed:
                 close(); return false

@@ -507,7 +507,7 @@ final class ClientSession: EventHandler {
         }
         if let shadow { flow.mirror(to: shadow.fd) }
         if throughTLS { flow.tlsSource = tls }
-        if let link = backend, link.secure { flow.tlsDestination = link.tls }
+        if let link = backend, link.secure { flow.tlsDestination = worker.backendTLS[link.fd] }
         // The head stays in the buffer until the connection is up (a failed connect sent
         // nothing, so the request can go elsewhere) and, for bodiless requests, until the
         // response begins (a dead pooled connection can then be retried).
@@ -791,7 +791,7 @@ final class ClientSession: EventHandler {
         rbuf.consume(response.headLength)
         responseStarted = true
         if throughTLS { flow.tlsDestination = tls }
-        if let link = backend, link.secure { flow.tlsSource = link.tls }
+        if let link = backend, link.secure { flow.tlsSource = worker.backendTLS[link.fd] }
         responseFlow = flow
         setDeadline(.body, after: worker.settings.bodyIdleNanos)
         startShadowDrainIfDecided()

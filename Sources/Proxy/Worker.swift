@@ -441,10 +441,7 @@ public final class Worker: EventHandler, DeadlineHandler, @unchecked Sendable {
             counters.add(ProxyCounter.pooledReuses)
             var link = BackendLink(fd: idle.fd, backendID: backendID, reused: true, connecting: false)
             link.ready.writable = true
-            if backends[backendID].secure {
-                link.secure = true
-                link.tls = backendTLS[idle.fd]
-            }
+            if backends[backendID].secure { link.secure = true }
             return link
         }
         return connectNew(backendID: backendID, for: session)

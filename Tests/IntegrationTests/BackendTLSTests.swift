@@ -275,6 +275,29 @@ struct BackendTLSTests {
         }
     }
 
+    @Test("health checks probe a TLS cluster over TLS, with the same certificate check")
+    func healthChecks() throws {
+        let ca = try Authority()
+        let backend = try TLSBackend(cert: ca.path("backend.pem"), key: ca.path("backend.key"))
+        defer { backend.stop() }
+        var good = Self.cluster(port: backend.port, tls: ["caFile": ca.path("ca.pem"), "serverName": "backend.test"], version: "1.0")
+        good["healthCheck"] = ["path": "/health", "intervalSeconds": 0.2]
+        good["uuid"] = "good"
+        var bad = Self.cluster(port: backend.port, tls: ["caFile": ca.path("other-ca.pem"), "serverName": "backend.test"], version: "0.9")
+        bad["healthCheck"] = ["path": "/health", "intervalSeconds": 0.2]
+        bad["uuid"] = "bad"
+        let proxy = try ProxyProcess(config: ProxyProcess.config(clusters: [good, bad]))
+        defer { proxy.stop() }
+        let key = "\"127.0.0.1:\(backend.port)\":"
+        try waitUntil("the good cluster's backend probed up") {
+            try proxy.api("GET", "/configuration/cluster/good").1.contains(key + "\"up\"")
+        }
+        try waitUntil("the bad cluster's backend probed down") {
+            try proxy.api("GET", "/configuration/cluster/bad").1.contains(key + "\"down\"")
+        }
+        #expect(try ClientConnection(port: proxy.port).get("/h").bodyText == "tls backend path=/h")
+    }
+
     @Test("without serverName a server given by IP address is checked against the certificate's IP SAN")
     func addressChecked() throws {
         let ca = try Authority()
