@@ -54,9 +54,9 @@ extension Comparison {
         let (cert, key) = try makeCertificate(openssl: openssl)
         try startBackend()
         defer { backend?.stop() }
-        let client: OutboundTLSContext
+        let client: TLSClientContext
         do {
-            client = try OutboundTLSContext(caFile: cert, minVersion: .tls13, ciphersuites: benchCipherSuite)
+            client = try TLSClientContext(caFile: cert, verify: true, minVersion: .tls13, ciphersuites: benchCipherSuite)
         } catch {
             throw BenchUsageError("cannot make the TLS client: \(error)")
         }
@@ -122,7 +122,7 @@ extension Comparison {
     }
 
     /// One TLS load run against a target.
-    func loadTLS(_ t: CompareTarget, _ load: TLSLoad, client: OutboundTLSContext, seconds: UInt64) throws(BenchUsageError) -> LoadResult {
+    func loadTLS(_ t: CompareTarget, _ load: TLSLoad, client: TLSClientContext, seconds: UInt64) throws(BenchUsageError) -> LoadResult {
         let close = load.close ? "Connection: close\r\n" : ""
         let request = Array("GET \(load.path) HTTP/1.1\r\nHost: \(benchServerName):\(t.port)\r\n\(close)\r\n".utf8)
         let plan = LoadPlan(address: SocketAddress(host: "127.0.0.1", port: t.port)!, url: "https://127.0.0.1:\(t.port)\(load.path)",
@@ -312,7 +312,7 @@ enum TLSProbe {
 
     /// Status and body size of `GET path` (with `Connection: close`), nil when nothing valid
     /// came back in time.
-    static func get(port: Int, path: String, context: OutboundTLSContext, timeoutMillis: Int32 = 5000) -> (status: Int, bodyBytes: Int)? {
+    static func get(port: Int, path: String, context: TLSClientContext, timeoutMillis: Int32 = 5000) -> (status: Int, bodyBytes: Int)? {
         guard let address = SocketAddress(host: "127.0.0.1", port: port), let (fd, connected) = try? Socket.connect(address) else { return nil }
         defer { Socket.close(fd) }
         let deadline = Clock.nanoseconds() + UInt64(timeoutMillis) * 1_000_000
@@ -325,7 +325,7 @@ enum TLSProbe {
         if !connected {
             guard wait(Int16(POLLOUT)), Socket.pendingError(fd) == 0 else { return nil }
         }
-        guard let tls = OutboundTLSConnection(context: context, fd: fd, serverName: benchServerName) else { return nil }
+        guard let tls = clientTLS(context, fd: fd, name: benchServerName) else { return nil }
         handshake: while true {
             switch tls.handshake() {
             case .done: break handshake

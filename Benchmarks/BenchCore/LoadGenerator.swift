@@ -55,14 +55,14 @@ public struct LoadPlan: Sendable {
 /// How a load run speaks TLS: the client context every connection starts from, the server
 /// name it sends, and whether a new connection offers the previous connection's session.
 public struct LoadTLS: Sendable {
-    public var context: OutboundTLSContext
+    public var context: TLSClientContext
     /// Sent as SNI (unless an IP address) and checked against the certificate when verifying.
     public var serverName: String?
     /// Offer the session of a connection's previous TLS connection (off: every new connection
     /// makes a full handshake, which is what `--close` is meant to measure).
     public var resume: Bool
 
-    public init(context: OutboundTLSContext, serverName: String?, resume: Bool = false) {
+    public init(context: TLSClientContext, serverName: String?, resume: Bool = false) {
         self.context = context
         self.serverName = serverName
         self.resume = resume
@@ -71,9 +71,9 @@ public struct LoadTLS: Sendable {
     /// TLS for an https URL (nil for http): `--cacert`, `--sni`, `--resume`.
     init?(_ options: LoadOptions) throws(BenchUsageError) {
         guard options.url.isTLS else { return nil }
-        let context: OutboundTLSContext
+        let context: TLSClientContext
         do {
-            context = try OutboundTLSContext(caFile: options.caFile)
+            context = try TLSClientContext(caFile: options.caFile, verify: options.caFile != nil)
         } catch {
             throw BenchUsageError("--cacert: \(error.message)")
         }
@@ -424,10 +424,10 @@ final class ClientConnection: EventHandler {
     var phaseOffset: UInt64 = 0
     /// TLS over the socket (https targets), and whether its handshake is still under way (the
     /// handshake's start is kept in `writeStartedAt`, for the timeout).
-    var tls: OutboundTLSConnection?
+    var tls: TLSConnection?
     var handshaking = false
     /// The session of this connection's previous TLS connection (kept only with `resume`).
-    var savedSession: OutboundTLSSession?
+    var savedSession: TLSSession?
 
     let buffer = ByteBuffer(capacity: 16384)
     var parser = HeadParser(limits: HeadLimits(maxHeadBytes: 16384, requireHost: false))
@@ -480,8 +480,8 @@ final class ClientConnection: EventHandler {
 
     /// Starts the client side of the TLS handshake on the new socket.
     func startTLS(_ settings: LoadTLS) {
-        guard let connection = OutboundTLSConnection(context: settings.context, fd: fd, serverName: settings.serverName,
-                                                     resuming: settings.resume ? savedSession : nil) else {
+        guard let connection = clientTLS(settings.context, fd: fd, name: settings.serverName,
+                                         session: settings.resume ? savedSession : nil) else {
             worker.tlsFailed("OpenSSL could not make a connection")
             reconnect(backoff: true)
             return
@@ -493,7 +493,7 @@ final class ClientConnection: EventHandler {
     }
 
     /// One step of the handshake; when it is done the first request may go.
-    func advanceHandshake(_ connection: OutboundTLSConnection) {
+    func advanceHandshake(_ connection: TLSConnection) {
         switch connection.handshake() {
         case .done:
             handshaking = false
@@ -503,14 +503,14 @@ final class ClientConnection: EventHandler {
         case .wantRead, .wantWrite:
             return  // edge-triggered for both directions: the next event continues it
         case .failed(let reason):
-            worker.tlsFailed(reason)
+            worker.tlsFailed(connection.verifyFailure.map { "certificate verification failed: \($0)" } ?? reason)
             reconnect(backoff: true)
         }
     }
 
     func close() {
         if let connection = tls {
-            if !handshaking && worker.tls?.resume == true, let session = connection.session { savedSession = session }
+            if !handshaking && worker.tls?.resume == true, let session = connection.resumableSession() { savedSession = session }
             tls = nil
             handshaking = false
         }
@@ -601,7 +601,7 @@ final class ClientConnection: EventHandler {
     }
 
     /// `continueWrite` over TLS: encrypts what is left of the request.
-    func continueTLSWrite(_ connection: OutboundTLSConnection, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    func continueTLSWrite(_ connection: TLSConnection, _ bytes: UnsafeRawBufferPointer) -> Bool {
         switch connection.write(UnsafeRawBufferPointer(rebasing: bytes[written...])) {
         case .done(let n):
             written += n
@@ -617,7 +617,7 @@ final class ClientConnection: EventHandler {
 
     /// `readAvailable` over TLS: decrypts until OpenSSL needs the socket again (a short read
     /// says nothing about the socket here, as OpenSSL reads ahead).
-    func readTLS(_ connection: OutboundTLSConnection) {
+    func readTLS(_ connection: TLSConnection) {
         while fd >= 0 {
             if buffer.writableCount < 4096 { buffer.compact() }
             if buffer.writableCount == 0 {
@@ -818,4 +818,14 @@ final class ClientConnection: EventHandler {
         w.ready(self)
         return fd >= 0
     }
+}
+
+/// A client-side TLS connection of the load generator on `fd`: `name` is sent as SNI unless it
+/// is an IP address, and is what the certificate must name when the context verifies.
+/// `session` offers an earlier session for resumption. Nil when OpenSSL cannot make one.
+func clientTLS(_ context: TLSClientContext, fd: Int32, name: String?, session: TLSSession? = nil) -> TLSConnection? {
+    let given = name.flatMap { $0.isEmpty ? nil : $0 }
+    let address = given.map(TLSConnection.isAddressLiteral) ?? false
+    return TLSConnection(client: context, fd: fd, serverName: address ? nil : given, address: address ? given : nil,
+                         session: session, peer: "server")
 }

@@ -1,5 +1,8 @@
 import COpenSSL
 import Syscalls
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One TLS connection on a non-blocking socket: a client's on a TLS listener (server side), or
 /// ours to a backend of a TLS cluster (client side). The caller owns the socket and the
@@ -64,7 +67,9 @@ public final class TLSConnection {
     /// is the name the certificate must carry; without one, `address` (an IP literal) must be
     /// in the certificate instead. `session`: a session of an earlier connection to the same
     /// backend, offered for resumption.
-    public init?(client context: TLSClientContext, fd: Int32, serverName: String?, address: String?, session: TLSSession? = nil) {
+    /// `peer` names the other end in messages ("backend", "server").
+    public init?(client context: TLSClientContext, fd: Int32, serverName: String?, address: String?, session: TLSSession? = nil,
+                 peer: String = "backend") {
         ERR_clear_error()
         guard let ssl = SSL_new(context.ctx) else { return nil }
         guard SSL_set_fd(ssl, fd) == 1 else {
@@ -90,7 +95,15 @@ public final class TLSConnection {
         if let session { _ = SSL_set_session(ssl, session.session) }
         self.ssl = ssl
         owner = context
-        peer = "backend"
+        self.peer = peer
+    }
+
+    /// Whether `text` is an IPv4 or IPv6 address literal (which is checked against a
+    /// certificate's IP entries and never sent as SNI), rather than a host name.
+    public static func isAddressLiteral(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 
     deinit { SSL_free(ssl) }
@@ -113,11 +126,8 @@ public final class TLSConnection {
                 return .failed("ALPN: the client offered only [\(offered.joined(separator: ", "))]; only http/1.1 is served")
             }
             let detail = lastError()
-            // A certificate the backend's check refused: say why (expired, unknown issuer, name).
-            let verdict = SSL_get_verify_result(ssl)
-            if peer == "backend" && verdict != X509_V_OK {
-                return .failed("\(detail) (\(String(cString: X509_verify_cert_error_string(verdict))))")
-            }
+            // A certificate the client side's check refused: say why (expired, unknown issuer, name).
+            if let why = verifyFailure { return .failed("\(detail) (\(why))") }
             return .failed(detail)
         }
     }
@@ -181,6 +191,14 @@ public final class TLSConnection {
         ERR_clear_error()
         _ = SSL_shutdown(ssl)
         ERR_clear_error()
+    }
+
+    /// On the client side of a context that verifies, why the peer's certificate was refused
+    /// (untrusted issuer, wrong name, expired…); nil when it was accepted or not checked.
+    public var verifyFailure: String? {
+        guard let client = owner as? TLSClientContext, client.verify else { return nil }
+        let verdict = SSL_get_verify_result(ssl)
+        return verdict == X509_V_OK ? nil : String(cString: X509_verify_cert_error_string(verdict))
     }
 
     /// Decrypted bytes (or a record) OpenSSL holds that a socket read would not announce.

@@ -51,7 +51,7 @@ final class TLSProxyFixture {
 
     /// A plan against the listener: verified against the certificate, SNI `bench.test`.
     func plan(connections: Int, close: Bool, resume: Bool = false, serverName: String = "bench.test") throws -> LoadPlan {
-        let context = try OutboundTLSContext(caFile: cert, minVersion: .tls13)
+        let context = try TLSClientContext(caFile: cert, verify: true, minVersion: .tls13)
         let request = "GET / HTTP/1.1\r\nHost: bench.test\r\n" + (close ? "Connection: close\r\n" : "") + "\r\n"
         return LoadPlan(address: SocketAddress(host: "127.0.0.1", port: port)!, url: "https://127.0.0.1:\(port)/",
                         request: Array(request.utf8), threads: 1, connections: connections,
