@@ -247,25 +247,34 @@ final class Comparison {
     }
 
     func startSwitchyard(binary: String, mode: String) throws(BenchUsageError) -> CompareTarget {
-        let name = "switchyard-\(mode)"
-        let config = "\(directory)/\(name).json"
+        try launchSwitchyard(name: "switchyard-\(mode)", binary: binary,
+                             config: Self.switchyardConfig(mode: mode, backendPort: backendPort),
+                             awaiting: "event=started", port: Self.startedPort)
+    }
+
+    /// Writes `config` to the run's directory, starts switchyard on it, and waits up to 20 s
+    /// for its log to show the port to load (`port` reads it from the log; `awaiting` names
+    /// the line in the error when it never comes).
+    func launchSwitchyard(name: String, binary: String, config: String, awaiting: String,
+                          port: (String) -> Int?) throws(BenchUsageError) -> CompareTarget {
+        let path = "\(directory)/\(name).json"
         do {
-            try Self.switchyardConfig(mode: mode, backendPort: backendPort).write(toFile: config, atomically: true, encoding: .utf8)
+            try config.write(toFile: path, atomically: true, encoding: .utf8)
         } catch {
-            throw BenchUsageError("cannot write \(config): \(error)")
+            throw BenchUsageError("cannot write \(path): \(error)")
         }
         let child = try ChildProcess.spawn(name: name, executable: binary,
-                                           arguments: ["--config", config, "--workers", String(options.workers), "--log-level", "NOTICE"],
+                                           arguments: ["--config", path, "--workers", String(options.workers), "--log-level", "NOTICE"],
                                            logPath: "\(directory)/\(name).log")
         let deadline = Clock.nanoseconds() + 20_000_000_000
         while Clock.nanoseconds() < deadline {
-            if let text = try? String(contentsOfFile: child.logPath, encoding: .utf8), let port = Self.startedPort(text) {
+            if let text = try? String(contentsOfFile: child.logPath, encoding: .utf8), let port = port(text) {
                 return CompareTarget(name: name, port: port, process: child)
             }
             guard child.isRunning else { throw BenchUsageError("\(name) exited at start; its log:\n" + child.logTail()) }
             usleep(50_000)
         }
-        throw BenchUsageError("\(name) did not log event=started within 20 s; its log:\n" + child.logTail())
+        throw BenchUsageError("\(name) did not log \(awaiting) within 20 s; its log:\n" + child.logTail())
     }
 
     /// The proxy port from switchyard's `event=started … proxy=127.0.0.1:PORT …` line.

@@ -167,25 +167,9 @@ extension Comparison {
     }
 
     func startSwitchyardTLS(binary: String, cert: String, key: String) throws(BenchUsageError) -> CompareTarget {
-        let name = "switchyard"
-        let config = "\(directory)/switchyard-tls.json"
-        do {
-            try Self.switchyardTLSConfig(backendPort: backendPort, cert: cert, key: key).write(toFile: config, atomically: true, encoding: .utf8)
-        } catch {
-            throw BenchUsageError("cannot write \(config): \(error)")
-        }
-        let child = try ChildProcess.spawn(name: name, executable: binary,
-                                           arguments: ["--config", config, "--workers", String(options.workers), "--log-level", "NOTICE"],
-                                           logPath: "\(directory)/switchyard.log")
-        let deadline = Clock.nanoseconds() + 20_000_000_000
-        while Clock.nanoseconds() < deadline {
-            if let text = try? String(contentsOfFile: child.logPath, encoding: .utf8), let port = Self.listeningTLSPort(text) {
-                return CompareTarget(name: name, port: port, process: child)
-            }
-            guard child.isRunning else { throw BenchUsageError("switchyard exited at start; its log:\n" + child.logTail()) }
-            usleep(50_000)
-        }
-        throw BenchUsageError("switchyard did not log its TLS listener (event=listening … tls=yes) within 20 s; its log:\n" + child.logTail())
+        try launchSwitchyard(name: "switchyard", binary: binary,
+                             config: Self.switchyardTLSConfig(backendPort: backendPort, cert: cert, key: key),
+                             awaiting: "its TLS listener (event=listening … tls=yes)", port: Self.listeningTLSPort)
     }
 
     /// The port of the first TLS listener from switchyard's `event=listening port=N tls=yes …` line.

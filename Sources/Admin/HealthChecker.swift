@@ -249,25 +249,30 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
                     finish(target, .failed("closed before a complete response head"))
                     return
                 case .done(let n):
-                    probe.received.append(contentsOf: chunk[0..<n])
-                    let status = probe.received.withUnsafeBytes { probe.parser.parseResponse($0, requestMethod: .get, into: &probe.head) }
-                    switch status {
-                    case .complete:
-                        finish(target, .status(probe.head.status))
-                        return
-                    case .error(let error):
-                        finish(target, .failed("bad response head: \(error.message)"))
-                        return
-                    case .incomplete:
-                        if probe.received.count >= Self.maxHeadBytes {
-                            finish(target, .failed("response head over \(Self.maxHeadBytes) bytes"))
-                            return
-                        }
-                    }
+                    if received(chunk[0..<n], target, &probe) { return }
                 }
             }
         } catch {
             finish(target, .failed("\(error)"))
+        }
+    }
+
+    /// Adds `bytes` to the probe's response and parses the head so far: true when the probe
+    /// ended (a complete head gives its status; a bad or oversized one fails it).
+    private func received(_ bytes: some Collection<UInt8>, _ target: Target, _ probe: inout Probe) -> Bool {
+        probe.received.append(contentsOf: bytes)
+        let status = probe.received.withUnsafeBytes { probe.parser.parseResponse($0, requestMethod: .get, into: &probe.head) }
+        switch status {
+        case .complete:
+            finish(target, .status(probe.head.status))
+            return true
+        case .error(let error):
+            finish(target, .failed("bad response head: \(error.message)"))
+            return true
+        case .incomplete:
+            guard probe.received.count >= Self.maxHeadBytes else { return false }
+            finish(target, .failed("response head over \(Self.maxHeadBytes) bytes"))
+            return true
         }
     }
 
@@ -302,21 +307,7 @@ public final class HealthChecker: EventHandler, DeadlineHandler, @unchecked Send
             case .closed: finish(target, .failed("closed before a complete response head")); return
             case .failed(let reason): finish(target, .failed("TLS: \(reason)")); return
             case .done:
-                probe.received.append(contentsOf: chunk.readable)
-                let status = probe.received.withUnsafeBytes { probe.parser.parseResponse($0, requestMethod: .get, into: &probe.head) }
-                switch status {
-                case .complete:
-                    finish(target, .status(probe.head.status))
-                    return
-                case .error(let error):
-                    finish(target, .failed("bad response head: \(error.message)"))
-                    return
-                case .incomplete:
-                    if probe.received.count >= Self.maxHeadBytes {
-                        finish(target, .failed("response head over \(Self.maxHeadBytes) bytes"))
-                        return
-                    }
-                }
+                if received(chunk.readableBytes(), target, &probe) { return }
             }
         }
     }
