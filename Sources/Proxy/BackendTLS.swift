@@ -38,12 +38,7 @@ public final class ClusterTLS: Sendable {
     /// the host name itself unless it is an IP literal (then none: the address is checked).
     public func serverName(for hostname: String) -> String? {
         if let name = spec.serverName { return name }
-        return Self.isIPLiteral(hostname) ? nil : hostname
-    }
-
-    /// Whether `host` is an IPv4 or IPv6 address literal rather than a name.
-    static func isIPLiteral(_ host: String) -> Bool {
-        host.contains(":") || (!host.isEmpty && host.utf8.allSatisfy { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: ".") })
+        return TLSConnection.isAddressLiteral(hostname) ? nil : hostname
     }
 }
 
