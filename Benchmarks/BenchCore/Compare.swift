@@ -328,11 +328,15 @@ final class Comparison {
 /// Peer configurations, after ../shared/peerbench (haproxy.cfg, proxy.nginx.conf), run in the
 /// foreground so the process we start is the one we stop.
 enum PeerConfigs {
-    static func haproxy(port: Int, backendPort: Int) -> String {
-        """
+    /// HAProxy, one thread, keep-alive both sides. With `certificate` (a PEM holding the
+    /// certificate and its key) it terminates TLS 1.3 on `port` instead of plain HTTP.
+    static func haproxy(port: Int, backendPort: Int, certificate: String? = nil) -> String {
+        let tlsGlobal = certificate == nil ? "" : "\n    ssl-default-bind-options ssl-min-ver TLSv1.3"
+        let tlsBind = certificate.map { " ssl crt \($0) alpn http/1.1" } ?? ""
+        return """
         global
             nbthread 1
-            maxconn 6000
+            maxconn 6000\(tlsGlobal)
         defaults
             mode http
             maxconn 6000
@@ -344,7 +348,7 @@ enum PeerConfigs {
             timeout http-request 10s
             timeout http-keep-alive 30s
         frontend fe_bench
-            bind 127.0.0.1:\(port) backlog 4096
+            bind 127.0.0.1:\(port)\(tlsBind) backlog 4096
             default_backend be_bench
         backend be_bench
             server backend1 127.0.0.1:\(backendPort)

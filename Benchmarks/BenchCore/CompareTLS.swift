@@ -190,7 +190,7 @@ extension Comparison {
         if peer == "haproxy" {
             config = "\(directory)/haproxy-tls.cfg"
             arguments = ["-db", "-f", config]
-            try writeTLSConfig(PeerConfigs.haproxyTLS(port: port, backendPort: backendPort, combined: "\(directory)/combined.pem"), to: config)
+            try writeTLSConfig(PeerConfigs.haproxy(port: port, backendPort: backendPort, certificate: "\(directory)/combined.pem"), to: config)
         } else {
             config = "\(directory)/nginx-tls.conf"
             try? FileManager.default.createDirectory(atPath: "\(directory)/nginx_tmp", withIntermediateDirectories: true)
@@ -214,32 +214,6 @@ extension Comparison {
 }
 
 extension PeerConfigs {
-    /// HAProxy terminating TLS 1.3 (one thread, backend connections reused, no logging).
-    static func haproxyTLS(port: Int, backendPort: Int, combined: String) -> String {
-        """
-        global
-            nbthread 1
-            maxconn 6000
-            ssl-default-bind-options ssl-min-ver TLSv1.3
-        defaults
-            mode http
-            maxconn 6000
-            option http-keep-alive
-            http-reuse always
-            timeout connect 5s
-            timeout client 30s
-            timeout server 30s
-            timeout http-request 10s
-            timeout http-keep-alive 30s
-        frontend fe_bench
-            bind 127.0.0.1:\(port) ssl crt \(combined) alpn http/1.1 backlog 4096
-            default_backend be_bench
-        backend be_bench
-            server backend1 127.0.0.1:\(backendPort)
-
-        """
-    }
-
     /// nginx terminating TLS 1.3 (one worker, backend connections kept alive, no logging).
     static func nginxTLS(port: Int, backendPort: Int, directory: String, cert: String, key: String) -> String {
         nginx(port: port, backendPort: backendPort, directory: directory)
@@ -297,18 +271,8 @@ enum TLSProbe {
     /// Status and body size of `GET path` (with `Connection: close`), nil when nothing valid
     /// came back in time.
     static func get(port: Int, path: String, context: TLSClientContext, timeoutMillis: Int32 = 5000) -> (status: Int, bodyBytes: Int)? {
-        guard let address = SocketAddress(host: "127.0.0.1", port: port), let (fd, connected) = try? Socket.connect(address) else { return nil }
+        guard let (fd, wait) = HTTPProbe.connect(port: port, timeoutMillis: timeoutMillis) else { return nil }
         defer { Socket.close(fd) }
-        let deadline = Clock.nanoseconds() + UInt64(timeoutMillis) * 1_000_000
-        func wait(_ events: Int16) -> Bool {
-            let now = Clock.nanoseconds()
-            guard now < deadline else { return false }
-            var p = pollfd(fd: fd, events: events, revents: 0)
-            return poll(&p, 1, Int32((deadline - now) / 1_000_000) + 1) > 0
-        }
-        if !connected {
-            guard wait(Int16(POLLOUT)), Socket.pendingError(fd) == 0 else { return nil }
-        }
         guard let tls = clientTLS(context, fd: fd, name: benchServerName) else { return nil }
         handshake: while true {
             switch tls.handshake() {
@@ -340,11 +304,7 @@ enum TLSProbe {
             case .wantWrite: guard wait(Int16(POLLOUT)) else { return nil }
             case .failed: return nil
             case .closed:
-                var parser = HeadParser()
-                var head = ResponseHead()
-                let status = response.withUnsafeBytes { parser.parseResponse($0, requestMethod: .get, into: &head) }
-                guard case .complete(let length) = status else { return nil }
-                return (head.status, response.count - length)
+                return HTTPProbe.parsed(response)
             }
         }
     }

@@ -173,19 +173,8 @@ func freeLoopbackPort() throws(BenchUsageError) -> Int {
 enum HTTPProbe {
     /// Returns the status and body size, or nil when nothing valid came back in time.
     static func get(port: Int, path: String, timeoutMillis: Int32 = 2000) -> (status: Int, bodyBytes: Int)? {
-        guard let address = SocketAddress(host: "127.0.0.1", port: port),
-              let (fd, connected) = try? Socket.connect(address) else { return nil }
+        guard let (fd, wait) = connect(port: port, timeoutMillis: timeoutMillis) else { return nil }
         defer { Socket.close(fd) }
-        let deadline = Clock.nanoseconds() + UInt64(timeoutMillis) * 1_000_000
-        func wait(_ events: Int16) -> Bool {
-            let now = Clock.nanoseconds()
-            guard now < deadline else { return false }
-            var p = pollfd(fd: fd, events: events, revents: 0)
-            return poll(&p, 1, Int32((deadline - now) / 1_000_000) + 1) > 0
-        }
-        if !connected {
-            guard wait(Int16(POLLOUT)), Socket.pendingError(fd) == 0 else { return nil }
-        }
         let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
         var sent = 0
         while sent < request.count {
@@ -201,15 +190,42 @@ enum HTTPProbe {
             case .wouldBlock:
                 if !wait(Int16(POLLIN)) { return nil }
             case .done(0):
-                var parser = HeadParser()
-                var head = ResponseHead()
-                let status = response.withUnsafeBytes { parser.parseResponse($0, requestMethod: .get, into: &head) }
-                guard case .complete(let length) = status else { return nil }
-                return (head.status, response.count - length)
+                return parsed(response)
             case .done(let n):
                 response += chunk[0..<n]
             }
         }
+    }
+
+    /// A connection to 127.0.0.1:`port`, connected within `timeoutMillis`, and a wait for
+    /// readiness (`POLLIN`/`POLLOUT`) that fails once that time is spent. The caller closes
+    /// the descriptor.
+    static func connect(port: Int, timeoutMillis: Int32) -> (fd: Int32, wait: (Int16) -> Bool)? {
+        guard let address = SocketAddress(host: "127.0.0.1", port: port),
+              let (fd, connected) = try? Socket.connect(address) else { return nil }
+        let deadline = Clock.nanoseconds() + UInt64(timeoutMillis) * 1_000_000
+        let wait = { (events: Int16) -> Bool in
+            let now = Clock.nanoseconds()
+            guard now < deadline else { return false }
+            var p = pollfd(fd: fd, events: events, revents: 0)
+            return poll(&p, 1, Int32((deadline - now) / 1_000_000) + 1) > 0
+        }
+        if !connected {
+            guard wait(Int16(POLLOUT)), Socket.pendingError(fd) == 0 else {
+                Socket.close(fd)
+                return nil
+            }
+        }
+        return (fd, wait)
+    }
+
+    /// Status and body size of a whole response (read to the end of the stream).
+    static func parsed(_ response: [UInt8]) -> (status: Int, bodyBytes: Int)? {
+        var parser = HeadParser()
+        var head = ResponseHead()
+        let status = response.withUnsafeBytes { parser.parseResponse($0, requestMethod: .get, into: &head) }
+        guard case .complete(let length) = status else { return nil }
+        return (head.status, response.count - length)
     }
 
     /// Polls until `GET path` answers 200 or `seconds` pass; true when it did.
